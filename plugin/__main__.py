@@ -1,0 +1,5 @@
+import sys
+
+from shellsieve.cli import main
+
+sys.exit(main())

@@ -1,0 +1,120 @@
+"""`shellsieve run` and `shellsieve check`. Exit 0 ok, 1 rule errors (or none loadable), 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from shellsieve import log as logmod
+from shellsieve.compile.ruleset import Ruleset, compile_rules
+from shellsieve.diagnostics import Diagnostic
+from shellsieve.model.rule import Rule
+from shellsieve.rules.discover import load_rules, shipped_patterns
+from shellsieve.settings import Settings
+
+__all__ = ["main", "build"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="shellsieve",
+        description="Tag reverse shells and web-server shells in process events, inline in a log pipeline.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    rules_help = ("rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
+                  "default: the rules shipped with shellsieve")
+    run = sub.add_parser("run", help="filter events from stdin to stdout (one JSON event per line)",
+                         description="Read events on stdin, write every event to stdout in order; "
+                                     "events a rule matches leave enriched with the rule and MITRE ATT&CK ids. "
+                                     "Logs and stats go to stderr as JSON.")
+    run.add_argument("--rules", action="append", type=Path, metavar="PATH", help=rules_help)
+    run.add_argument("--only-alerts", action="store_true",
+                     help="write only the events a rule matched (default: write every event)")
+    run.add_argument("--strict", action="store_true", help="refuse to start if any rule cannot be run faithfully")
+    run.add_argument("--stats-interval", type=float, default=Settings.stats_interval_s, metavar="SECONDS",
+                     help="seconds between stats events on stderr; 0 turns them off (default: %(default)s)")
+    run.add_argument("--max-line-bytes", type=int, default=Settings.max_line_bytes, metavar="N",
+                     help="longer lines are forwarded unscanned and counted (default: %(default)s)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                     help="level of the filter's own logs on stderr (default: %(default)s)")
+    chk = sub.add_parser("check", help="load and compile rules; list them and every rule skipped, with the reason",
+                         description="Load and compile the rules as `run` would and report: rules by format with "
+                                     "their ids, every skipped rule with file, rule id and reason, compile time "
+                                     "and database size.")
+    chk.add_argument("--rules", action="append", type=Path, metavar="PATH", help=rules_help)
+    chk.add_argument("--strict", action="store_true",
+                     help="exit 1 if any rule is skipped as an error (unsupported rule types are not errors)")
+    chk.add_argument("--quiet", action="store_true", help="print the summary only, not every loaded rule")
+    return p
+
+
+def build(paths: list[Path] | None) -> tuple[list[Rule], Ruleset, list[Diagnostic]]:
+    """Load and compile rules from `paths` (default: shipped patterns)."""
+    rules, diags = load_rules(paths or [shipped_patterns()])
+    ruleset, cdiags = compile_rules(rules)
+    return rules, ruleset, diags + cdiags
+
+
+def _errors(diags: list[Diagnostic]) -> list[Diagnostic]:
+    return [d for d in diags if d.severity == "error"]
+
+
+def _check(args: argparse.Namespace) -> int:
+    rules, ruleset, diags = build(args.rules)
+    out = sys.stdout
+    loaded = Counter(cr.rule.ruleset for cr in ruleset.rules)
+    skipped = Counter((d.code.code, d.code.title) for d in diags if d.severity != "warning")
+    if not args.quiet:
+        for fmt in sorted(loaded):
+            out.write(f"{fmt}: {loaded[fmt]} rules\n")
+            for cr in ruleset.rules:
+                if cr.rule.ruleset == fmt:
+                    out.write(f"  {cr.rule.id}  {cr.rule.name}\n")
+    for d in sorted(diags, key=lambda d: (d.severity, d.location.path, d.location.line)):
+        out.write(d.render() + "\n")
+    out.write(f"loaded: {len(ruleset.rules)} rules ({', '.join(f'{k} {v}' for k, v in sorted(loaded.items()))})\n")
+    out.write(f"skipped: {sum(skipped.values())} rules\n")
+    for (code, title), n in skipped.most_common():
+        out.write(f"  {code} {title}: {n}\n")
+    warnings = sum(1 for d in diags if d.severity == "warning")
+    out.write(f"warnings: {warnings}\n")
+    out.write(f"database: {ruleset.pattern_count} patterns, {ruleset.database_bytes} bytes, "
+              f"compiled in {ruleset.compile_seconds:.3f} s\n")
+    if not ruleset.rules:
+        return 1
+    return 1 if args.strict and _errors(diags) else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    logmod.configure(args.log_level)
+    log = logmod.get_logger()
+    settings = Settings(stats_interval_s=args.stats_interval, max_line_bytes=args.max_line_bytes,
+                        only_alerts=args.only_alerts, strict=args.strict)
+    rules, ruleset, diags = build(args.rules)
+    for d in diags:
+        getattr(log, "warning" if d.severity != "error" else "error")("rule_diagnostic", **d.to_builtins())
+    errors = _errors(diags)
+    if not ruleset.rules or (settings.strict and errors):
+        log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",
+                  errors=len(errors))
+        return 1
+    log.info("started", rules=len(ruleset.rules), skipped=len(errors), patterns=ruleset.pattern_count,
+             database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3))
+    from shellsieve.run.loop import run_filter
+
+    run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _check(args) if args.command == "check" else _run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

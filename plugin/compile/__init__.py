@@ -1,0 +1,1 @@
+"""Model -> runtime artefacts (the one Hyperscan database, hash sets, confirm closures). No event I/O."""

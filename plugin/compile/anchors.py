@@ -1,0 +1,164 @@
+"""Prefilter anchors: what must appear in a raw NDJSON line for a rule to possibly match.
+
+A rule is only evaluated on a line where one of its anchor literals occurs. Literals are taken in
+the form canonical JSON escaping gives them (`"` -> `\\"`, `\\` -> `\\\\`, control characters as
+`\\n`, `\\t` ...). A line with a non-canonical escape (`\\uXXXX`, `\\/`) could spell any literal
+differently, so the ruleset also holds ESCAPE_MARKER: a line where it fires is a candidate for
+every rule.
+"""
+
+from __future__ import annotations
+
+import re._constants as sre_c  # type: ignore[import-not-found]
+import re._parser as sre_parse  # type: ignore[import-not-found]
+from typing import NamedTuple
+
+import msgspec
+
+from shellsieve.compile.regex import wildcard_parts
+from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
+
+__all__ = ["Literal", "anchor_of", "predicate_literals", "ESCAPE_MARKER", "json_escaped"]
+
+# An odd run of backslashes before `u` or `/`: a \uXXXX or \/ escape in a JSON string.
+ESCAPE_MARKER = rb"(?:\A|[^\\])(?:\\\\)*\\[u/]"
+
+
+
+class Literal(NamedTuple):
+    text: bytes  # as it appears in the raw line
+    caseless: bool
+
+
+def json_escaped(text: str) -> bytes:
+    """`text` as canonical JSON escaping writes it inside a string, without the quotes."""
+    return msgspec.json.encode(text)[1:-1]
+
+
+def _quoted(value: str) -> bytes:
+    return msgspec.json.encode(value)
+
+
+def _best(cands: list[bytes]) -> bytes | None:
+    cands = [c for c in cands if c]
+    return max(cands, key=len) if cands else None
+
+
+def _regex_literal(pattern: str, caseless: bool) -> list[Literal] | None:
+    """Longest literal run every match of `pattern` must contain; alternatives at top level give several."""
+    try:
+        parsed = sre_parse.parse(pattern)
+    except Exception:
+        return None
+    caseless = caseless or bool(parsed.state.flags & sre_c.SRE_FLAG_IGNORECASE)
+    items = list(parsed)
+    if len(items) == 1 and items[0][0] is sre_c.BRANCH:
+        out: list[Literal] = []
+        for branch in items[0][1][1]:
+            lit = _sequence_literal(list(branch), caseless)
+            if lit is None:
+                return None
+            out.append(lit)
+        return out
+    lit = _sequence_literal(items, caseless)
+    return [lit] if lit is not None else None
+
+
+def _sequence_literal(items: list[tuple[object, object]], caseless: bool) -> Literal | None:
+    """Best literal of a concatenation: a run of LITERAL nodes, or the best of a plain group inside it."""
+    cands: list[bytes] = []
+    run: list[str] = []
+    for op, arg in items + [(None, None)]:
+        if op is sre_c.LITERAL:
+            run.append(chr(arg))  # type: ignore[arg-type]
+            continue
+        if run:
+            cands.append(json_escaped("".join(run)))
+            run = []
+        if op is sre_c.SUBPATTERN and arg[1] == 0 and arg[2] == 0:  # type: ignore[index]
+            inner = _sequence_literal(list(arg[3]), caseless)  # type: ignore[index]
+            if inner is not None:
+                cands.append(inner.text)
+    best = _best(cands)
+    return Literal(best, caseless) if best else None
+
+
+def predicate_literals(pred: Predicate) -> list[Literal] | None:
+    """Raw-line literals of which at least one occurs wherever `pred` holds; None if none can be named."""
+    caseless = not pred.case_sensitive
+    out: list[Literal] = []
+    for v in pred.values:
+        lit: bytes | None
+        if pred.op is Op.EQ:
+            if isinstance(v, bool):
+                lit = b"true" if v else b"false"
+            elif isinstance(v, (int, float)):
+                # A number value matches a JSON number or a numeric string: the digits alone.
+                lit = str(v).encode()
+            else:
+                lit = _quoted(str(v))
+        elif pred.op is Op.CONTAINS:
+            lit = json_escaped(str(v))
+        elif pred.op is Op.STARTSWITH:
+            lit = _quoted(str(v))[:-1]
+        elif pred.op is Op.ENDSWITH:
+            lit = _quoted(str(v))[1:]
+        elif pred.op is Op.WILDCARD:
+            parts = wildcard_parts(str(v))
+            cands = []
+            for i, (kind, text) in enumerate(parts):
+                if kind != "lit":
+                    continue
+                c = json_escaped(text)
+                if i == 0:
+                    c = b'"' + c
+                if i == len(parts) - 1:
+                    c = c + b'"'
+                cands.append(c)
+            lit = _best(cands)
+        elif pred.op is Op.REGEX:
+            lits = _regex_literal(str(v), caseless)
+            if lits is None:
+                return None
+            out.extend(lits)
+            continue
+        else:
+            return None
+        if not lit:
+            return None
+        out.append(Literal(lit, caseless))
+    return out or None
+
+
+# Fields with a handful of values in any corpus ("process", "start", "linux"): literals on them
+# occur in nearly every line, so they anchor a rule only when nothing else can.
+LOW_CARDINALITY = frozenset({
+    "event.category", "event.type", "event.kind", "event.outcome", "event.dataset", "event.module",
+    "event.action", "host.os.type", "host.os.family", "host.os.platform", "agent.type",
+    "data_stream.dataset",
+})
+
+
+def _score(expr: Expr, lits: list[Literal]) -> tuple[bool, int, int]:
+    common = isinstance(expr, Predicate) and expr.field in LOW_CARDINALITY
+    return (not common, min(len(lit.text) for lit in lits), -len(lits))
+
+
+def anchor_of(expr: Expr) -> list[Literal] | None:
+    """Literals of which one must occur in a line for `expr` to hold there, or None."""
+    if isinstance(expr, Predicate):
+        return predicate_literals(expr)
+    if isinstance(expr, Not):
+        return None
+    if isinstance(expr, AllOf):
+        cands = [(t, a) for t, a in ((t, anchor_of(t)) for t in expr.terms) if a]
+        return max(cands, key=lambda c: _score(*c))[1] if cands else None
+    if isinstance(expr, AnyOf):
+        out: list[Literal] = []
+        for t in expr.terms:
+            a = anchor_of(t)
+            if not a:
+                return None
+            out.extend(a)
+        return list(dict.fromkeys(out))
+    raise TypeError(expr)

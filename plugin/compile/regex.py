@@ -1,0 +1,119 @@
+"""Predicate values -> Hyperscan patterns that match one decoded field value exactly."""
+
+from __future__ import annotations
+
+import re
+
+import hyperscan as hs
+
+from shellsieve.errors import UnsupportedError
+from shellsieve.model.expr import Op, Predicate
+
+__all__ = ["FieldPattern", "field_patterns", "wildcard_parts", "ONE_CHAR", "ANY", "ONE"]
+
+# One UTF-8 encoded character: `?` in a wildcard is one character, not one byte. Scanning bytes
+# (no HS_FLAG_UTF8) keeps Hyperscan defined on any input.
+ONE_CHAR = rb"(?:[\x00-\x7f]|[\xc0-\xff][\x80-\xbf]*)"
+
+
+class FieldPattern:
+    """One Hyperscan expression for one predicate value; `confirm` is set when Hyperscan runs it
+    in prefilter mode (it may over-match) and a bounded full engine must decide."""
+
+    __slots__ = ("expression", "flags", "confirm", "source")
+
+    def __init__(self, expression: bytes, flags: int, source: str, confirm: str | None = None) -> None:
+        self.expression = expression
+        self.flags = flags
+        self.source = source
+        self.confirm = confirm
+
+
+def _lit(text: str) -> bytes:
+    """A literal as a Hyperscan regex: every non-alphanumeric byte escaped as \\xHH."""
+    return b"".join(
+        bytes([b]) if (48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122) else b"\\x%02x" % b
+        for b in text.encode("utf-8", "surrogatepass")
+    )
+
+
+ANY = "*"  # wildcard_parts markers; literal runs are ("lit", text)
+ONE = "?"
+
+
+def wildcard_parts(pattern: str) -> list[tuple[str, str]]:
+    """Split a model WILDCARD value (backslash escapes the next char) into ("lit", text), ("*", ""), ("?", "")."""
+    parts: list[tuple[str, str]] = []
+    buf: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            buf.append(pattern[i + 1])
+            i += 2
+            continue
+        if c in "*?":
+            if buf:
+                parts.append(("lit", "".join(buf)))
+                buf = []
+            parts.append((c, ""))
+        else:
+            buf.append(c)
+        i += 1
+    if buf:
+        parts.append(("lit", "".join(buf)))
+    return parts
+
+
+def _wildcard(pattern: str) -> bytes:
+    out = [rb"\A"]
+    for kind, text in wildcard_parts(pattern):
+        out.append(rb".*" if kind == ANY else ONE_CHAR if kind == ONE else _lit(text))
+    out.append(rb"\z")
+    return b"".join(out)
+
+
+_BASE = hs.HS_FLAG_DOTALL | hs.HS_FLAG_SINGLEMATCH
+
+
+def field_patterns(pred: Predicate) -> list[FieldPattern]:
+    """One pattern per value of a text predicate (WILDCARD, CONTAINS, STARTSWITH, ENDSWITH, REGEX)."""
+    case = 0 if pred.case_sensitive else hs.HS_FLAG_CASELESS
+    out: list[FieldPattern] = []
+    for v in pred.values:
+        if not isinstance(v, str):
+            raise UnsupportedError(repr(v), f"{pred.op.value} needs a string value")
+        if pred.op is Op.WILDCARD:
+            out.append(FieldPattern(_wildcard(v), _BASE | case, v))
+        elif pred.op is Op.CONTAINS:
+            out.append(FieldPattern(_lit(v) if v else rb"\A", _BASE | case | hs.HS_FLAG_ALLOWEMPTY, v))
+        elif pred.op is Op.STARTSWITH:
+            out.append(FieldPattern(rb"\A" + _lit(v), _BASE | case | hs.HS_FLAG_ALLOWEMPTY, v))
+        elif pred.op is Op.ENDSWITH:
+            out.append(FieldPattern(_lit(v) + rb"\z", _BASE | case | hs.HS_FLAG_ALLOWEMPTY, v))
+        elif pred.op is Op.REGEX:
+            # User regexes keep their own dot and anchor meaning (inline (?s), (?m) honoured).
+            out.append(FieldPattern(v.encode("utf-8"), hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY | case, v))
+        else:
+            raise ValueError(f"not a text operator: {pred.op}")
+    return out
+
+
+def python_flags(pattern: FieldPattern) -> int:
+    """`regex`-module flags equivalent to a pattern's Hyperscan flags (for prefilter confirms)."""
+    import regex
+
+    flags = 0
+    if pattern.flags & hs.HS_FLAG_CASELESS:
+        flags |= regex.IGNORECASE
+    if pattern.flags & hs.HS_FLAG_DOTALL:
+        flags |= regex.DOTALL
+    return flags
+
+
+def is_valid_python_regex(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True

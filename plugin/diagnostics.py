@@ -1,0 +1,69 @@
+"""Locations and diagnostics: every problem with a rule names file, line, rule id and construct."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+__all__ = ["Location", "Code", "Diagnostic"]
+
+
+class Location(msgspec.Struct, frozen=True):
+    path: str
+    line: int = 0  # 1-based; 0 when the source gives no line
+    col: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}" if self.line else self.path
+
+
+class Code(enum.Enum):
+    """Diagnostic codes: (code, title, help) in one place."""
+
+    PARSE = ("SS101", "cannot parse rule file", "fix the syntax of the file")
+    SCHEMA = ("SS102", "rule is missing a required part", "add the missing key or element")
+    UNSUPPORTED_TYPE = ("SS201", "unsupported rule type", "this rule type is not run by shellsieve")
+    UNSUPPORTED_CONSTRUCT = ("SS202", "unsupported construct", "rewrite the rule without it, or leave it skipped")
+    REGEX = ("SS203", "regex cannot be compiled faithfully", "simplify the regex")
+    HYPERSCAN = ("SS204", "Hyperscan rejected a pattern", "simplify the pattern")
+    NO_ANCHOR = ("SS301", "rule has no prefilter anchor and runs on every event", "add a text or equality condition")
+    DUPLICATE_ID = ("SS302", "duplicate rule id", "give each rule its own id")
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def title(self) -> str:
+        return self.value[1]
+
+    @property
+    def help(self) -> str:
+        return self.value[2]
+
+
+class Diagnostic(msgspec.Struct, frozen=True):
+    code: Code
+    severity: str  # "error" (rule skipped) or "warning" (rule runs)
+    location: Location
+    rule_id: str | None
+    construct: str  # the offending construct, quoted from the source where possible
+    message: str
+
+    def render(self) -> str:
+        """`path:line:col: error[SS202] rule X: message (construct)`."""
+        rid = f" rule {self.rule_id}:" if self.rule_id else ""
+        construct = f" [{self.construct}]" if self.construct else ""
+        return f"{self.location}: {self.severity}[{self.code.code}]{rid} {self.message}{construct}"
+
+    def to_builtins(self) -> dict[str, object]:
+        return {
+            "code": self.code.code,
+            "severity": self.severity,
+            "path": self.location.path,
+            "line": self.location.line,
+            "rule_id": self.rule_id,
+            "construct": self.construct,
+            "message": self.message,
+        }

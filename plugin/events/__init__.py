@@ -1,0 +1,1 @@
+"""One input line -> a view with canonical ECS fields."""

@@ -1,0 +1,1 @@
+"""The one rule model every source format parses into (no parser or Hyperscan imports)."""

@@ -1,0 +1,55 @@
+"""Rule, Sequence and Threat: what every loader produces and every compiler consumes."""
+
+from __future__ import annotations
+
+import msgspec
+
+from shellsieve.diagnostics import Location
+from shellsieve.model.expr import Expr
+
+__all__ = ["Threat", "Step", "Sequence", "Rule"]
+
+
+class Threat(msgspec.Struct, frozen=True):
+    """One MITRE ATT&CK mapping: a tactic and/or a technique (ids and names as the source gives them)."""
+
+    tactic_id: str | None = None
+    tactic_name: str | None = None
+    technique_id: str | None = None
+    technique_name: str | None = None
+
+
+class Step(msgspec.Struct, frozen=True):
+    """One bracketed query of a sequence; `by` are this step's join fields (sequence-level ones included)."""
+
+    query: Expr
+    by: tuple[str, ...] = ()
+
+
+class Sequence(msgspec.Struct, frozen=True):
+    """Ordered steps joined on `by` values, all within `maxspan` seconds of the first (None: unbounded)."""
+
+    steps: tuple[Step, ...]
+    maxspan: float | None = None
+    until: Step | None = None
+
+
+class Rule(msgspec.Struct, frozen=True):
+    """A detection rule in the one intermediate form."""
+
+    id: str
+    name: str
+    ruleset: str  # source format: "wazuh", "elastic", "sigma"
+    query: Expr | Sequence
+    location: Location
+    severity: str = "medium"  # low / medium / high / critical
+    risk_score: int = 47
+    level: str | None = None  # the source's own level text (Wazuh level, Sigma level)
+    threats: tuple[Threat, ...] = ()
+    references: tuple[str, ...] = ()
+    description: str = ""
+    language: str = ""  # wazuh-pcre2, eql, kuery, sigma
+
+    @property
+    def is_sequence(self) -> bool:
+        return isinstance(self.query, Sequence)

@@ -1,0 +1,1 @@
+"""Source text -> rule model: one translator per format. Imports eql / sigma, never hyperscan."""

@@ -1,0 +1,72 @@
+"""Expand --rules paths, pick a loader by extension, merge rules and diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from shellsieve.diagnostics import Code, Diagnostic, Location
+from shellsieve.model.rule import Rule
+
+__all__ = ["load_rules", "rule_files", "shipped_patterns"]
+
+Loader = Callable[[Path], tuple[list[Rule], list[Diagnostic]]]
+
+
+def _loader(path: Path) -> Loader | None:
+    # Imported lazily so that `check` of a Sigma-only tree does not import eql, and the reverse.
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        from shellsieve.rules.wazuh import load_wazuh
+        return load_wazuh
+    if suffix == ".toml":
+        from shellsieve.rules.elastic import load_elastic
+        return load_elastic
+    if suffix in (".yml", ".yaml"):
+        from shellsieve.rules.sigma import load_sigma
+        return load_sigma
+    return None
+
+
+def shipped_patterns() -> Path:
+    """The rules installed with shellsieve (the repository's patterns/)."""
+    from importlib.resources import files
+
+    return Path(str(files("shellsieve.patterns")))
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    """Rule files under the given files and folders, sorted so ids and order are stable."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(f for f in sorted(p.rglob("*")) if f.is_file() and _loader(f) is not None)
+        else:
+            out.append(p)
+    return out
+
+
+def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
+    """Every rule of every file; one bad rule or file is a Diagnostic, never an exception."""
+    rules: list[Rule] = []
+    diags: list[Diagnostic] = []
+    seen: dict[str, Rule] = {}
+    for f in rule_files(paths):
+        if not f.exists():
+            diags.append(Diagnostic(Code.PARSE, "error", Location(str(f)), None, "", "no such file or folder"))
+            continue
+        loader = _loader(f)
+        if loader is None:
+            diags.append(Diagnostic(Code.PARSE, "error", Location(str(f)), None, f.suffix,
+                                    "unknown rule file type (expected .xml, .toml, .yml)"))
+            continue
+        got, problems = loader(f)
+        diags.extend(problems)
+        for r in got:
+            if r.id in seen:
+                diags.append(Diagnostic(Code.DUPLICATE_ID, "error", r.location, r.id, "",
+                                        f"rule id already loaded from {seen[r.id].location}"))
+                continue
+            seen[r.id] = r
+            rules.append(r)
+    return rules, diags

@@ -1,0 +1,88 @@
+"""Elastic detection-rules TOML -> model: metadata, threat, severity; the query goes to eql.py or kql.py."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import eql
+
+from shellsieve.diagnostics import Code, Diagnostic, Location
+from shellsieve.errors import UnsupportedError
+from shellsieve.model.rule import Rule, Threat
+from shellsieve.rules.eql import parse_eql
+from shellsieve.rules.kql import parse_kql
+from shellsieve.rules.positions import toml_key_line
+from shellsieve.rules.severity import label_risk
+
+__all__ = ["load_elastic"]
+
+# Rule types whose meaning needs history or models that a per-event filter does not have.
+UNSUPPORTED_TYPES = {"new_terms", "threshold", "machine_learning", "threat_match", "esql"}
+
+
+def _threats(rule: dict[str, Any]) -> tuple[Threat, ...]:
+    out: list[Threat] = []
+    for t in rule.get("threat", []):
+        tactic = t.get("tactic", {})
+        techniques = t.get("technique", []) or [{}]
+        for tech in techniques:
+            subs = tech.get("subtechnique", []) or [None]
+            for sub in subs:
+                tech_id, tech_name = tech.get("id"), tech.get("name")
+                if sub is not None:
+                    tech_id, tech_name = sub.get("id"), f"{tech_name}: {sub.get('name')}"
+                out.append(Threat(tactic.get("id"), tactic.get("name"), tech_id, tech_name))
+    return tuple(out)
+
+
+def _diag(code: Code, sev: str, path: Path, line: int, rid: str | None, construct: str, msg: str) -> Diagnostic:
+    return Diagnostic(code, sev, Location(str(path), line), rid, construct, msg)
+
+
+def load_elastic(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
+    """One detection-rules TOML file holds one rule."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        return [], [_diag(Code.PARSE, "error", path, 0, None, "", str(exc))]
+    rule = doc.get("rule")
+    if not isinstance(rule, dict):
+        return [], [_diag(Code.SCHEMA, "error", path, 0, None, "[rule]", "no [rule] table")]
+    rid = rule.get("rule_id")
+    rule_line = toml_key_line(text, "rule_id") or toml_key_line(text, "[rule]")
+    missing = [k for k in ("rule_id", "name", "type") if k not in rule]
+    if missing:
+        return [], [_diag(Code.SCHEMA, "error", path, rule_line, rid, ", ".join(missing),
+                          f"[rule] lacks {', '.join(missing)}")]
+    rtype, language = rule["type"], rule.get("language", "")
+    if rtype in UNSUPPORTED_TYPES or language == "esql":
+        kind = "esql" if language == "esql" else rtype
+        return [], [_diag(Code.UNSUPPORTED_TYPE, "unsupported", path, rule_line, rid, f"type = {kind!r}",
+                          f"{kind} rules need state across events that shellsieve does not keep")]
+    query_line = toml_key_line(text, "query")
+    try:
+        if language == "eql":
+            query = parse_eql(rule["query"])
+        elif language == "kuery":
+            query = parse_kql(rule["query"])
+        else:
+            return [], [_diag(Code.UNSUPPORTED_TYPE, "unsupported", path, rule_line, rid,
+                              f"language = {language!r}", f"query language {language!r} is not supported")]
+    except UnsupportedError as exc:
+        return [], [_diag(Code.UNSUPPORTED_CONSTRUCT, "error", path, query_line + exc.line, rid,
+                          exc.construct, exc.message)]
+    except eql.EqlError as exc:
+        line = query_line + getattr(exc, "line", 0) + 1
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [], [_diag(Code.PARSE, "error", path, line, rid, getattr(exc, "source", "") or "", first)]
+    severity, default_risk = label_risk(str(rule.get("severity", "medium")))
+    return [Rule(
+        id=str(rid), name=str(rule["name"]), ruleset="elastic", query=query,
+        location=Location(str(path), rule_line), severity=severity,
+        risk_score=int(rule.get("risk_score", default_risk)), level=str(rule.get("severity", "")),
+        threats=_threats(rule), references=tuple(rule.get("references", ())),
+        description=str(rule.get("description", "")).strip(), language=language,
+    )], []

@@ -1,0 +1,1 @@
+"""The hot path: framing, scan, match, correlate, enrich, write. Never imports rules/."""

@@ -1,0 +1,80 @@
+"""Hits -> ECS alert fields, in rule order; non-JSON lines -> {"message": ...}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from shellsieve.model.rule import Rule
+from shellsieve.rules.severity import SEVERITY_NUMBER
+
+__all__ = ["Hit", "enrich", "message_line", "put"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+class Hit:
+    __slots__ = ("rule", "sequence")
+
+    def __init__(self, rule: Rule, sequence: dict[str, Any] | None = None) -> None:
+        self.rule = rule
+        self.sequence = sequence  # for sequence rules: what the alert quotes of the first event
+
+
+def put(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` as nested objects; where a non-object is in the way, use the dotted key there."""
+    parts = dotted.split(".")
+    cur = doc
+    for i, p in enumerate(parts[:-1]):
+        nxt = cur.get(p)
+        if nxt is None:
+            nxt = cur[p] = {}
+        elif not isinstance(nxt, dict):
+            cur[".".join(parts[i:])] = value
+            return
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def _one_or_many(values: list[Any]) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(v for v in values if v))
+
+
+def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
+    """Add ECS alert fields for `hits` (already in stable rule order) to a decoded event."""
+    rules = [h.rule for h in hits]
+    put(doc, "event.kind", "alert")
+    put(doc, "event.severity", max(SEVERITY_NUMBER[r.severity] for r in rules))
+    put(doc, "event.risk_score", max(r.risk_score for r in rules))
+    put(doc, "rule.id", _one_or_many([r.id for r in rules]))
+    put(doc, "rule.name", _one_or_many([r.name for r in rules]))
+    put(doc, "rule.ruleset", _one_or_many([r.ruleset for r in rules]))
+    refs = _unique([ref for r in rules for ref in r.references])
+    if refs:
+        put(doc, "rule.reference", _one_or_many(refs))
+    threats = [t for r in rules for t in r.threats]
+    if threats:
+        put(doc, "threat.framework", "MITRE ATT&CK")
+        for key, attr in (("technique.id", "technique_id"), ("technique.name", "technique_name"),
+                          ("tactic.id", "tactic_id"), ("tactic.name", "tactic_name")):
+            vals = _unique([getattr(t, attr) for t in threats])
+            if vals:
+                put(doc, f"threat.{key}", vals)
+    seqs = [dict(h.sequence, **{"rule.id": h.rule.id}) for h in hits if h.sequence is not None]
+    if seqs:
+        put(doc, "shellsieve.sequence", seqs)
+    return doc
+
+
+def message_line(line: bytes, hits: list[Hit] | None = None) -> bytes:
+    """A line that is not a JSON object, as the NDJSON event `{"message": "<line>"}`."""
+    text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
+    doc: dict[str, Any] = {"message": text}
+    if hits:
+        enrich(doc, hits)
+    return _encode(doc) + b"\n"

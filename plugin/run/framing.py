@@ -1,0 +1,55 @@
+"""Chunks from a pipe -> complete lines, with a carried tail and a cap on line length.
+
+A line longer than the cap is not buffered: its bytes are passed through as they arrive (so a
+runaway line cannot exhaust memory) and it is counted; it is not scanned.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Framer"]
+
+
+class Framer:
+    """Feed chunks, get (block of complete lines, pass-through bytes) back."""
+
+    def __init__(self, max_line: int) -> None:
+        self.max_line = max_line
+        self._tail = b""
+        self._passing = False  # inside an over-long line: forward until its newline
+        self.too_long = 0
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, bool]]:
+        """Pieces in input order: (bytes, scan). `scan` pieces are whole lines each ending in b"\\n"."""
+        out: list[tuple[bytes, bool]] = []
+        if self._passing:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                return [(chunk, False)]
+            out.append((chunk[: nl + 1], False))
+            chunk = chunk[nl + 1 :]
+            self._passing = False
+        data = self._tail + chunk if self._tail else chunk
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._tail = data
+        else:
+            block, self._tail = data[: last + 1], data[last + 1 :]
+            out.append((block, True))
+        if len(self._tail) > self.max_line:
+            self.too_long += 1
+            out.append((self._tail, False))
+            self._tail = b""
+            self._passing = True
+        return out
+
+    def finish(self) -> bytes:
+        """What is left at end of input: a last line without its newline (given one), or nothing."""
+        tail, self._tail = self._tail, b""
+        if self._passing:
+            self._passing = False
+            return b"\n" if tail == b"" else tail + b"\n"
+        return tail + b"\n" if tail else b""
+
+    @property
+    def passing(self) -> bool:
+        return self._passing

@@ -1,0 +1,219 @@
+"""One block of complete lines -> output bytes: one raw scan, then decode and confirm candidates only."""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_right
+from datetime import datetime
+from itertools import accumulate
+from typing import Any
+
+import msgspec
+
+from shellsieve.compile.confirm import EventContext
+from shellsieve.compile.ruleset import CompiledRule, Ruleset
+from shellsieve.run.correlate import SequenceState
+from shellsieve.run.enrich import Hit, enrich, message_line
+from shellsieve.run.stats import Stats
+
+__all__ = ["BlockMatcher"]
+
+
+class _Any(msgspec.Struct):
+    """Decodes any JSON object while skipping every field: a syntax check for lines without hits."""
+
+
+_validator = msgspec.json.Decoder(_Any)
+_decode_plain = msgspec.json.decode
+_encode = msgspec.json.Encoder().encode
+
+
+def _on_raw(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, int]]) -> None:
+    hits.append((pid, end))
+
+
+def _malformed(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid_utf8"
+    if isinstance(exc, RecursionError):
+        return "too_deep"
+    if isinstance(exc, msgspec.ValidationError):
+        return "not_object"
+    return "invalid_json"
+
+
+# msgspec raises UnicodeDecodeError on bad UTF-8 and RecursionError past ~1,000 levels of nesting,
+# neither a DecodeError: each is caught per line.
+_LINE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _event_time(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / 1000.0 if value > 1e11 else float(value)  # epoch ms or s
+    return time.time()
+
+
+class BlockMatcher:
+    """Holds the ruleset, sequence state and counters across blocks."""
+
+    def __init__(self, ruleset: Ruleset, stats: Stats, only_alerts: bool = False, max_open: int = 100_000) -> None:
+        self.rs = ruleset
+        self.stats = stats
+        self.only_alerts = only_alerts
+        self.all_rules = frozenset(range(len(ruleset.rules)))
+        self.always = frozenset(ruleset.always)
+        self.sequences: dict[int, SequenceState] = {
+            cr.index: SequenceState(len(cr.sequence.steps), cr.sequence.maxspan, max_open)
+            for cr in ruleset.rules if cr.sequence is not None
+        }
+        acc = ruleset.accessors
+        self._ts = acc["@timestamp"]
+        self._quote = [(f, acc[f]) for f in ("@timestamp", "process.command_line", "process.entity_id",
+                                              "process.pid")]
+
+    # -- per block -------------------------------------------------------------------------
+    def process(self, block: bytes) -> bytes:
+        """`block` holds whole lines, each ending in b"\\n"; returns the output for all of them."""
+        lines = block.split(b"\n")
+        lines.pop()
+        self.stats.lines_in += len(lines)
+        self.stats.bytes_in += len(block)
+        candidates = self._candidates(block, lines)
+        out: list[bytes] = []
+        append = out.append
+        validate = _validator.decode
+        only_alerts = self.only_alerts
+        emitted = 0
+        for i, line in enumerate(lines):
+            rules = candidates.get(i)
+            if rules is None:
+                if only_alerts:
+                    continue
+                try:
+                    validate(line)
+                except (*_LINE_ERRORS, msgspec.ValidationError) as exc:
+                    self.stats.malformed[_malformed(exc)] += 1
+                    append(message_line(line))
+                else:
+                    append(line)
+                    append(b"\n")
+                emitted += 1
+            else:
+                result = self._evaluate(line, rules)
+                if result is not None:
+                    append(result)
+                    emitted += 1
+        self.stats.lines_out += emitted
+        for state in self.sequences.values():
+            if state.open:
+                state.expire(self._now)
+        return b"".join(out)
+
+    _now = 0.0
+
+    def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, frozenset[int] | set[int]]:
+        hits: list[tuple[int, int]] = []
+        self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
+        cands: dict[int, Any] = {}
+        n_field = self.rs.n_field_patterns
+        hits = [h for h in hits if h[0] >= n_field]
+        if hits:
+            starts = list(accumulate([0] + [len(x) + 1 for x in lines[:-1]]))
+            marker, raw_rules = self.rs.marker_id, self.rs.raw_rules
+            for pid, end in hits:
+                li = bisect_right(starts, end - 1) - 1
+                if pid == marker:
+                    cands[li] = self.all_rules
+                    continue
+                cur = cands.get(li)
+                if cur is self.all_rules:
+                    continue
+                if cur is None:
+                    cur = cands[li] = set(self.always)
+                cur.update(raw_rules[pid])
+        if self.always:
+            for i in range(len(lines)):
+                cands.setdefault(i, self.always)
+        return cands
+
+    # -- per candidate line ----------------------------------------------------------------
+    def _decode(self, line: bytes) -> tuple[Any, str | None]:
+        try:
+            return self.rs.schema.decoder.decode(line), None
+        except msgspec.ValidationError:
+            pass  # a rule field of an unexpected shape, or not an object: decode untyped
+        except _LINE_ERRORS as exc:
+            return None, _malformed(exc)
+        try:
+            doc = _decode_plain(line)
+        except _LINE_ERRORS as exc:
+            return None, _malformed(exc)
+        return (doc, None) if isinstance(doc, dict) else (None, "not_object")
+
+    def _evaluate(self, line: bytes, rules: Any) -> bytes | None:
+        self.stats.candidates += 1
+        view, bad = self._decode(line)
+        if view is None:
+            self.stats.malformed[bad or "invalid_json"] += 1
+            return None if self.only_alerts else message_line(line)
+        ctx = EventContext(view, self.rs.scan_field)
+        hits: list[Hit] = []
+        for ri in sorted(rules):
+            cr = self.rs.rules[ri]
+            if cr.check is not None:
+                if cr.check(ctx):
+                    hits.append(Hit(cr.rule))
+            else:
+                hit = self._sequence(cr, ctx)
+                if hit is not None:
+                    hits.append(hit)
+        if not hits:
+            return None if self.only_alerts else line + b"\n"
+        self.stats.alerts += 1
+        for h in hits:
+            self.stats.hits[h.rule.id] += 1
+        doc = view if type(view) is dict else _decode_plain(line)
+        return _encode(enrich(doc, hits)) + b"\n"
+
+    def _sequence(self, cr: CompiledRule, ctx: EventContext) -> Hit | None:
+        seq = cr.sequence
+        assert seq is not None
+        state = self.sequences[cr.index]
+        view = ctx.view
+        ts: float | None = None
+        if seq.until is not None and seq.until(ctx):
+            key = _key(view, seq.until_by)
+            if key is not None:
+                state.cancel(key)
+        done = None
+        for step in range(len(seq.steps) - 1, -1, -1):
+            if not seq.steps[step](ctx):
+                continue
+            key = _key(view, seq.by[step])
+            if key is None:
+                continue
+            if ts is None:
+                ts = _event_time(self._ts(view))
+                self._now = max(self._now, ts)
+            first = {f: get(view) for f, get in self._quote} if step == 0 else {}
+            finished = state.advance(key, ts, step, first)
+            if finished is not None:
+                done = finished
+        if done is None:
+            return None
+        return Hit(cr.rule, {"first": {k: v for k, v in done.first.items() if v is not None}})
+
+
+def _key(view: Any, getters: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    vals = []
+    for g in getters:
+        v = g(view)
+        if v is None:
+            return None  # events without a join value never join
+        vals.append(tuple(v) if isinstance(v, list) else v)
+    return tuple(vals)

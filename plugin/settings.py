@@ -1,0 +1,16 @@
+"""Every option of `shellsieve run` and its default, as one frozen Struct."""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = ["Settings"]
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    read_bytes: int = 1 << 16  # one read1() from the pipe; batches grow under load, shrink when idle
+    max_line_bytes: int = 1 << 20  # longer lines are forwarded unscanned and counted
+    stats_interval_s: float = 10.0  # periodic `stats` event on stderr; 0 turns it off
+    only_alerts: bool = False
+    max_open_sequences: int = 100_000  # per sequence rule; the oldest is evicted and counted
+    strict: bool = False
