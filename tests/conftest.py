@@ -1,0 +1,61 @@
+"""Shared fixtures: the shipped ruleset compiled once, and a helper that runs events through it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from shellsieve.cli import build
+from shellsieve.compile.ruleset import Ruleset
+from shellsieve.run.match import BlockMatcher
+from shellsieve.run.stats import Stats
+
+ROOT = Path(__file__).resolve().parents[1]
+PATTERNS = ROOT / "patterns"
+SHARED = ROOT.parent / "shared"
+RULESETS = SHARED / "rulesets"
+SEEDS = SHARED / "seeds"
+
+# rule ids of the shipped seed rules
+PHP_FSOCKOPEN = "100103"
+PYTHON_PTY = "100620"
+REVERSE_SHELL_SEQUENCE = "5b7f8c1e-2d3a-4e6f-9a8b-1c2d3e4f5a60"
+SHELL_VIA_WEB_SERVER = "231876e7-4d1f-4d63-a47c-47dd1acdc1cb"
+WEB_SERVER_CHILD = "f16fca20-4d6c-43f9-aec1-20b6de3b0aeb"
+WEBSHELL_RECON = "f64e5c19-879c-4bae-b471-6d84c8339677"
+
+
+@pytest.fixture(scope="session")
+def shipped() -> Ruleset:
+    """The shipped patterns/, loaded and compiled once per test session."""
+    _, ruleset, diags = build([PATTERNS])
+    assert not [d for d in diags if d.severity == "error"], [d.render() for d in diags]
+    return ruleset
+
+
+Runner = Callable[[Iterable[Any]], list[dict[str, Any]]]
+
+
+def run_events(ruleset: Ruleset, events: Iterable[Any]) -> list[dict[str, Any]]:
+    """Run events (dicts, or raw bytes lines) through a fresh matcher; return the decoded output lines."""
+    lines = [e if isinstance(e, bytes) else msgspec.json.encode(e) for e in events]
+    out = BlockMatcher(ruleset, Stats()).process(b"".join(line + b"\n" for line in lines))
+    return [msgspec.json.decode(x) for x in out.splitlines()]
+
+
+def rule_ids(doc: dict[str, Any]) -> list[str]:
+    """The rule ids an output event was tagged with (empty when none)."""
+    rid = doc.get("rule", {}).get("id") if isinstance(doc.get("rule"), dict) else None
+    if rid is None:
+        return []
+    return rid if isinstance(rid, list) else [rid]
+
+
+@pytest.fixture
+def run(shipped: Ruleset) -> Runner:
+    """Run events through the shipped rules with fresh sequence state."""
+    return lambda events: run_events(shipped, events)

