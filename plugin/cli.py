@@ -16,6 +16,8 @@ from shellsieve.settings import Settings
 
 __all__ = ["main", "build"]
 
+_DEFAULTS = Settings()
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -33,9 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only-alerts", action="store_true",
                      help="write only the events a rule matched (default: write every event)")
     run.add_argument("--strict", action="store_true", help="refuse to start if any rule cannot be run faithfully")
-    run.add_argument("--stats-interval", type=float, default=Settings.stats_interval_s, metavar="SECONDS",
+    run.add_argument("--stats-interval", type=float, default=_DEFAULTS.stats_interval_s, metavar="SECONDS",
                      help="seconds between stats events on stderr; 0 turns them off (default: %(default)s)")
-    run.add_argument("--max-line-bytes", type=int, default=Settings.max_line_bytes, metavar="N",
+    run.add_argument("--max-line-bytes", type=int, default=_DEFAULTS.max_line_bytes, metavar="N",
                      help="longer lines are forwarded unscanned and counted (default: %(default)s)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                      help="level of the filter's own logs on stderr (default: %(default)s)")

@@ -82,9 +82,8 @@ class TestRunPipes:
 
     def test_line_reaches_stdout_within_100ms_when_input_pauses(self) -> None:
         """With input paused after one line, that line is written out promptly (well under 100 ms)."""
-        proc = _spawn("--stats-interval", "0")
-        assert proc.stdin is not None
-        try:
+        with _spawn("--stats-interval", "0") as proc:
+            assert proc.stdin is not None
             assert _readline(proc, 0.0) is None
             # Wait for start-up (rule compile) by round-tripping a first line.
             proc.stdin.write(b'{"warm":"up"}\n')
@@ -97,13 +96,14 @@ class TestRunPipes:
             # figure is measured in bench/, not asserted here on a shared machine.)
             got = _readline(proc, 2.0)
             assert got is not None and rule_ids(msgspec.json.decode(got)) == [PHP_FSOCKOPEN]
-        finally:
             proc.kill()
-            proc.wait()
 
     def test_sigterm_flushes_everything_read(self) -> None:
         """SIGTERM after input was read, with no newline at the end, still writes every line and exits 0."""
-        proc = _spawn("--stats-interval", "0")
+        with _spawn("--stats-interval", "0") as proc:
+            self._sigterm(proc)
+
+    def _sigterm(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(b'{"a":1}\n{"b":2}\n')
         proc.stdin.flush()

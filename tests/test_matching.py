@@ -63,8 +63,8 @@ class TestMalformed:
         assert len(out) == len(lines) == stats.lines_out
         for raw, got in zip(lines, out):
             assert isinstance(msgspec.json.decode(got), dict)
-            if got != raw:
-                assert msgspec.json.decode(got)["message"] == raw.decode("utf-8", "backslashreplace")
+            if got != raw:  # wrapped: the text of the line (a CR before the newline is line ending)
+                assert msgspec.json.decode(got)["message"] == raw.rstrip(b"\r").decode("utf-8", "backslashreplace")
 
 
 class TestExactness:

@@ -45,16 +45,16 @@ class TestVectorConfig:
         log.write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in events) + b"garbage line\n")
         env = dict(os.environ, SHELLSIEVE_INPUT=str(log),
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, start_new_session=True)
-        try:
-            lines = _read_lines(proc, 3, timeout=30)
-            with log.open("ab") as f:  # tail -F follows appends
-                f.write(msgspec.json.encode({"process": {"command_line": "id"}}) + b"\n")
-            lines += _read_lines(proc, 1, timeout=10)
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
+        with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env, start_new_session=True) as proc:
+            try:
+                lines = _read_lines(proc, 3, timeout=30)
+                with log.open("ab") as f:  # tail -F follows appends
+                    f.write(msgspec.json.encode({"process": {"command_line": "id"}}) + b"\n")
+                lines += _read_lines(proc, 1, timeout=10)
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
         docs = [msgspec.json.decode(x) for x in lines]  # each line is exactly one JSON object
         assert all(isinstance(d, dict) for d in docs)
         assert rule_ids(docs[0]) == [] and rule_ids(docs[1]) == ["100103"]

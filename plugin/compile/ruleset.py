@@ -16,7 +16,7 @@ from shellsieve.compile.regex import FieldPattern, field_patterns, python_flags
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
 from shellsieve.events.view import Accessor, ViewSchema
-from shellsieve.model.expr import TEXT_OPS, AllOf, AnyOf, Expr, Not, Predicate, fields_of, render
+from shellsieve.model.expr import TEXT_OPS, AllOf, AnyOf, Expr, Not, Op, Predicate, fields_of, render
 from shellsieve.model.rule import Rule, Sequence
 
 __all__ = ["Ruleset", "CompiledRule", "CompiledSequence", "compile_rules", "REGEX_TIMEOUT_S"]
@@ -160,25 +160,20 @@ def compile_rules(rules: list[Rule]) -> tuple[Ruleset, list[Diagnostic]]:
             continue
         kept.append((rule, fps))
 
-    def joint(items: list[tuple[Rule, list[tuple[Predicate, list[FieldPattern]]]]]) -> bool:
-        pats = [Pattern(fp.expression, fp.flags, None) for _, fps in items for _, lst in fps for fp in lst]
-        if not pats:
-            return True
-        try:
-            compile_database(pats)
-        except hs.error:
-            return False
-        return True
-
-    if not joint(kept):
-        # Find the patterns to blame, rule by rule, and give regexes the prefilter route.
+    # One trial compile of every field pattern: cheap when it passes (the common case). When it
+    # fails, the binding does not say which pattern, so each rule's patterns are tried alone.
+    trial = [Pattern(fp.expression, fp.flags, None) for _, fps in kept for _, lst in fps for fp in lst]
+    try:
+        if trial:
+            compile_database(trial)
+    except hs.error:
         good = []
         for rule, fps in kept:
             problems = [(p, fp, e) for p, lst in fps for fp in lst if (e := _resolve_pattern(fp)) is not None]
             if problems:
                 p, fp, e = problems[0]
-                diags.append(_diag(rule, Code.HYPERSCAN if p.op.name != "REGEX" else Code.REGEX, fp.source,
-                                   f"{p.field}: {e}"))
+                code = Code.REGEX if p.op is Op.REGEX else Code.HYPERSCAN
+                diags.append(_diag(rule, code, fp.source, f"{p.field}: {e}"))
             else:
                 good.append((rule, fps))
         kept = good
@@ -203,11 +198,9 @@ def compile_rules(rules: list[Rule]) -> tuple[Ruleset, list[Diagnostic]]:
     raw_rules: dict[int, list[int]] = {}
     always: list[int] = []
     for ri, (rule, _) in enumerate(kept):
-        anchors = [anchor_of(q) for q in _queries(rule)[: len(_queries(rule))]]
-        if isinstance(rule.query, Sequence) and rule.query.until is not None:
-            anchors = anchors[:-1]  # `until` alone never makes a rule fire; its events still count
-            until_anchor = anchor_of(rule.query.until.query)
-            anchors.append(until_anchor)
+        # Every query of the rule, `until` included, must see its events: a sequence is a
+        # candidate wherever any of its steps could match.
+        anchors = [anchor_of(q) for q in _queries(rule)]
         if any(a is None for a in anchors):
             always.append(ri)
             diags.append(_diag(rule, Code.NO_ANCHOR, "", Code.NO_ANCHOR.title, "warning"))

@@ -47,6 +47,23 @@ def _malformed(exc: BaseException) -> str:
 _LINE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
+def _invalid_utf8(block: bytes, lines: list[bytes]) -> set[int]:
+    """Indices of lines that are not valid UTF-8: one check of the whole block, per line only if it fails."""
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return set()
+    bad = set()
+    for i, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.add(i)
+    return bad
+
+
 def _event_time(value: Any) -> float:
     if isinstance(value, str):
         try:
@@ -84,12 +101,20 @@ class BlockMatcher:
         self.stats.lines_in += len(lines)
         self.stats.bytes_in += len(block)
         candidates = self._candidates(block, lines)
+        bad_utf8 = _invalid_utf8(block, lines)
         out: list[bytes] = []
         append = out.append
         validate = _validator.decode
         only_alerts = self.only_alerts
         emitted = 0
         for i, line in enumerate(lines):
+            if bad_utf8 and i in bad_utf8:
+                # msgspec does not check the UTF-8 of values it skips; the output must be valid JSON.
+                self.stats.malformed["invalid_utf8"] += 1
+                if not only_alerts:
+                    append(message_line(line))
+                    emitted += 1
+                continue
             rules = candidates.get(i)
             if rules is None:
                 if only_alerts:

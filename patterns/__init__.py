@@ -1,0 +1,1 @@
+"""The rules shipped with shellsieve; installed as package data `shellsieve.patterns`."""
