@@ -7,6 +7,7 @@ seed sequence needs; everything else is ordinary process starts. No blobs: the c
 from __future__ import annotations
 
 import random
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,7 +47,7 @@ def _process(rng: random.Random, i: int, ts: str, name: str, args: list[str], pa
         "host": {"id": f"h{i % 50:03d}-9c1e0b7a", "name": f"web-{i % 50:02d}",
                  "os": {"type": "linux", "family": "debian", "kernel": "6.1.0-18-amd64"}},
         "process": {
-            "args": args, "args_count": len(args), "command_line": " ".join(args),
+            "args": args, "args_count": len(args), "command_line": shlex.join(args),
             "entity_id": f"Y2Y{i:010d}", "executable": f"/usr/bin/{name}", "name": name,
             "pid": 1000 + i % 60000, "working_directory": cwd,
             "parent": {"entity_id": f"Y2P{i:010d}", "executable": parent[1], "name": parent[0], "pid": 900},
