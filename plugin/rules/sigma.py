@@ -89,7 +89,9 @@ def _regex(field: str, r: SigmaRegularExpression) -> Predicate:
     flags = getattr(r, "flags", set()) or set()
     prefix = ("(?m)" if SigmaRegularExpressionFlag.MULTILINE in flags else "") + (
         "(?s)" if SigmaRegularExpressionFlag.DOTALL in flags else "")
-    return Predicate(field, Op.REGEX, (prefix + r.regexp,), SigmaRegularExpressionFlag.IGNORECASE not in flags)
+    # pySigma keeps the pattern as a SigmaString (for placeholders); its `original` is the text as written.
+    text = getattr(r.regexp, "original", None) or str(r.regexp)
+    return Predicate(field, Op.REGEX, (prefix + text,), SigmaRegularExpressionFlag.IGNORECASE not in flags)
 
 
 def _value(field: str, value: Any) -> Expr:
