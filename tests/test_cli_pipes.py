@@ -159,3 +159,16 @@ class TestCheck:
         text = res.stdout.decode()
         if argv[0] == "run":
             assert "--only-alerts" in text and "--rules" in text and "--strict" in text
+
+
+class TestLineCap:
+    def test_over_long_line_forwarded_and_counted(self) -> None:
+        """A line over --max-line-bytes leaves byte for byte, unscanned, and is counted; the next lines are scanned."""
+        long_line = b'{"process":{"command_line":"' + b"A" * 200_000 + b'"}}\n'
+        hit = b'{"process":{"command_line":"php -r \'$s=fsockopen(\\"1.2.3.4\\",80);\'"}}\n'
+        res = subprocess.run([CLI, "run", "--stats-interval", "0", "--max-line-bytes", "1000"],
+                             input=long_line + hit, capture_output=True, timeout=60)
+        out = res.stdout.splitlines(keepends=True)
+        assert out[0] == long_line and rule_ids(msgspec.json.decode(out[1])) == [PHP_FSOCKOPEN]
+        final = msgspec.json.decode(res.stderr.splitlines()[-1])
+        assert final["malformed"]["line_too_long"] == 1 and final["events_in"] == final["events_out"] == 2

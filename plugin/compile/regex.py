@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import hyperscan as hs
 
 from shellsieve.errors import UnsupportedError
@@ -109,11 +107,3 @@ def python_flags(pattern: FieldPattern) -> int:
     if pattern.flags & hs.HS_FLAG_DOTALL:
         flags |= regex.DOTALL
     return flags
-
-
-def is_valid_python_regex(pattern: str) -> bool:
-    try:
-        re.compile(pattern)
-    except re.error:
-        return False
-    return True

@@ -36,6 +36,7 @@ class ViewSchema:
     def __init__(self, fields: Iterable[str]) -> None:
         self.fields = sorted(set(fields))
         self._counter = 0
+        self._attrs: dict[int, dict[str, str]] = {}  # id(struct class) -> JSON key -> attribute
         tree = _tree(self.fields)
         self.type = self._struct("View", tree, flat=[f for f in self.fields if "." in f])
         self.decoder = msgspec.json.Decoder(self.type)
@@ -45,10 +46,9 @@ class ViewSchema:
         self._counter += 1
         return f"f{self._counter}"
 
-    def _struct(self, name: str, tree: dict[str, Any], flat: list[str] = []) -> type:
+    def _struct(self, name: str, tree: dict[str, Any], flat: tuple[str, ...] | list[str] = ()) -> type:
         specs: list[tuple[str, Any, Any]] = []
         rename: dict[str, str] = {}
-        self._attrs: dict[int, dict[str, str]] = getattr(self, "_attrs", {})
         attrs: dict[str, str] = {}
         for key, sub in tree.items():
             attr = self._attr()

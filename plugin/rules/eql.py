@@ -86,9 +86,10 @@ def _comparison(node: Any) -> Expr:
     if not isinstance(left, (ast.Field, ast.FunctionCall)):
         left, right, op = right, left, _FLIP[op]
     if isinstance(left, ast.FunctionCall) and left.name.lower() == "length":
-        return Predicate(_field(left.arguments[0]), _LEN_CMP[op] if op != "!=" else Op.LENGTH_EQ,
-                         (_literal(right),)) if op != "!=" else Not(
-            Predicate(_field(left.arguments[0]), Op.LENGTH_EQ, (_literal(right),)))
+        target = _field(left.arguments[0])
+        if op == "!=":
+            return Not(Predicate(target, Op.LENGTH_EQ, (_literal(right),)))
+        return Predicate(target, _LEN_CMP[op], (_literal(right),))
     field = _field(left)
     if isinstance(right, ast.Field):
         if op not in ("==", "!="):

@@ -63,9 +63,10 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
                     out.append(matcher.process(piece))
                 elif not settings.only_alerts:
                     out.append(piece)  # an over-long line, forwarded as it came
-            if framer.too_long > stats.malformed["line_too_long"]:
-                stats.lines_in += framer.too_long - stats.malformed["line_too_long"]
-                stats.lines_out += 0 if settings.only_alerts else framer.too_long - stats.malformed["line_too_long"]
+            new_long = framer.too_long - stats.malformed["line_too_long"]
+            if new_long:  # over-long lines bypass the matcher: count them here
+                stats.lines_in += new_long
+                stats.lines_out += 0 if settings.only_alerts else new_long
                 stats.malformed["line_too_long"] = framer.too_long
             if out:
                 write(b"".join(out))
@@ -75,10 +76,8 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
                 next_stats = time.monotonic() + settings.stats_interval_s
         last = framer.finish()
         if last:
-            if framer.too_long and last == b"\n":
-                write(last)
-            else:
-                write(matcher.process(last))
+            # b"\n" alone ends an over-long line that was being passed through.
+            write(last if last == b"\n" else matcher.process(last))
             flush()
     except BrokenPipeError:
         log.warning("stdout_closed", detail="the reader went away; stopping")

@@ -82,6 +82,7 @@ class BlockMatcher:
         self.rs = ruleset
         self.stats = stats
         self.only_alerts = only_alerts
+        self._now = 0.0  # latest event time seen by a sequence rule: expiry runs on event time
         self.all_rules = frozenset(range(len(ruleset.rules)))
         self.always = frozenset(ruleset.always)
         self.sequences: dict[int, SequenceState] = {
@@ -138,8 +139,6 @@ class BlockMatcher:
             if state.open:
                 state.expire(self._now)
         return b"".join(out)
-
-    _now = 0.0
 
     def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, frozenset[int] | set[int]]:
         hits: list[tuple[int, int]] = []
