@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import hyperscan as hs
 
 from shellsieve.errors import UnsupportedError
@@ -9,6 +11,11 @@ from shellsieve.model.expr import Op, Predicate
 
 __all__ = ["FieldPattern", "field_patterns", "wildcard_parts", "ONE_CHAR", "ANY", "ONE"]
 
+# Field scans put this byte before the value and every field pattern starts with `\A` + it. No
+# UTF-8 text holds 0xFF, so in the raw-line scan of a block (same database) every field pattern
+# dies at the first byte instead of running `.*` across the whole block.
+SENTINEL = b"\xff"
+_START = rb"\A\xff"
 # One UTF-8 encoded character: `?` in a wildcard is one character, not one byte. Scanning bytes
 # (no HS_FLAG_UTF8) keeps Hyperscan defined on any input.
 ONE_CHAR = rb"(?:[\x00-\x7f]|[\xc0-\xff][\x80-\xbf]*)"
@@ -64,14 +71,35 @@ def wildcard_parts(pattern: str) -> list[tuple[str, str]]:
 
 
 def _wildcard(pattern: str) -> bytes:
-    out = [rb"\A"]
+    out = [_START]
     for kind, text in wildcard_parts(pattern):
         out.append(rb".*" if kind == ANY else ONE_CHAR if kind == ONE else _lit(text))
     out.append(rb"\z")
     return b"".join(out)
 
 
-_BASE = hs.HS_FLAG_DOTALL | hs.HS_FLAG_SINGLEMATCH
+_BASE = hs.HS_FLAG_DOTALL | hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY
+# Inline flags at the very start of a user regex, e.g. (?is).
+_LEAD_FLAGS = re.compile(rb"\A(?:\(\?[a-zA-Z]+\))*")
+
+
+def _user_regex(pattern: str) -> bytes:
+    """A user regex (unanchored search) behind the sentinel, keeping its own meaning.
+
+    The sentinel is a non-word byte, so a leading \\b still holds before a word character. A `^`
+    or `\\A` at the start becomes the sentinel's position; a regex with anchors elsewhere (inside
+    alternations) is left unwrapped: exact, only slower in the block scan.
+    """
+    raw = pattern.encode("utf-8")
+    lead = _LEAD_FLAGS.match(raw).group()  # type: ignore[union-attr]
+    body = raw[len(lead):]
+    if body.startswith(b"^") or body.startswith(b"\\A"):
+        rest = body[1:] if body.startswith(b"^") else body[2:]
+        return _START + lead + rest if b"^" not in rest and b"\\A" not in rest else raw
+    if b"^" in body.replace(b"[^", b"") or b"\\A" in body:
+        return raw
+    # (?s:.)*? reaches any start position; the user's own flags apply from there on.
+    return _START + rb"(?s:.)*?" + lead + body
 
 
 def field_patterns(pred: Predicate) -> list[FieldPattern]:
@@ -84,14 +112,13 @@ def field_patterns(pred: Predicate) -> list[FieldPattern]:
         if pred.op is Op.WILDCARD:
             out.append(FieldPattern(_wildcard(v), _BASE | case, v))
         elif pred.op is Op.CONTAINS:
-            out.append(FieldPattern(_lit(v) if v else rb"\A", _BASE | case | hs.HS_FLAG_ALLOWEMPTY, v))
+            out.append(FieldPattern(_START + rb".*" + _lit(v), _BASE | case, v))
         elif pred.op is Op.STARTSWITH:
-            out.append(FieldPattern(rb"\A" + _lit(v), _BASE | case | hs.HS_FLAG_ALLOWEMPTY, v))
+            out.append(FieldPattern(_START + _lit(v), _BASE | case, v))
         elif pred.op is Op.ENDSWITH:
-            out.append(FieldPattern(_lit(v) + rb"\z", _BASE | case | hs.HS_FLAG_ALLOWEMPTY, v))
+            out.append(FieldPattern(_START + rb".*" + _lit(v) + rb"\z", _BASE | case, v))
         elif pred.op is Op.REGEX:
-            # User regexes keep their own dot and anchor meaning (inline (?s), (?m) honoured).
-            out.append(FieldPattern(v.encode("utf-8"), hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY | case, v))
+            out.append(FieldPattern(_user_regex(v), hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY | case, v))
         else:
             raise ValueError(f"not a text operator: {pred.op}")
     return out

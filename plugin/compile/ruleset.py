@@ -12,7 +12,7 @@ import regex
 from shellsieve.compile.anchors import ESCAPE_MARKER, Literal, anchor_of
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
-from shellsieve.compile.regex import FieldPattern, field_patterns, python_flags
+from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
 from shellsieve.events.view import Accessor, ViewSchema
@@ -83,8 +83,8 @@ class Ruleset:
     def scan_field(self, text: str) -> frozenset[int]:
         """Ids of the field patterns matching `text` (one Hyperscan scan)."""
         hits: list[int] = []
-        self.database.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=_on_field_match,
-                           context=hits)
+        self.database.scan(SENTINEL + text.encode("utf-8", "surrogatepass"),
+                           match_event_handler=_on_field_match, context=hits)
         n = self.n_field_patterns
         return frozenset(i for i in hits if i < n)
 
