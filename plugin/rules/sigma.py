@@ -1,22 +1,29 @@
-"""Sigma YAML -> model, parsed by pySigma (modifiers applied by it, condition tree resolved by it)."""
+"""Sigma YAML -> model. pySigma parses each rule, applies its modifiers and resolves its condition;
+this module maps pySigma's value types and condition tree onto Predicate / AllOf / AnyOf / Not."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from sigma.collection import SigmaCollection
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
+    ConditionIdentifier,
     ConditionNOT,
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.exceptions import SigmaError
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaConditionError, SigmaError
+from sigma.policy import SigmaPolicy
+from sigma.policy.regex_engine import PythonRegexEngine
 from sigma.rule import SigmaRule
 from sigma.types import (
+    CompareOperators,
+    Placeholder,
     SigmaBool,
     SigmaCasedString,
     SigmaCIDRExpression,
@@ -29,6 +36,7 @@ from sigma.types import (
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
+    SigmaTimestampPart,
     SpecialChars,
 )
 
@@ -37,11 +45,11 @@ from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
 from shellsieve.model.fields import sigma_field
 from shellsieve.model.rule import Rule, Threat
-from shellsieve.rules.severity import label_risk
 
-__all__ = ["load_sigma", "TACTICS"]
+__all__ = ["load_sigma", "TACTICS", "LEVELS"]
 
-TACTICS = {
+# ATT&CK Enterprise tactics by Sigma tag name (SigmaHQ writes `attack.privilege-escalation`).
+TACTICS: dict[str, tuple[str, str]] = {
     "reconnaissance": ("TA0043", "Reconnaissance"), "resource_development": ("TA0042", "Resource Development"),
     "initial_access": ("TA0001", "Initial Access"), "execution": ("TA0002", "Execution"),
     "persistence": ("TA0003", "Persistence"), "privilege_escalation": ("TA0004", "Privilege Escalation"),
@@ -50,53 +58,87 @@ TACTICS = {
     "collection": ("TA0009", "Collection"), "command_and_control": ("TA0011", "Command and Control"),
     "exfiltration": ("TA0010", "Exfiltration"), "impact": ("TA0040", "Impact"),
 }
-# Sigma levels -> severity label (Sigma's "informational" is below Elastic's lowest).
-_LEVELS = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
-_CMP = {"LT": Op.LT, "LTE": Op.LE, "GT": Op.GT, "GTE": Op.GE}
+# Sigma level -> (severity label, risk score); "informational" sits below Elastic's lowest default.
+LEVELS: dict[str, tuple[str, int]] = {
+    "informational": ("low", 10), "low": ("low", 21), "medium": ("medium", 47),
+    "high": ("high", 73), "critical": ("critical", 99),
+}
+_CMP = {CompareOperators.LT: Op.LT, CompareOperators.LTE: Op.LE,
+        CompareOperators.GT: Op.GT, CompareOperators.GTE: Op.GE}
+# Ops whose values mean "any of": predicates on one field with one of these ops and the same case
+# rule are merged into one Predicate, so the compiler sees one hash set / one pattern group.
+_MERGEABLE = frozenset({Op.EQ, Op.WILDCARD, Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH, Op.REGEX, Op.CIDR})
+_MULTI, _SINGLE = SpecialChars.WILDCARD_MULTI, SpecialChars.WILDCARD_SINGLE
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # safe either way; libyaml is faster
+# pySigma only compiles a rule's regexes to validate them (shellsieve runs them with Hyperscan or
+# the bounded `regex` module). Its default RE2 validator rejects look-around and back-references,
+# which the compiler does run (prefilter + bounded confirm), and logs to stderr; Python's `re`
+# accepts them. Template variables and external sources stay off, as in the default policy.
+_POLICY = SigmaPolicy(regex_engine=PythonRegexEngine())
+
+
+class _Doc(NamedTuple):
+    """One YAML document: its data, its 1-based start line, and lines of keys under `detection`."""
+
+    data: Any
+    line: int
+    keys: dict[str, int]  # "sel" and "sel/Image|endswith" -> line
+
+    def key(self, detection: str | None, field: str | None = None) -> tuple[str, int]:
+        """(key text, line) of a field's key inside a detection, else of the detection, else the rule."""
+        if detection is not None and field is not None:
+            for k, line in self.keys.items():
+                if k.startswith(detection + "/") and k[len(detection) + 1:].split("|")[0] == field:
+                    return k[len(detection) + 1:], line
+        return detection or "", self.keys.get(detection or "", self.line)
+
+
+# ---------------------------------------------------------------- values
 
 
 def _string(field: str, s: SigmaString) -> Predicate:
-    """A SigmaString (wildcards already placed by pySigma's modifiers) -> the narrowest operator."""
-    parts = s.s
-    case_sensitive = isinstance(s, SigmaCasedString)
-    if any(not isinstance(p, (str, SpecialChars)) for p in parts):
-        raise UnsupportedError(str(s), "placeholders in values are not supported")
-    inner = parts[1:-1] if len(parts) >= 2 else []
-    multi = SpecialChars.WILDCARD_MULTI
-    if all(isinstance(p, str) for p in parts):
-        return Predicate(field, Op.EQ, ("".join(parts),), case_sensitive)  # type: ignore[arg-type]
-    lead, trail = parts[0] is multi, parts[-1] is multi
-    if len(parts) == 3 and lead and trail and isinstance(parts[1], str):
-        return Predicate(field, Op.CONTAINS, (parts[1],), case_sensitive)
-    if len(parts) == 2 and trail and isinstance(parts[0], str):
-        return Predicate(field, Op.STARTSWITH, (parts[0],), case_sensitive)
-    if len(parts) == 2 and lead and isinstance(parts[1], str):
-        return Predicate(field, Op.ENDSWITH, (parts[1],), case_sensitive)
-    del inner
-    out: list[str] = []
-    for p in parts:
-        if p is multi:
-            out.append("*")
-        elif p is SpecialChars.WILDCARD_SINGLE:
-            out.append("?")
-        else:
-            # Model WILDCARD values escape their own specials with a backslash.
-            out.append("".join("\\" + c if c in "*?\\" else c for c in str(p)))
-    return Predicate(field, Op.WILDCARD, ("".join(out),), case_sensitive)
+    """The narrowest operator for a SigmaString whose wildcards pySigma's modifiers have placed.
+
+    WILDCARD values use `*` and `?` as wildcards and a backslash to escape the next character
+    (`\\*`, `\\?`, `\\\\` are literal); EQ / CONTAINS / STARTSWITH / ENDSWITH values are literal text.
+    """
+    parts = list(s.iter_parts())
+    if any(isinstance(p, Placeholder) for p in parts):
+        raise UnsupportedError(s.to_plain(), "placeholders (%name%, `expand`) need a processing pipeline")
+    cased = isinstance(s, SigmaCasedString)
+    texts = [p for p in parts if isinstance(p, str)]
+    if len(texts) == len(parts):
+        return Predicate(field, Op.EQ, ("".join(texts),), cased)
+    if len(parts) == 2 and parts[1] is _MULTI and isinstance(parts[0], str):
+        return Predicate(field, Op.STARTSWITH, (parts[0],), cased)
+    if len(parts) == 2 and parts[0] is _MULTI and isinstance(parts[1], str):
+        return Predicate(field, Op.ENDSWITH, (parts[1],), cased)
+    if len(parts) == 3 and parts[0] is _MULTI and parts[2] is _MULTI and isinstance(parts[1], str):
+        return Predicate(field, Op.CONTAINS, (parts[1],), cased)
+    out = "".join("*" if p is _MULTI else "?" if p is _SINGLE else _escape(str(p)) for p in parts)
+    return Predicate(field, Op.WILDCARD, (out,), cased)
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?\\" else c for c in text)
 
 
 def _regex(field: str, r: SigmaRegularExpression) -> Predicate:
-    flags = getattr(r, "flags", set()) or set()
-    prefix = ("(?m)" if SigmaRegularExpressionFlag.MULTILINE in flags else "") + (
-        "(?s)" if SigmaRegularExpressionFlag.DOTALL in flags else "")
-    # pySigma keeps the pattern as a SigmaString (for placeholders); its `original` is the text as written.
-    text = getattr(r.regexp, "original", None) or str(r.regexp)
-    return Predicate(field, Op.REGEX, (prefix + text,), SigmaRegularExpressionFlag.IGNORECASE not in flags)
+    """Sigma `re` is an unanchored search, case-sensitive unless `|i`; m / s become inline flags."""
+    if r.contains_placeholder():
+        raise UnsupportedError(str(r.regexp), "placeholders in a regex need a processing pipeline")
+    # pySigma keeps the pattern as a SigmaString built without escaping, so its parts joined with
+    # `*` / `?` for the wildcard markers are the regex text (after any contains/startswith/endswith).
+    prefix = ("(?m)" if SigmaRegularExpressionFlag.MULTILINE in r.flags else "") + (
+        "(?s)" if SigmaRegularExpressionFlag.DOTALL in r.flags else "")
+    ignore_case = SigmaRegularExpressionFlag.IGNORECASE in r.flags
+    return Predicate(field, Op.REGEX, (prefix + r.regexp.to_plain(regex=True),), not ignore_case)
 
 
 def _value(field: str, value: Any) -> Expr:
-    if isinstance(value, SigmaExpansion):
-        return any_of([_value(field, v) for v in value.values])
+    """One pySigma value (modifiers applied) as an expression on `field` (an ECS name)."""
+    if isinstance(value, SigmaExpansion):  # windash, base64offset: alternatives, always OR-ed
+        return _any([_value(field, v) for v in value.values])
     if isinstance(value, SigmaString):
         return _string(field, value)
     if isinstance(value, SigmaRegularExpression):
@@ -104,102 +146,259 @@ def _value(field: str, value: Any) -> Expr:
     if isinstance(value, SigmaCIDRExpression):
         return Predicate(field, Op.CIDR, (str(value.network),))
     if isinstance(value, SigmaExists):
-        pred = Predicate(field, Op.EXISTS)
-        return pred if value.exists else Not(pred)
+        return Predicate(field, Op.EXISTS) if value.exists else Not(Predicate(field, Op.EXISTS))
     if isinstance(value, SigmaNull):
         return Not(Predicate(field, Op.EXISTS))
     if isinstance(value, SigmaBool):
-        return Predicate(field, Op.EQ, (value.boolean,), True)
+        return Predicate(field, Op.EQ, (value.boolean,))
+    number = value.number if isinstance(value, SigmaCompareExpression) else value
+    if isinstance(number, SigmaTimestampPart):  # before SigmaNumber: it is one
+        raise UnsupportedError(number.timestamp_part.name.lower(), "timestamp-part modifiers are not supported")
     if isinstance(value, SigmaNumber):
-        return Predicate(field, Op.EQ, (value.number,), True)
-    if isinstance(value, SigmaCompareExpression):
-        op = value.op.name
-        if op == "NEQ":
-            return Not(Predicate(field, Op.EQ, (value.number.number,), True))
-        return Predicate(field, _CMP[op], (value.number.number,))
+        return Predicate(field, Op.EQ, (value.number,))
+    if isinstance(value, SigmaCompareExpression) and value.op in _CMP:
+        return Predicate(field, _CMP[value.op], (value.number.number,))
     if isinstance(value, SigmaFieldReference):
-        return Predicate(field, Op.FIELDREF, (_field(value.field),))
+        if value.starts_with or value.ends_with:
+            raise UnsupportedError("fieldref", "fieldref with contains / startswith / endswith is not supported")
+        return Predicate(field, Op.FIELDREF, (_field(value.field),), True)
     raise UnsupportedError(type(value).__name__, f"Sigma value type {type(value).__name__} is not supported")
 
 
-def _field(name: str | None) -> str:
-    if not name:
-        raise UnsupportedError("keywords", "keyword (field-less) detections are not supported")
+def _field(name: str) -> str:
     return sigma_field(name) or name
 
 
-def _condition(node: Any) -> Expr:
+def _any(terms: list[Expr]) -> Expr:
+    """any_of, with same-field same-op predicates merged into one (their values are already "any of")."""
+    merged: list[Expr] = []
+    slot: dict[tuple[str, Op, bool], int] = {}
+    for t in terms:
+        if isinstance(t, Predicate) and t.op in _MERGEABLE:
+            k = (t.field, t.op, t.case_sensitive)
+            if k in slot:
+                prev = merged[slot[k]]
+                assert isinstance(prev, Predicate)
+                extra = tuple(v for v in t.values if v not in prev.values)
+                merged[slot[k]] = Predicate(prev.field, prev.op, prev.values + extra, prev.case_sensitive)
+                continue
+            slot[k] = len(merged)
+        merged.append(t)
+    return any_of(merged)
+
+
+# ---------------------------------------------------------------- conditions
+
+
+def _detection_name(node: Any) -> str | None:
+    """Name of the detection a condition leaf came from (its identifier is in pySigma's parent chain)."""
+    return next((p.identifier for p in node.parent_chain() if isinstance(p, ConditionIdentifier)), None)
+
+
+def _condition(node: Any, doc: _Doc) -> Expr:
     if isinstance(node, ConditionAND):
-        return all_of([_condition(a) for a in node.args])
+        return all_of([_condition(a, doc) for a in node.args])
     if isinstance(node, ConditionOR):
-        return any_of([_condition(a) for a in node.args])
+        return _any([_condition(a, doc) for a in node.args])
     if isinstance(node, ConditionNOT):
-        return Not(_condition(node.args[0]))
-    if isinstance(node, ConditionFieldEqualsValueExpression):
-        return _value(_field(node.field), node.value)
+        return Not(_condition(node.args[0], doc))
     if isinstance(node, ConditionValueExpression):
-        raise UnsupportedError("keywords", "keyword (field-less) detections are not supported")
-    raise UnsupportedError(type(node).__name__, f"Sigma condition {type(node).__name__} is not supported")
+        name, line = doc.key(_detection_name(node))
+        raise UnsupportedError(name or "keywords", "keyword (field-less) detections search the whole event; "
+                               "shellsieve has no faithful mapping for them yet", line)
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        try:
+            return _value(_field(node.field), node.value)
+        except UnsupportedError as exc:
+            key, line = doc.key(_detection_name(node), node.field)
+            raise UnsupportedError(key or exc.construct, f"{exc.message} ({exc.construct})", line) from None
+    kind = type(node).__name__
+    raise UnsupportedError(kind, f"Sigma condition element {kind} is not supported")
+
+
+# ---------------------------------------------------------------- rules
 
 
 def _threats(rule: SigmaRule) -> tuple[Threat, ...]:
     out: list[Threat] = []
     for tag in rule.tags:
-        if tag.namespace != "attack":
+        if tag.namespace.lower() != "attack":
             continue
-        name = tag.name.lower()
-        if name.startswith("t") and name[1:2].isdigit():
-            out.append(Threat(technique_id=name.upper()))
+        name = tag.name.lower().replace("-", "_")
+        if name[:1] == "t" and name[1:2].isdigit():
+            threat = Threat(technique_id=name.upper())
         elif name in TACTICS:
-            out.append(Threat(tactic_id=TACTICS[name][0], tactic_name=TACTICS[name][1]))
+            threat = Threat(tactic_id=TACTICS[name][0], tactic_name=TACTICS[name][1])
+        elif name.replace("_", "").isalpha():
+            # a tactic this table has no id for (SigmaHQ's newer `stealth`, `defense-impairment`):
+            # keep the name as the source gives it rather than guess an id
+            threat = Threat(tactic_name=name.replace("_", " ").title())
+        else:  # groups (g0032), software (s0154)
+            continue
+        if threat not in out:
+            out.append(threat)
     return tuple(out)
 
 
-def _doc_lines(text: str) -> list[int]:
-    """1-based start line of each YAML document (rules in a file follow document order)."""
-    try:
-        return [n.start_mark.line + 1 for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
-    except yaml.YAMLError:
-        return []
-
-
-def _translate(rule: SigmaRule, loc: Location) -> Rule:
-    conds = rule.detection.parsed_condition
-    if len(conds) != 1:
-        raise UnsupportedError("condition", "a rule with several conditions is not supported")
-    query = _condition(conds[0].parsed)
-    level = rule.level.name.lower() if rule.level is not None else "medium"
-    severity, risk = label_risk(_LEVELS.get(level, "medium"))
+def _translate(rule: SigmaRule, doc: _Doc, loc: Location) -> Rule:
+    # Several conditions of one rule are alternatives (pySigma emits one query for each).
+    query = any_of([_condition(c.parsed, doc) for c in rule.detection.parsed_condition])
+    level = str(rule.level) if rule.level is not None else None
+    severity, risk = LEVELS.get(level or "medium", LEVELS["medium"])
     return Rule(
-        id=str(rule.id or rule.title), name=rule.title, ruleset="sigma", query=query, location=loc,
+        id=str(rule.id), name=rule.title, ruleset="sigma", query=query, location=loc,
         severity=severity, risk_score=risk, level=level, threats=_threats(rule),
-        references=tuple(rule.references or ()), description=(rule.description or "").strip(),
+        references=tuple(str(r) for r in rule.references), description=(rule.description or "").strip(),
         language="sigma",
     )
 
 
-def load_sigma(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
-    """Every rule of one Sigma YAML file; one bad rule is a Diagnostic, never an exception."""
+def _check_unique_keys(node: yaml.Node) -> None:
+    """pySigma's own loader rejects duplicate keys but SigmaCollection.from_yaml does not; a
+    silently dropped duplicate would run the rule with another meaning."""
+    stack, seen_nodes = [node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen_nodes:  # an alias: checked once (and no blow-up on alias bombs)
+            continue
+        seen_nodes.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            keys: set[str] = set()
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in keys:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {k.value!r}", k.start_mark)
+                    keys.add(k.value)
+                stack.append(v)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+
+
+def _detection_keys(node: yaml.Node) -> dict[str, int]:
+    """Lines of `detection` names and of the field keys inside each ("sel", "sel/Image|endswith")."""
+    keys: dict[str, int] = {}
+    top = node.value if isinstance(node, yaml.MappingNode) else []
+    for det in (v for k, v in top if k.value == "detection" and isinstance(v, yaml.MappingNode)):
+        for name, body in det.value:
+            if not isinstance(name, yaml.ScalarNode):
+                continue
+            keys.setdefault(name.value, name.start_mark.line + 1)
+            items = body.value if isinstance(body, yaml.SequenceNode) else [body]
+            for item in (i for i in items if isinstance(i, yaml.MappingNode)):
+                for k, _ in (kv for kv in item.value if isinstance(kv[0], yaml.ScalarNode)):
+                    keys.setdefault(f"{name.value}/{k.value}", k.start_mark.line + 1)
+    return keys
+
+
+def _documents(text: str) -> list[_Doc]:
+    """Every non-empty YAML document, safely loaded, with its start line and its detection key lines."""
+    docs: list[_Doc] = []
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            assert node is not None  # check_node() said a document follows
+            _check_unique_keys(node)
+            data = loader.construct_document(node)
+            if data is not None:
+                docs.append(_Doc(data, node.start_mark.line + 1, _detection_keys(node)))
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _raw_id(doc: _Doc) -> str | None:
+    rid = doc.data.get("id") if isinstance(doc.data, dict) else None
+    return str(rid) if isinstance(rid, (str, int)) else None
+
+
+def _rule_docs(rules: list[Any], docs: list[_Doc]) -> list[_Doc]:
+    """The document each parsed rule came from (`action: global / repeat` collections need a search)."""
+    candidates = [d for d in docs if d.data.get("action") not in ("global", "reset") and "filter" not in d.data]
+    if len(candidates) == len(rules):
+        return candidates
+    by_id = {_raw_id(d): d for d in reversed(candidates)}
+    return [by_id.get(str(r.id) if r.id else None, docs[0]) for r in rules]
+
+
+def _pysigma_diag(exc: Exception, path: Path, doc: _Doc, rid: str | None) -> Diagnostic:
+    """A pySigma error, pointed at the detection key it names (e.g. the key of an unknown modifier)."""
+    msg = str(exc)
+    quoted = msg.split("'")[1] if msg.count("'") >= 2 else ""
+    construct, line = type(exc).__name__, doc.line
+    if isinstance(exc, SigmaConditionError) and "condition" in doc.keys:
+        detection = doc.data.get("detection")
+        construct, line = str(detection.get("condition", "")), doc.keys["condition"]
+    for k, kline in doc.keys.items():
+        if quoted and "/" in k and quoted in k.split("/", 1)[1].split("|")[1:]:
+            construct, line = k.split("/", 1)[1], kline
+            break
+    return Diagnostic(Code.PARSE, "error", Location(str(path), line), rid, construct, msg)
+
+
+def _load_unit(unit: list[_Doc], path: Path) -> tuple[list[Rule], list[Diagnostic]]:
+    """Rules of documents parsed together (one document, or a whole file that uses `action:`)."""
     rules: list[Rule] = []
     diags: list[Diagnostic] = []
     try:
-        text = path.read_text(encoding="utf-8")
-        collection = SigmaCollection.from_yaml(text, collect_errors=True)
-    except (SigmaError, yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
-        return [], [Diagnostic(Code.PARSE, "error", Location(str(path), line), None, "", str(exc))]
-    lines = _doc_lines(text)
-    for i, rule in enumerate(collection.rules):
-        loc = Location(str(path), lines[i] if i < len(lines) else 1)
-        rid = str(rule.id) if rule.id else None
+        collection = SigmaCollection.from_dicts(
+            [d.data for d in unit], collect_errors=True, resolve_references=False, policy=_POLICY)
+    except (SigmaError, AttributeError, TypeError, ValueError, KeyError) as exc:
+        # pySigma collects most errors; a few malformed shapes (a non-string key) still raise.
+        return [], [Diagnostic(Code.PARSE, "error", Location(str(path), unit[0].line), _raw_id(unit[0]),
+                               type(exc).__name__, f"pySigma cannot parse the rule: {exc}")]
+    own = {id(e) for r in collection.rules for e in r.errors}
+    diags.extend(Diagnostic(Code.UNSUPPORTED_TYPE, "error", Location(str(path), unit[0].line), _raw_id(unit[0]),
+                            "filter", "Sigma filter documents are not supported") for _ in collection.filters)
+    diags.extend(_pysigma_diag(e, path, unit[0], _raw_id(unit[0])) for e in collection.errors if id(e) not in own)
+    for rule, doc in zip(collection.rules, _rule_docs(collection.rules, unit), strict=True):
+        loc = Location(str(path), doc.line)
+        rid = str(rule.id) if rule.id else _raw_id(doc)
         if rule.errors:
-            err = rule.errors[0]
-            diags.append(Diagnostic(Code.PARSE, "error", loc, rid, type(err).__name__, str(err)))
-            continue
-        try:
-            rules.append(_translate(rule, loc))
-        except UnsupportedError as exc:
-            diags.append(Diagnostic(Code.UNSUPPORTED_CONSTRUCT, "error", loc, rid, exc.construct, exc.message))
-        except SigmaError as exc:
-            diags.append(Diagnostic(Code.PARSE, "error", loc, rid, type(exc).__name__, str(exc)))
+            diags.extend(_pysigma_diag(e, path, doc, rid) for e in rule.errors)
+        elif isinstance(rule, SigmaCorrelationRule):
+            diags.append(Diagnostic(Code.UNSUPPORTED_TYPE, "error", loc, rid, "correlation",
+                                    "Sigma correlation rules are not supported"))
+        elif rule.id is None:
+            diags.append(Diagnostic(Code.SCHEMA, "error", loc, None, "id", "a Sigma rule needs an `id`"))
+        else:
+            try:
+                rules.append(_translate(rule, doc, loc))
+            except UnsupportedError as exc:
+                where = Location(str(path), exc.line or doc.line)
+                diags.append(Diagnostic(Code.UNSUPPORTED_CONSTRUCT, "error", where, rid, exc.construct, exc.message))
+            except SigmaError as exc:  # the condition is parsed lazily, here
+                diags.append(_pysigma_diag(exc, path, doc, rid))
+            except Exception as exc:
+                exc.add_note(f"while translating Sigma rule {rid} at {loc}")
+                raise
+    return rules, diags
+
+
+def load_sigma(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
+    """Every rule of one Sigma YAML file; a bad rule becomes a Diagnostic, never an exception."""
+    try:
+        docs = _documents(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Diagnostic(Code.PARSE, "error", Location(str(path)), None, "", f"cannot read the file: {exc}")]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return [], [Diagnostic(Code.PARSE, "error", Location(str(path), mark.line + 1 if mark else 0), None,
+                               "", f"invalid YAML: {exc}")]
+    rules: list[Rule] = []
+    diags: list[Diagnostic] = []
+    for d in docs:
+        if not isinstance(d.data, dict):
+            diags.append(Diagnostic(Code.PARSE, "error", Location(str(path), d.line), None, type(d.data).__name__,
+                                    "a Sigma document must be a mapping"))
+    docs = [d for d in docs if isinstance(d.data, dict)]
+    # `action: global / repeat / reset` documents act on the documents after them: parse those
+    # files as one collection; otherwise each document alone, so one bad rule cannot hide another.
+    units = [docs] if any("action" in d.data for d in docs) else [[d] for d in docs]
+    for unit in units:
+        if unit:
+            r, dg = _load_unit(unit, path)
+            rules.extend(r)
+            diags.extend(dg)
     return rules, diags
