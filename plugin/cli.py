@@ -9,6 +9,7 @@ from pathlib import Path
 
 from shellsieve import log as logmod
 from shellsieve.compile.ruleset import Ruleset, compile_rules
+from shellsieve.coverage import coverage, render_coverage
 from shellsieve.diagnostics import Diagnostic
 from shellsieve.model.rule import Rule
 from shellsieve.rules.discover import load_rules, shipped_patterns
@@ -67,21 +68,25 @@ def _check(args: argparse.Namespace) -> int:
     rules, ruleset, diags = build(args.rules)
     out = sys.stdout
     loaded = Counter(cr.rule.ruleset for cr in ruleset.rules)
-    skipped = Counter((d.code.code, d.code.title) for d in diags if d.severity != "warning")
     if not args.quiet:
         for fmt in sorted(loaded):
             out.write(f"{fmt}: {loaded[fmt]} rules\n")
             for cr in ruleset.rules:
                 if cr.rule.ruleset == fmt:
                     out.write(f"  {cr.rule.id}  {cr.rule.name}\n")
-    for d in sorted(diags, key=lambda d: (d.severity, d.location.path, d.location.line)):
+    shown = [d for d in diags if d.severity != "info" or not args.quiet]
+    for d in sorted(shown, key=lambda d: (d.severity, d.location.path, d.location.line)):
         out.write(d.render() + "\n")
+    rows = coverage((cr.rule for cr in ruleset.rules), diags)
+    reasons = Counter((d.code.code, d.code.title) for d in diags if d.severity == "error")
     out.write(f"loaded: {len(ruleset.rules)} rules ({', '.join(f'{k} {v}' for k, v in sorted(loaded.items()))})\n")
-    out.write(f"skipped: {sum(skipped.values())} rules\n")
-    for (code, title), n in skipped.most_common():
+    out.write(f"skipped: {sum(r.skipped for r in rows)} rules\n")
+    for (code, title), n in reasons.most_common():
         out.write(f"  {code} {title}: {n}\n")
-    warnings = sum(1 for d in diags if d.severity == "warning")
-    out.write(f"warnings: {warnings}\n")
+    out.write(f"unsupported rule types: {sum(r.unsupported for r in rows)} rules\n")
+    out.write(f"identical copies read once: {sum(1 for d in diags if d.severity == 'info')} files\n")
+    out.write(f"warnings: {sum(1 for d in diags if d.severity == 'warning')}\n")
+    out.write(render_coverage(rows))
     out.write(f"database: {ruleset.pattern_count} patterns, {ruleset.database_bytes} bytes, "
               f"compiled in {ruleset.compile_seconds:.3f} s\n")
     if not ruleset.rules:
@@ -96,7 +101,8 @@ def _run(args: argparse.Namespace) -> int:
                         only_alerts=args.only_alerts, strict=args.strict)
     rules, ruleset, diags = build(args.rules)
     for d in diags:
-        getattr(log, "warning" if d.severity != "error" else "error")("rule_diagnostic", **d.to_builtins())
+        level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
+        getattr(log, level)("rule_diagnostic", **d.to_builtins())
     errors = _errors(diags)
     if not ruleset.rules or (settings.strict and errors):
         log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",

@@ -45,11 +45,14 @@ class Code(enum.Enum):
 
 class Diagnostic(msgspec.Struct, frozen=True):
     code: Code
-    severity: str  # "error" (rule skipped) or "warning" (rule runs)
+    # "error": rule skipped; "unsupported": a rule type shellsieve does not run (skipped, not an
+    # error under --strict); "warning": the rule runs; "info": nothing lost (an identical copy)
+    severity: str
     location: Location
     rule_id: str | None
     construct: str  # the offending construct, quoted from the source where possible
     message: str
+    group: str = ""  # what coverage is counted by: "eql", "kuery new_terms", "linux/auditd" ...
 
     def render(self) -> str:
         """`path:line:col: error[SS202] rule X: message (construct)`."""
@@ -66,4 +69,5 @@ class Diagnostic(msgspec.Struct, frozen=True):
             "rule_id": self.rule_id,
             "construct": self.construct,
             "message": self.message,
+            "group": self.group,
         }

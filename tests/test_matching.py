@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +110,25 @@ class TestExactness:
         assert rule_ids(docs[0]) == [PHP_FSOCKOPEN, PYTHON_PTY]
         assert docs[0]["event"]["risk_score"] == 99
         assert docs[0]["threat"]["technique"]["id"] == ["T1059.004", "T1059.006", "T1219", "T1105"]
+
+
+class TestRegexAnchors:
+    """User regexes are searches; start anchors anywhere in them keep their meaning behind the sentinel."""
+
+    @pytest.mark.parametrize(("pattern", "value", "hit"), [
+        ("a|^b", "xb", False), ("a|^b", "bx", True), ("a|^b", "xa", True),
+        (r"(?:x|\Ay)z", "yz", True), (r"(?:x|\Ay)z", "ayz", False),
+        ("(?m)^ev", "ok\nevil", True), ("(?m)^ev", "ok evil", False),
+        (r"x\^y", "x^y", True), ("[^-]z", "-z", False), ("[^-]z", "az", True),
+    ])
+    def test_start_anchor_inside(self, pattern: str, value: str, hit: bool) -> None:
+        from shellsieve.compile.ruleset import compile_rules
+        from shellsieve.diagnostics import Location
+        from shellsieve.model.expr import Op, Predicate
+        from shellsieve.model.rule import Rule
+
+        rule = Rule(id="r", name="r", ruleset="sigma", location=Location("t"),
+                    query=Predicate("process.command_line", Op.REGEX, (pattern,), True))
+        ruleset, diags = compile_rules([rule])
+        assert not [d for d in diags if d.severity == "error"]
+        assert rule_ids(run_events(ruleset, [{"process": {"command_line": value}}])[0]) == (["r"] if hit else [])

@@ -108,3 +108,41 @@ class TestStructure:
         with pytest.raises(UnsupportedError) as exc:
             parse_eql(query)
         assert exc.value.construct
+
+
+class TestBeyondSeeds:
+    def test_runs_expands_to_repeated_steps(self) -> None:
+        """`[q] with runs=3` is three copies of the step (Elasticsearch's shorthand)."""
+        q = parse_eql('sequence by host.id with maxspan=5s [process where process.name == "x"] with runs=3')
+        assert isinstance(q, Sequence) and len(q.steps) == 3 and q.maxspan == 5.0
+        assert len({s.query for s in q.steps}) == 1
+
+    def test_runs_needs_three_events(self) -> None:
+        """Through the compiled matcher, the third matching event completes the sequence, not the first."""
+        q = 'sequence by host.id [process where process.name == "x"] with runs=3'
+        rule = Rule(id="r", name="r", ruleset="elastic", query=parse_eql(q), location=Location("t"))
+        ruleset, _ = compile_rules([rule])
+        events = [{"@timestamp": f"2024-01-01T00:00:0{i}Z", "event": {"category": "process"},
+                   "host": {"id": "h"}, "process": {"name": "x"}} for i in range(3)]
+        assert [rule_ids(d) for d in run_events(ruleset, events)] == [[], [], ["r"]]
+
+    @pytest.mark.parametrize(("name", "hit"), [("a-bzc", True), ("a-b-z", False), ("-xuq", True), ("^x", False)])
+    def test_lucene_negated_class(self, name: str, hit: bool) -> None:
+        """`[^-]` is a negated class in Lucene as in PCRE; the whole value must match."""
+        assert _matches(P + 'process.name regex "[a-]*-[^-]*[uz][^-]*"', {"event": {"category": "process"},
+                                                                         "process": {"name": name}}) is hit
+
+    def test_lucene_caret_is_literal(self) -> None:
+        """Lucene has no anchors: `^` outside a class is a plain character."""
+        ev = {"event": {"category": "process"}, "process": {"name": "a^b"}}
+        assert _matches(P + 'process.name regex "a^b"', ev)
+        assert not _matches(P + 'process.name regex "a^b"', {**ev, "process": {"name": "ab"}})
+
+    @pytest.mark.parametrize(("query", "construct"), [
+        ("sample by host.id [process where true] [network where true]", "sample by"),
+        (P + "startsWith(process.executable, process.command_line)", "startsWith(process.executable, <field>)"),
+    ])
+    def test_refused_with_reason(self, query: str, construct: str) -> None:
+        with pytest.raises(UnsupportedError) as exc:
+            parse_eql(query)
+        assert exc.value.construct == construct

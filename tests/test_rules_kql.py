@@ -66,3 +66,65 @@ class TestRefused:
         with pytest.raises(UnsupportedError) as exc:
             parse_kql(query)
         assert exc.value.construct == construct
+
+
+def _kql_matches(query: str, event: dict[str, object]) -> bool:
+    """Run one KQL rule through the compiled matcher."""
+    from conftest import rule_ids, run_events
+
+    from shellsieve.compile.ruleset import compile_rules
+    from shellsieve.diagnostics import Location
+    from shellsieve.model.rule import Rule
+
+    rule = Rule(id="t", name="t", ruleset="elastic", query=parse_kql(query), location=Location("t"))
+    ruleset, diags = compile_rules([rule])
+    assert not [d for d in diags if d.severity == "error"]
+    return rule_ids(run_events(ruleset, [event])[0]) == ["t"]
+
+
+class TestElasticGrammar:
+    """Token rules of Elastic's own KQL grammar (detection-rules lib/kql/kql/kql.g)."""
+
+    def test_wildcard_value_spans_spaces(self) -> None:
+        """`* curl*` is ONE wildcard value (kql.g WILDCARD_LITERAL), whitespace included, newlines too."""
+        assert parse_kql("a:(* curl* or *wget*)") == Predicate("a", Op.WILDCARD, ("* curl*", "*wget*"), True)
+        assert parse_kql("a:(*x.xml\n  */y.json or z)") == AnyOf((
+            Predicate("a", Op.WILDCARD, ("*x.xml\n  */y.json",), True), Predicate("a", Op.EQ, ("z",), True)))
+
+    def test_words_without_wildcard_need_quotes(self) -> None:
+        """Two bare words are not one value in kql.g; the rule is refused, not guessed."""
+        with pytest.raises(UnsupportedError, match="need a wildcard or quotes"):
+            parse_kql("a:(x y)")
+
+    @pytest.mark.parametrize(("cmd", "hit"), [(["/usr/bin/curl", "x"], False), (["sh", "-c", "x curl y"], True)])
+    def test_spaced_wildcard_matches_an_argument(self, cmd: list[str], hit: bool) -> None:
+        assert _kql_matches("process.args:* curl*", {"process": {"args": cmd}}) is hit
+
+
+class TestFieldTypes:
+    @pytest.mark.parametrize(("message", "hit"), [
+        ("kernel: nginx[12]: segfault at 0", True),
+        ("SEGFAULT in nginx", True),
+        ("segfaults in nginx", False),  # a word is matched whole, as the analyser splits it
+        ("segfault in nginx-x", True),  # `-` splits words
+        ("segfault in rc.nginx", False),  # `.` between letters joins them
+        ("nginx ok", False),
+    ])
+    def test_text_field_unquoted_is_any_word(self, message: str, hit: bool) -> None:
+        """`message` is analysed: an unquoted value matches a whole word, case-insensitively."""
+        assert _kql_matches("message:(segfault and nginx)", {"message": message}) is hit
+
+    @pytest.mark.parametrize(("message", "hit"), [
+        ("x: Started With  executable-stack!", True),
+        ("started with executable", False),
+        ("started with an executable stack", False),
+    ])
+    def test_text_field_quoted_is_phrase(self, message: str, hit: bool) -> None:
+        """A quoted value on a text field is a phrase: its words in a row, any separators between."""
+        assert _kql_matches('message:"started with executable stack"', {"message": message}) is hit
+
+    @pytest.mark.parametrize(("ip", "hit"), [("10.1.2.3", True), ("11.0.0.1", False), ("fe80::1", True)])
+    def test_ip_field_takes_cidr(self, ip: str, hit: bool) -> None:
+        """ip fields take networks, as Elasticsearch's ip type does."""
+        assert parse_kql("destination.ip:10.0.0.0/8") == Predicate("destination.ip", Op.CIDR, ("10.0.0.0/8",))
+        assert _kql_matches('destination.ip:(10.0.0.0/8 or "fe80::/10")', {"destination": {"ip": ip}}) is hit

@@ -16,6 +16,7 @@ __all__ = ["FieldPattern", "field_patterns", "wildcard_parts", "ONE_CHAR", "ANY"
 # dies at the first byte instead of running `.*` across the whole block.
 SENTINEL = b"\xff"
 _START = rb"\A\xff"
+SENTINEL_RE = rb"\xff"
 # One UTF-8 encoded character: `?` in a wildcard is one character, not one byte. Scanning bytes
 # (no HS_FLAG_UTF8) keeps Hyperscan defined on any input.
 ONE_CHAR = rb"(?:[\x00-\x7f]|[\xc0-\xff][\x80-\xbf]*)"
@@ -83,23 +84,63 @@ _BASE = hs.HS_FLAG_DOTALL | hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY
 _LEAD_FLAGS = re.compile(rb"\A(?:\(\?[a-zA-Z]+\))*")
 
 
+def _start_anchors(body: bytes, multiline: bool) -> tuple[bytes, bool]:
+    """`body` with every start anchor (`\\A`, and `^` outside classes) made to match the sentinel.
+
+    Values are scanned as SENTINEL + text, and valid UTF-8 never holds 0xFF, so "at the start"
+    is "right after the sentinel". Under (?m) `^` also holds after a newline; consuming that
+    newline keeps the verdict, which is all a SINGLEMATCH pattern reports. Returns the new body
+    and whether it had any anchor.
+    """
+    out = bytearray()
+    found = in_class = False
+    i = 0
+    while i < len(body):
+        c = body[i : i + 1]
+        if c == b"\\":
+            pair = body[i : i + 2]
+            if pair == b"\\A" and not in_class:
+                out += SENTINEL_RE
+                found = True
+            else:
+                out += pair
+            i += 2
+            continue
+        if in_class:
+            # `]` right after `[` or `[^` is a member, not the end
+            in_class = not (c == b"]" and body[i - 1 : i] != b"[" and body[i - 2 : i] != b"[^")
+        elif c == b"[":
+            in_class = True
+        elif c == b"^":
+            out += rb"(?:\xff|\n)" if multiline else SENTINEL_RE
+            found = True
+            i += 1
+            continue
+        out += c
+        i += 1
+    return bytes(out), found
+
+
 def _user_regex(pattern: str) -> bytes:
     """A user regex (unanchored search) behind the sentinel, keeping its own meaning.
 
     The sentinel is a non-word byte, so a leading \\b still holds before a word character. A `^`
-    or `\\A` at the start becomes the sentinel's position; a regex with anchors elsewhere (inside
-    alternations) is left unwrapped: exact, only slower in the block scan.
+    or `\\A` at the start becomes the sentinel's position; anchors elsewhere (inside alternations)
+    are rewritten to match the sentinel itself: exact, only slower in the block scan.
     """
     raw = pattern.encode("utf-8")
     lead = _LEAD_FLAGS.match(raw).group()  # type: ignore[union-attr]
     body = raw[len(lead):]
+    multiline = b"m" in lead or b"(?m" in body
     if body.startswith(b"^") or body.startswith(b"\\A"):
         rest = body[1:] if body.startswith(b"^") else body[2:]
-        return _START + lead + rest if b"^" not in rest and b"\\A" not in rest else raw
-    if b"^" in body.replace(b"[^", b"") or b"\\A" in body:
-        return raw
+        if not multiline and not _start_anchors(rest, False)[1]:
+            return _START + lead + rest
+    rewritten, found = _start_anchors(body, multiline)
+    if found:
+        return rb"\A(?s:.)*?" + lead + b"(?:" + rewritten + b")"
     # (?s:.)*? reaches any start position; the user's own flags apply from there on.
-    return _START + rb"(?s:.)*?" + lead + body
+    return _START + rb"(?s:.)*?" + lead + b"(?:" + body + b")"
 
 
 def field_patterns(pred: Predicate) -> list[FieldPattern]:

@@ -116,7 +116,7 @@ def _lit_regex(lit: Literal) -> tuple[bytes, int]:
 
 
 def _diag(rule: Rule, code: Code, construct: str, message: str, severity: str = "error") -> Diagnostic:
-    return Diagnostic(code, severity, rule.location, rule.id, construct, message)
+    return Diagnostic(code, severity, rule.location, rule.id, construct, message, rule.group)
 
 
 def _field_patterns_for(rule: Rule) -> list[tuple[Predicate, list[FieldPattern]]]:

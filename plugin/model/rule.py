@@ -49,6 +49,7 @@ class Rule(msgspec.Struct, frozen=True):
     references: tuple[str, ...] = ()
     description: str = ""
     language: str = ""  # wazuh-pcre2, eql, kuery, sigma
+    group: str = ""  # what coverage is counted by: "eql", "kuery", "windows/process_creation" ...
 
     @property
     def is_sequence(self) -> bool:

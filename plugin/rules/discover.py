@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -47,25 +48,38 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
-    """Every rule of every file; one bad rule or file is a Diagnostic, never an exception."""
+    """Every rule of every file; one bad rule or file is a Diagnostic, never an exception.
+
+    A byte-identical copy of a file already read is read once: rule collections are often copied
+    into several folders, and counting the copy would report its rules twice (loaded or skipped).
+    """
     rules: list[Rule] = []
     diags: list[Diagnostic] = []
     seen: dict[str, Rule] = {}
+    files: dict[bytes, Path] = {}
     for f in rule_files(paths):
-        if not f.exists():
-            diags.append(Diagnostic(Code.PARSE, "error", Location(str(f)), None, "", "no such file or folder"))
-            continue
         loader = _loader(f)
+        try:
+            data = f.read_bytes()
+        except OSError as exc:
+            diags.append(Diagnostic(Code.PARSE, "error", Location(str(f)), None, "", f"cannot read: {exc.strerror}"))
+            continue
         if loader is None:
             diags.append(Diagnostic(Code.PARSE, "error", Location(str(f)), None, f.suffix,
                                     "unknown rule file type (expected .xml, .toml, .yml)"))
             continue
+        digest = hashlib.sha256(data).digest()
+        if digest in files:
+            diags.append(Diagnostic(Code.DUPLICATE_ID, "info", Location(str(f)), None, "",
+                                    f"identical copy of {files[digest]}; read once"))
+            continue
+        files[digest] = f
         got, problems = loader(f)
         diags.extend(problems)
         for r in got:
             if r.id in seen:
                 diags.append(Diagnostic(Code.DUPLICATE_ID, "error", r.location, r.id, "",
-                                        f"rule id already loaded from {seen[r.id].location}"))
+                                        f"rule id already loaded from {seen[r.id].location}", r.group))
                 continue
             seen[r.id] = r
             rules.append(r)

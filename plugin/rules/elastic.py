@@ -37,8 +37,14 @@ def _threats(rule: dict[str, Any]) -> tuple[Threat, ...]:
     return tuple(out)
 
 
-def _diag(code: Code, sev: str, path: Path, line: int, rid: str | None, construct: str, msg: str) -> Diagnostic:
-    return Diagnostic(code, sev, Location(str(path), line), rid, construct, msg)
+def _diag(code: Code, sev: str, path: Path, line: int, rid: str | None, construct: str, msg: str,
+          group: str = "") -> Diagnostic:
+    return Diagnostic(code, sev, Location(str(path), line), rid, construct, msg, group)
+
+
+def _group(language: str, rtype: str) -> str:
+    """Coverage group: the query language, with the rule type when it is not a plain query."""
+    return language if rtype in ("query", "eql", language) else f"{language} {rtype}".strip()
 
 
 def load_elastic(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
@@ -58,10 +64,11 @@ def load_elastic(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
         return [], [_diag(Code.SCHEMA, "error", path, rule_line, rid, ", ".join(missing),
                           f"[rule] lacks {', '.join(missing)}")]
     rtype, language = rule["type"], rule.get("language", "")
+    group = _group(language, rtype)
     if rtype in UNSUPPORTED_TYPES or language == "esql":
         kind = "esql" if language == "esql" else rtype
         return [], [_diag(Code.UNSUPPORTED_TYPE, "unsupported", path, rule_line, rid, f"type = {kind!r}",
-                          f"{kind} rules need state across events that shellsieve does not keep")]
+                          f"{kind} rules need state across events that shellsieve does not keep", group)]
     query_line = toml_key_line(text, "query")
     try:
         if language == "eql":
@@ -70,19 +77,19 @@ def load_elastic(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
             query = parse_kql(rule["query"])
         else:
             return [], [_diag(Code.UNSUPPORTED_TYPE, "unsupported", path, rule_line, rid,
-                              f"language = {language!r}", f"query language {language!r} is not supported")]
+                              f"language = {language!r}", f"query language {language!r} is not supported", group)]
     except UnsupportedError as exc:
         return [], [_diag(Code.UNSUPPORTED_CONSTRUCT, "error", path, query_line + exc.line, rid,
-                          exc.construct, exc.message)]
+                          exc.construct, exc.message, group)]
     except eql.EqlError as exc:
         line = query_line + getattr(exc, "line", 0) + 1
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return [], [_diag(Code.PARSE, "error", path, line, rid, getattr(exc, "source", "") or "", first)]
+        return [], [_diag(Code.PARSE, "error", path, line, rid, getattr(exc, "source", "") or "", first, group)]
     severity, default_risk = label_risk(str(rule.get("severity", "medium")))
     return [Rule(
         id=str(rid), name=str(rule["name"]), ruleset="elastic", query=query,
         location=Location(str(path), rule_line), severity=severity,
         risk_score=int(rule.get("risk_score", default_risk)), level=str(rule.get("severity", "")),
         threats=_threats(rule), references=tuple(rule.get("references", ())),
-        description=str(rule.get("description", "")).strip(), language=language,
+        description=str(rule.get("description", "")).strip(), language=language, group=group,
     )], []

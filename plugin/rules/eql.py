@@ -39,6 +39,10 @@ def _parse(text: str) -> Any:
     with ExitStack() as stack:
         stack.enter_context(eql.parser.elasticsearch_syntax)
         stack.enter_context(eql.parser.ignore_missing_functions)
+        # `[...] with runs=N` is Elasticsearch's shorthand for N copies of the step; eql expands it.
+        stack.enter_context(eql.parser.allow_runs)
+        # `sample` parses, so that it is reported as the construct it is, not as a syntax error.
+        stack.enter_context(eql.parser.allow_sample)
         # Optimisations rewrite `not x == y` into `x != y` and fold constants: keep the tree as written.
         stack.enter_context(eql.parser.skip_optimizations)
         # The parser builds its walker from this module global; swap in ours for this call only.
@@ -120,6 +124,10 @@ def _function(node: Any) -> Expr:
         return any_of([Predicate(_field(args[0]), Op.REGEX, (_lucene_regex(v),), pred == "regex")
                        for v in values])
     lname = name.lower().rstrip("~")
+    if lname in _STRING_FUNCS and any(isinstance(a, ast.Field) for a in args[1:]):
+        raise UnsupportedError(f"{name}({_field(args[0])}, <field>)",
+                               f"{name}() with a field as its second argument (a comparison of two fields) "
+                               "is not implemented")
     if lname in _STRING_FUNCS:
         return Predicate(_field(args[0]), _STRING_FUNCS[lname], tuple(_literal(a) for a in args[1:]),
                          case_sensitive=not name.endswith("~"))
@@ -132,19 +140,29 @@ _LUCENE_OPERATORS = set("#@&~<>")
 
 
 def _lucene_regex(pattern: str) -> str:
-    """Lucene regex (whole value; `.` matches any char) -> PCRE search pattern, or refuse."""
-    escaped = False
-    for ch in pattern:
+    """Lucene regex (whole value; `.` matches any char) -> PCRE search pattern, or refuse.
+
+    Lucene has no anchors: outside a character class `^` and `$` are plain characters, so they are
+    escaped; `[^...]` is a negated class in both. `"..."` quotes a literal string in Lucene only.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for i, ch in enumerate(pattern):
         if escaped:
             escaped = False
         elif ch == "\\":
             escaped = True
-        elif ch in _LUCENE_OPERATORS:
+        elif in_class:
+            # `]` right after `[` or `[^` is a literal member, as in PCRE
+            in_class = not (ch == "]" and pattern[i - 1] != "[" and pattern[i - 2 : i] != "[^")
+        elif ch == "[":
+            in_class = True
+        elif ch in _LUCENE_OPERATORS or ch == '"':
             raise UnsupportedError(pattern, f"Lucene regex operator {ch!r} has no PCRE equivalent here")
-        elif ch == "^" or ch == "$":
-            # Lucene has no anchors: ^ and $ are literal characters there.
-            raise UnsupportedError(pattern, f"{ch!r} is a literal in Lucene regex; rewrite it escaped")
-    return rf"(?s)\A(?:{pattern})\z"
+        elif ch in "^$":
+            out.append("\\")
+        out.append(ch)
+    return rf"(?s)\A(?:{''.join(out)})\z"
 
 
 def _expr(node: Any) -> Expr:
@@ -201,4 +219,7 @@ def parse_eql(text: str) -> Expr | Sequence:
                 first.max_span.unit, "value") else first.max_span.unit)]
         until = _step(first.close) if first.close is not None else None
         return Sequence(tuple(_step(q) for q in first.queries), span, until)
+    if isinstance(first, ast.Sample):
+        raise UnsupportedError("sample by", "EQL `sample` has no time bound of its own: what it matches depends "
+                               "on the search window of each rule run, which a stream does not have")
     raise UnsupportedError(type(first).__name__.lower(), f"EQL {type(first).__name__} queries are not implemented")

@@ -3,8 +3,14 @@
 Elastic publishes no KQL parser on PyPI (detection-rules keeps one in its repository, unpackaged),
 so this is a small recursive-descent parser over the subset detection rules use: `field:value`,
 value lists `field:(a or b)`, `not`/`and`/`or` (any case; not > and > or), parentheses, `field:*`
-(exists) and ranges (`field >= 3`). Semantics: keyword fields match exactly and case-sensitively;
-an unquoted `*` is a wildcard; a quoted value is a phrase, so `*` inside quotes is a literal star.
+(exists) and ranges (`field >= 3`). The token rules follow Elastic's own grammar (detection-rules'
+`lib/kql/kql/kql.g`): an unquoted value has no whitespace, except a wildcard value, which may
+span spaces (`* curl*`). Semantics, as Elasticsearch gives them on ECS fields:
+- keyword fields match exactly and case-sensitively; an unquoted `*` is a wildcard; a quoted value
+  is a phrase, so `*` inside quotes is a literal star;
+- text fields (`message`, `error.message`, `x.text`) are analysed: a quoted value is a phrase
+  (its words in a row), an unquoted one a `match` (any of its words), both case-insensitive;
+- ip fields (`source.ip` ...) take an address or a CIDR network.
 Free-text terms, wildcard field names and nested `field:{...}` queries are refused.
 """
 
@@ -27,6 +33,15 @@ _TOKEN = re.compile(r"""
 """, re.X | re.S)
 
 _KEYWORDS = {"or", "and", "not"}
+# ECS fields Elasticsearch analyses (match_only_text / text); `x.text` is the analysed view of x.
+_TEXT_FIELDS = frozenset({"message", "error.message"})
+# ECS fields of type ip: a value is an address or a CIDR network.
+_IP_FIELDS = frozenset({"source.ip", "destination.ip", "client.ip", "server.ip", "host.ip", "related.ip",
+                        "source.nat.ip", "destination.nat.ip", "observer.ip"})
+# A word of Lucene's standard tokenizer, near enough for log text: letters, digits and `_`, joined
+# across `.` and `'` (UAX #29 MidNumLet: "rc.local" and "bpf_probe_write_user" are one word each).
+_WORD = r"\w+(?:[.']\w+)*"
+_BEFORE, _AFTER = r"(?<!\w)(?<!\w[.'])", r"(?!\w)(?![.']\w)"
 
 
 class _Tok:
@@ -147,7 +162,26 @@ class _Parser:
             inner = self.value_or(field)
             self.take("rparen")
             return inner
-        return _value(field, self.take())
+        return self.value(field)
+
+    def value(self, field: str) -> Expr:
+        """One value; unquoted words in a row form one value only if it has a wildcard (kql.g's
+        WILDCARD_LITERAL), as `* curl*` does; the whitespace between them is part of it."""
+        tok = self.take()
+        end = self.i
+        while tok.kind == "word" and not tok.keyword and end < len(self.toks):
+            nxt = self.toks[end]
+            if nxt.kind != "word" or nxt.keyword:
+                break
+            end += 1
+        if end > self.i:
+            last = self.toks[end - 1]
+            text = self.text[tok.pos : last.pos + len(last.text)]
+            if "*" not in text:
+                raise UnsupportedError(text, f"KQL syntax error at {_where(self.text, tok.pos)}: "
+                                             "unquoted values with spaces need a wildcard or quotes")
+            tok, self.i = _Tok("word", text, tok.pos), end
+        return _value(field, tok)
 
     # -- value lists: field:(a or b and not c) -------------------------------------------------
     def value_or(self, field: str) -> Expr:
@@ -174,7 +208,7 @@ class _Parser:
             inner = self.value_or(field)
             self.take("rparen")
             return inner
-        return _value(field, self.take())
+        return self.value(field)
 
 
 def _number(raw: str) -> int | float | str:
@@ -204,7 +238,38 @@ def _wildcard(raw: str) -> str:
     return "".join(out)
 
 
+def _analysed(field: str, text: str, phrase: bool) -> Expr:
+    """A text field: the words of `text` in a row (phrase) or any of them (match), by word bounds."""
+    words = re.findall(_WORD, text)
+    if not words:
+        raise UnsupportedError(text, f"no words to search for in the text field {field}")
+    if not phrase:
+        return Predicate(field, Op.REGEX, tuple(_BEFORE + re.escape(w) + _AFTER for w in words), False)
+    pattern = r"\W+".join(_BEFORE + re.escape(w) + _AFTER for w in words)
+    return Predicate(field, Op.REGEX, (pattern,), False)
+
+
+def _ip(field: str, raw: str) -> Expr:
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(raw, strict=False)
+    except ValueError:
+        raise UnsupportedError(raw, f"{field} is an ip field; {raw!r} is neither an address nor a network") from None
+    return Predicate(field, Op.CIDR, (str(net),))
+
+
 def _value(field: str, tok: _Tok) -> Expr:
+    text_field = field in _TEXT_FIELDS or field.endswith(".text")
+    if tok.kind == "word" and not tok.keyword and tok.text != "*" and (text_field or field in _IP_FIELDS):
+        if "*" in tok.text:
+            raise UnsupportedError(tok.text, f"wildcards on the analysed or ip field {field} are not supported")
+        if field in _IP_FIELDS:
+            return _ip(field, _unescape(tok.text))
+        return _analysed(field.removesuffix(".text"), _unescape(tok.text), phrase=False)
+    if tok.kind == "quoted" and (text_field or field in _IP_FIELDS):
+        body = _unescape(tok.text[1:-1])
+        return _ip(field, body) if field in _IP_FIELDS else _analysed(field.removesuffix(".text"), body, True)
     if tok.kind == "quoted":
         # A phrase: every character literal, `*` included.
         return Predicate(field, Op.EQ, (_unescape(tok.text[1:-1]),), case_sensitive=True)

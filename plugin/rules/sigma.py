@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
 import yaml
 from sigma.collection import SigmaCollection
 from sigma.conditions import (
@@ -69,6 +70,8 @@ _CMP = {CompareOperators.LT: Op.LT, CompareOperators.LTE: Op.LE,
 # rule are merged into one Predicate, so the compiler sees one hash set / one pattern group.
 _MERGEABLE = frozenset({Op.EQ, Op.WILDCARD, Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH, Op.REGEX, Op.CIDR})
 _MULTI, _SINGLE = SpecialChars.WILDCARD_MULTI, SpecialChars.WILDCARD_SINGLE
+# Where keywords look (see _keyword).
+KEYWORD_FIELDS = ("message", "process.command_line")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # safe either way; libyaml is faster
 # pySigma only compiles a rule's regexes to validate them (shellsieve runs them with Hyperscan or
 # the bounded `regex` module). Its default RE2 validator rejects look-around and back-references,
@@ -165,6 +168,23 @@ def _value(field: str, value: Any) -> Expr:
     raise UnsupportedError(type(value).__name__, f"Sigma value type {type(value).__name__} is not supported")
 
 
+def _keyword(value: Any) -> Expr:
+    """A keyword (a value without a field) searches the event's text: its raw log line, which text
+    inputs carry in `message`, and its command line, which is the text of a process record (an
+    auditd EXECVE record is its arguments). A substring match, case-insensitive unless `|cased`."""
+    if isinstance(value, SigmaExpansion):
+        return _any([_keyword(v) for v in value.values])
+    if isinstance(value, SigmaNumber):
+        value = SigmaString(str(value.number))
+    if not isinstance(value, SigmaString):
+        raise UnsupportedError(type(value).__name__, "keywords other than strings and numbers are not supported")
+    if not value.startswith(_MULTI):
+        value = _MULTI + value
+    if not value.endswith(_MULTI):
+        value = value + _MULTI
+    return _any([_string(f, value) for f in KEYWORD_FIELDS])
+
+
 def _field(name: str) -> str:
     return sigma_field(name) or name
 
@@ -203,9 +223,11 @@ def _condition(node: Any, doc: _Doc) -> Expr:
     if isinstance(node, ConditionNOT):
         return Not(_condition(node.args[0], doc))
     if isinstance(node, ConditionValueExpression):
-        name, line = doc.key(_detection_name(node))
-        raise UnsupportedError(name or "keywords", "keyword (field-less) detections search the whole event; "
-                               "shellsieve has no faithful mapping for them yet", line)
+        try:
+            return _keyword(node.value)
+        except UnsupportedError as exc:
+            name, line = doc.key(_detection_name(node))
+            raise UnsupportedError(name or "keywords", f"{exc.message} ({exc.construct})", line) from None
     if isinstance(node, ConditionFieldEqualsValueExpression):
         try:
             return _value(_field(node.field), node.value)
@@ -240,6 +262,15 @@ def _threats(rule: SigmaRule) -> tuple[Threat, ...]:
     return tuple(out)
 
 
+def _group(data: Any) -> str:
+    """Coverage group from the logsource: "windows/process_creation", "linux/auditd" ..."""
+    ls = data.get("logsource") if isinstance(data, dict) else None
+    if not isinstance(ls, dict):
+        return ""
+    kind = ls.get("category") or ls.get("service") or ""
+    return "/".join(str(x) for x in (ls.get("product"), kind) if x)
+
+
 def _translate(rule: SigmaRule, doc: _Doc, loc: Location) -> Rule:
     # Several conditions of one rule are alternatives (pySigma emits one query for each).
     query = any_of([_condition(c.parsed, doc) for c in rule.detection.parsed_condition])
@@ -249,7 +280,7 @@ def _translate(rule: SigmaRule, doc: _Doc, loc: Location) -> Rule:
         id=str(rule.id), name=rule.title, ruleset="sigma", query=query, location=loc,
         severity=severity, risk_score=risk, level=level, threats=_threats(rule),
         references=tuple(str(r) for r in rule.references), description=(rule.description or "").strip(),
-        language="sigma",
+        language="sigma", group=_group(doc.data),
     )
 
 
@@ -400,5 +431,6 @@ def load_sigma(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
         if unit:
             r, dg = _load_unit(unit, path)
             rules.extend(r)
-            diags.extend(dg)
+            group = _group(next((d.data for d in unit if "logsource" in d.data), None))
+            diags.extend(msgspec.structs.replace(d, group=group) for d in dg)
     return rules, diags

@@ -130,7 +130,7 @@ def _translate(rule_el: ET.Element, path: str, lines: dict[int, int], groups: li
     return Rule(
         id=rid, name=description or f"Wazuh rule {rid}", ruleset="wazuh", query=all_of(terms),
         location=loc, severity=severity, risk_score=risk, level=level, threats=tuple(threats),
-        description=description, language="wazuh",
+        description=description, language="wazuh", group="wazuh",
     )
 
 
