@@ -12,12 +12,21 @@ from shellsieve.compile.ruleset import Ruleset, compile_rules
 from shellsieve.coverage import coverage, render_coverage
 from shellsieve.diagnostics import Diagnostic
 from shellsieve.model.rule import Rule
-from shellsieve.rules.discover import load_rules, shipped_patterns
+from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
+from shellsieve.model.fields import FIELD_MAPS
+from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
 from shellsieve.settings import Settings
 
 __all__ = ["main", "build"]
 
 _DEFAULTS = Settings()
+
+
+def _cache_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", type=Path, metavar="PATH",
+                   help="where compiled databases are kept, keyed by a hash of the rule files "
+                        "(default: $SHELLSIEVE_CACHE_DIR, else $XDG_CACHE_HOME/shellsieve, else ~/.cache/shellsieve)")
+    p.add_argument("--no-cache", action="store_true", help="compile the rules every time; read and write no cache")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "events a rule matches leave enriched with the rule and MITRE ATT&CK ids. "
                                      "Logs and stats go to stderr as JSON.")
     run.add_argument("--rules", action="append", type=Path, metavar="PATH", help=rules_help)
+    _cache_options(run)
     run.add_argument("--only-alerts", action="store_true",
                      help="write only the events a rule matched (default: write every event)")
     run.add_argument("--strict", action="store_true", help="refuse to start if any rule cannot be run faithfully")
@@ -47,17 +57,28 @@ def _parser() -> argparse.ArgumentParser:
                                      "their ids, every skipped rule with file, rule id and reason, compile time "
                                      "and database size.")
     chk.add_argument("--rules", action="append", type=Path, metavar="PATH", help=rules_help)
+    _cache_options(chk)
     chk.add_argument("--strict", action="store_true",
                      help="exit 1 if any rule is skipped as an error (unsupported rule types are not errors)")
     chk.add_argument("--quiet", action="store_true", help="print the summary only, not every loaded rule")
     return p
 
 
-def build(paths: list[Path] | None) -> tuple[list[Rule], Ruleset, list[Diagnostic]]:
-    """Load and compile rules from `paths` (default: shipped patterns)."""
-    rules, diags = load_rules(paths or [shipped_patterns()])
-    ruleset, cdiags = compile_rules(rules)
+def build(paths: list[Path] | None, cache_dir: Path | None = None) -> tuple[list[Rule], Ruleset, list[Diagnostic]]:
+    """Load and compile rules from `paths` (default: shipped patterns); with `cache_dir`, reuse
+    the database compiled last time from the same rule files."""
+    paths = paths or [shipped_patterns()]
+    rules, diags = load_rules(paths)
+    cache = None
+    if cache_dir is not None:
+        files = [f for f in rule_files(paths) if f.is_file()]
+        cache = DatabaseCache(cache_dir, cache_key(files, FIELD_MAPS))
+    ruleset, cdiags = compile_rules(rules, cache)
     return rules, ruleset, diags + cdiags
+
+
+def _cache_dir(args: argparse.Namespace) -> Path | None:
+    return None if args.no_cache else (args.cache_dir or default_cache_dir())
 
 
 def _errors(diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -65,7 +86,7 @@ def _errors(diags: list[Diagnostic]) -> list[Diagnostic]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    rules, ruleset, diags = build(args.rules)
+    rules, ruleset, diags = build(args.rules, _cache_dir(args))
     out = sys.stdout
     loaded = Counter(cr.rule.ruleset for cr in ruleset.rules)
     if not args.quiet:
@@ -88,7 +109,7 @@ def _check(args: argparse.Namespace) -> int:
     out.write(f"warnings: {sum(1 for d in diags if d.severity == 'warning')}\n")
     out.write(render_coverage(rows))
     out.write(f"database: {ruleset.pattern_count} patterns, {ruleset.database_bytes} bytes, "
-              f"compiled in {ruleset.compile_seconds:.3f} s\n")
+              f"compiled in {ruleset.compile_seconds:.3f} s (cache: {ruleset.cache_status})\n")
     if not ruleset.rules:
         return 1
     return 1 if args.strict and _errors(diags) else 0
@@ -99,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     log = logmod.get_logger()
     settings = Settings(stats_interval_s=args.stats_interval, max_line_bytes=args.max_line_bytes,
                         only_alerts=args.only_alerts, strict=args.strict)
-    rules, ruleset, diags = build(args.rules)
+    rules, ruleset, diags = build(args.rules, _cache_dir(args))
     for d in diags:
         level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
         getattr(log, level)("rule_diagnostic", **d.to_builtins())
@@ -109,7 +130,8 @@ def _run(args: argparse.Namespace) -> int:
                   errors=len(errors))
         return 1
     log.info("started", rules=len(ruleset.rules), skipped=len(errors), patterns=ruleset.pattern_count,
-             database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3))
+             database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3),
+             cache=ruleset.cache_status)
     from shellsieve.run.loop import run_filter
 
     run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log)

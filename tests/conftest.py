@@ -29,6 +29,15 @@ WEB_SERVER_CHILD = "f16fca20-4d6c-43f9-aec1-20b6de3b0aeb"
 WEBSHELL_RECON = "f64e5c19-879c-4bae-b471-6d84c8339677"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The CLI caches compiled databases; tests (and the child processes they start) use a temporary
+    cache, never the user's ~/.cache."""
+    import os
+
+    os.environ["SHELLSIEVE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def shipped() -> Ruleset:
     """The shipped patterns/, loaded and compiled once per test session."""

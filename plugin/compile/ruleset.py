@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import hyperscan as hs
 import regex
 
+from shellsieve.compile.cache import FORMAT, CacheEntry, DatabaseCache, patterns_digest
 from shellsieve.compile.anchors import ESCAPE_MARKER, Literal, anchor_of
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
@@ -79,6 +80,7 @@ class Ruleset:
     compile_seconds: float
     database_bytes: int
     accessors: dict[str, Accessor] = field(default_factory=dict)
+    cache_status: str = "off"  # off / cold / warm / stale / corrupt (see compile/cache.py)
 
     def scan_field(self, text: str) -> frozenset[int]:
         """Ids of the field patterns matching `text` (one Hyperscan scan)."""
@@ -128,57 +130,78 @@ def _field_patterns_for(rule: Rule) -> list[tuple[Predicate, list[FieldPattern]]
     return out
 
 
-def _resolve_pattern(fp: FieldPattern) -> str | None:
+Resolutions = dict[tuple[bytes, int], tuple[int, str]]  # (expression, flags) -> (flags used, error or "")
+
+
+def _resolve_pattern(fp: FieldPattern, known: Resolutions) -> str | None:
     """Make `fp` compile on its own: prefilter mode plus a bounded confirm for regexes Hyperscan
-    cannot run exactly. Returns an error message when neither works."""
-    err = pattern_error(fp.expression, fp.flags)
-    if err is None:
-        return None
-    try:
-        regex.compile(fp.source, python_flags(fp))
-    except regex.error as exc:
-        return f"{err} (and not a valid regex for the confirm engine: {exc})"
-    pre = fp.flags | hs.HS_FLAG_PREFILTER
-    pre_err = pattern_error(fp.expression, pre)
-    if pre_err is not None:
-        return f"{err}; prefilter mode: {pre_err}"
-    fp.flags = pre
-    fp.confirm = fp.source
+    cannot run exactly. Returns an error message when neither works. `known` memoizes outcomes
+    (it is kept in the database cache, so a warm start compiles no pattern alone)."""
+    key = (fp.expression, fp.flags)
+    if key not in known:
+        known[key] = _try_resolve(fp)
+    flags, err = known[key]
+    if err:
+        return err
+    if flags != fp.flags:
+        fp.flags = flags
+        fp.confirm = fp.source
     return None
 
 
-def compile_rules(rules: list[Rule]) -> tuple[Ruleset, list[Diagnostic]]:
-    """Compile rules into one database; a rule that cannot be run faithfully is skipped with a Diagnostic."""
-    t0 = time.perf_counter()
-    diags: list[Diagnostic] = []
-    kept: list[tuple[Rule, list[tuple[Predicate, list[FieldPattern]]]]] = []
-    for rule in rules:
-        try:
-            fps = _field_patterns_for(rule)
-        except UnsupportedError as exc:
-            diags.append(_diag(rule, Code.UNSUPPORTED_CONSTRUCT, exc.construct, exc.message))
-            continue
-        kept.append((rule, fps))
-
-    # One trial compile of every field pattern: cheap when it passes (the common case). When it
-    # fails, the binding does not say which pattern, so each rule's patterns are tried alone.
-    trial = [Pattern(fp.expression, fp.flags, None) for _, fps in kept for _, lst in fps for fp in lst]
+def _try_resolve(fp: FieldPattern) -> tuple[int, str]:
+    err = pattern_error(fp.expression, fp.flags)
+    if err is None:
+        return fp.flags, ""
     try:
-        if trial:
-            compile_database(trial)
-    except hs.error:
-        good = []
-        for rule, fps in kept:
-            problems = [(p, fp, e) for p, lst in fps for fp in lst if (e := _resolve_pattern(fp)) is not None]
-            if problems:
-                p, fp, e = problems[0]
-                code = Code.REGEX if p.op is Op.REGEX else Code.HYPERSCAN
-                diags.append(_diag(rule, code, fp.source, f"{p.field}: {e}"))
-            else:
-                good.append((rule, fps))
-        kept = good
+        regex.compile(fp.source, python_flags(fp))
+    except regex.error as exc:
+        return fp.flags, f"{err} (and not a valid regex for the confirm engine: {exc})"
+    pre = fp.flags | hs.HS_FLAG_PREFILTER
+    pre_err = pattern_error(fp.expression, pre)
+    if pre_err is not None:
+        return fp.flags, f"{err}; prefilter mode: {pre_err}"
+    return pre, ""
 
-    # Ids: field patterns first, then raw-line anchors, then the escape marker.
+
+Kept = list[tuple[Rule, list[tuple[Predicate, list[FieldPattern]]]]]
+
+
+def _resolve(kept: Kept, known: Resolutions, only_regex: bool) -> tuple[Kept, list[Diagnostic]]:
+    """Drop the rules with a pattern that neither Hyperscan nor its prefilter mode can compile.
+
+    Only user regexes can fail: the other patterns are built here from literals. `only_regex=False`
+    is the safety net for a joint compile that fails anyway (e.g. a pattern too large).
+    """
+    good: Kept = []
+    diags: list[Diagnostic] = []
+    for rule, fps in kept:
+        problem = next(((p, fp, e) for p, lst in fps if not only_regex or p.op is Op.REGEX
+                        for fp in lst if (e := _resolve_pattern(fp, known)) is not None), None)
+        if problem is None:
+            good.append((rule, fps))
+            continue
+        p, fp, e = problem
+        code = Code.REGEX if p.op is Op.REGEX else Code.HYPERSCAN
+        diags.append(_diag(rule, code, fp.source, f"{p.field}: {e}"))
+    return good, diags
+
+
+@dataclass
+class _Layout:
+    """Pattern ids: field patterns first, then raw-line anchors, then the escape marker."""
+
+    patterns: list[Pattern]
+    pred_ids: dict[int, frozenset[int]]
+    regex_confirm: RegexConfirm
+    n_field: int
+    raw_rules: dict[int, list[int]]
+    always: list[int]
+    marker_id: int
+    diags: list[Diagnostic]
+
+
+def _layout(kept: Kept) -> _Layout:
     patterns: list[Pattern] = []
     pred_ids: dict[int, frozenset[int]] = {}
     regex_confirm = RegexConfirm()
@@ -194,6 +217,7 @@ def compile_rules(rules: list[Rule]) -> tuple[Ruleset, list[Diagnostic]]:
             pred_ids[id(pred)] = frozenset(ids)
     n_field = len(patterns)
 
+    diags: list[Diagnostic] = []
     literal_ids: dict[Literal, int] = {}
     raw_rules: dict[int, list[int]] = {}
     always: list[int] = []
@@ -214,7 +238,54 @@ def compile_rules(rules: list[Rule]) -> tuple[Ruleset, list[Diagnostic]]:
             raw_rules.setdefault(pid, []).append(ri)
     marker_id = len(patterns)
     patterns.append(Pattern(ESCAPE_MARKER, 0, None))
-    database = compile_database(patterns)
+    return _Layout(patterns, pred_ids, regex_confirm, n_field, raw_rules, always, marker_id, diags)
+
+
+def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
+              entry: CacheEntry | None) -> tuple[Kept, _Layout, hs.Database, list[Diagnostic]]:
+    """The database for `kept`: from the cache when it was built from exactly these patterns."""
+    diags: list[Diagnostic] = []
+    layout = _layout(kept)
+    digest = patterns_digest((p.expression, p.flags) for p in layout.patterns)
+    database = cache.database(entry, digest) if cache is not None and entry is not None else None
+    if database is not None:
+        return kept, layout, database, diags
+    try:
+        database = compile_database(layout.patterns)
+    except hs.error:
+        kept, diags = _resolve(kept, known, only_regex=False)
+        layout = _layout(kept)
+        digest = patterns_digest((p.expression, p.flags) for p in layout.patterns)
+        database = compile_database(layout.patterns)
+    if cache is not None:
+        blob = hs.dumpb(database)
+        cache.store(CacheEntry(FORMAT, digest, blob,
+                               [(e, f, nf, err) for (e, f), (nf, err) in known.items()]))
+    return kept, layout, database, diags
+
+
+def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tuple[Ruleset, list[Diagnostic]]:
+    """Compile rules into one database; a rule that cannot be run faithfully is skipped with a Diagnostic.
+
+    With a cache, a database built earlier from the same patterns is loaded instead of compiled.
+    """
+    t0 = time.perf_counter()
+    diags: list[Diagnostic] = []
+    kept: Kept = []
+    for rule in rules:
+        try:
+            fps = _field_patterns_for(rule)
+        except UnsupportedError as exc:
+            diags.append(_diag(rule, Code.UNSUPPORTED_CONSTRUCT, exc.construct, exc.message))
+            continue
+        kept.append((rule, fps))
+
+    entry = cache.load() if cache is not None else None
+    known: Resolutions = {(e, f): (nf, err) for e, f, nf, err in entry.resolutions} if entry else {}
+    kept, rdiags = _resolve(kept, known, only_regex=True)
+    kept, layout, database, cdiags = _database(kept, known, cache, entry)
+    diags += rdiags + cdiags + layout.diags
+    patterns, regex_confirm = layout.patterns, layout.regex_confirm
 
     fields: set[str] = set(BASE_FIELDS)
     for rule, _ in kept:
@@ -229,7 +300,7 @@ def compile_rules(rules: list[Rule]) -> tuple[Ruleset, list[Diagnostic]]:
     acc = schema.accessors
 
     def text_ids(pred: Predicate) -> frozenset[int]:
-        return pred_ids[id(pred)]
+        return layout.pred_ids[id(pred)]
 
     compiled: list[CompiledRule] = []
     for ri, (rule, _) in enumerate(kept):
@@ -249,11 +320,11 @@ def compile_rules(rules: list[Rule]) -> tuple[Ruleset, list[Diagnostic]]:
 
     seconds = time.perf_counter() - t0
     return Ruleset(
-        rules=tuple(compiled), database=database, n_field_patterns=n_field,
-        raw_rules={k: tuple(v) for k, v in raw_rules.items()}, marker_id=marker_id,
-        always=tuple(always), schema=schema, regex_confirm=regex_confirm,
-        pattern_count=len(patterns), compile_seconds=seconds, database_bytes=len(hs.dumpb(database)),
-        accessors=acc,
+        rules=tuple(compiled), database=database, n_field_patterns=layout.n_field,
+        raw_rules={k: tuple(v) for k, v in layout.raw_rules.items()}, marker_id=layout.marker_id,
+        always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
+        pattern_count=len(patterns), compile_seconds=seconds, database_bytes=database.size(),
+        accessors=acc, cache_status=cache.status if cache is not None else "off",
     ), diags
 
 

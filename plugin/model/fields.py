@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SIGMA_FIELDS", "WAZUH_FIELDS", "sigma_field", "wazuh_field"]
+__all__ = ["SIGMA_FIELDS", "WAZUH_FIELDS", "FIELD_MAPS", "sigma_field", "wazuh_field"]
 
 # Sigma (Sysmon / Windows process_creation and linux) field names -> ECS.
 SIGMA_FIELDS: dict[str, str] = {
@@ -64,6 +64,10 @@ WAZUH_FIELDS: dict[str, str] = {
 }
 for _i in range(0, 32):
     WAZUH_FIELDS[f"data.audit.execve.a{_i}"] = f"process.args.{_i}"
+
+
+# Everything that decides how a rule's field names are read; part of the database cache key.
+FIELD_MAPS: tuple[dict[str, str], ...] = (SIGMA_FIELDS, WAZUH_FIELDS)
 
 
 def sigma_field(name: str) -> str | None:

@@ -1,0 +1,114 @@
+"""On-disk cache of the compiled Hyperscan database, so large rule sets start fast.
+
+The file is named by a hash of everything the database is built from: the bytes of every rule
+file, the field maps, and the versions of shellsieve, Hyperscan and this format. Its content is
+checked again before use: the digest of the pattern list must equal the one just derived from the
+rules, and the file must match the sha256 it starts with (Hyperscan loads a corrupt database
+without complaint and fails only when scanning). Anything that does not check out is
+rebuilt and rewritten, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import hyperscan as hs
+import msgspec
+
+__all__ = ["CacheEntry", "DatabaseCache", "default_cache_dir", "cache_key", "patterns_digest"]
+
+FORMAT = 1
+
+
+class CacheEntry(msgspec.Struct, frozen=True):
+    format: int
+    patterns_digest: bytes  # sha256 of the (expression, flags) list the database was compiled from
+    database: bytes  # hs.dumpb output
+    # Per regex that Hyperscan cannot run as written: (expression, flags) -> flags used, or an error.
+    resolutions: list[tuple[bytes, int, int, str]] = []
+
+
+def default_cache_dir() -> Path:
+    """$SHELLSIEVE_CACHE_DIR, else $XDG_CACHE_HOME/shellsieve, else ~/.cache/shellsieve."""
+    if env := os.environ.get("SHELLSIEVE_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "shellsieve"
+
+
+def cache_key(rule_files: Iterable[Path], field_maps: Iterable[object]) -> str:
+    """Hash of the rule files' paths and bytes, the field maps and the library versions."""
+    from shellsieve import __version__
+
+    h = hashlib.sha256(f"shellsieve {__version__} hyperscan {hs.__version__} format {FORMAT}\n".encode())
+    for m in field_maps:
+        h.update(repr(m).encode())
+    for f in sorted(rule_files):
+        h.update(str(f).encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def patterns_digest(patterns: Iterable[tuple[bytes, int]]) -> bytes:
+    h = hashlib.sha256()
+    for expression, flags in patterns:
+        h.update(len(expression).to_bytes(4, "little") + expression + flags.to_bytes(4, "little"))
+    return h.digest()
+
+
+class DatabaseCache:
+    """One cache file for one key; `load` says why an entry was not usable."""
+
+    def __init__(self, directory: Path, key: str) -> None:
+        self.path = directory / f"{key}.hsdb"
+        self.status = "cold"  # cold (no entry) / warm (used) / stale / corrupt, set by load and use
+
+    def load(self) -> CacheEntry | None:
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return None
+        digest, payload = data[:32], data[32:]
+        try:
+            if hashlib.sha256(payload).digest() != digest:
+                raise ValueError("checksum mismatch")
+            entry = msgspec.msgpack.decode(payload, type=CacheEntry)
+        except (ValueError, msgspec.DecodeError):
+            self.status = "corrupt"
+            return None
+        if entry.format != FORMAT:
+            self.status = "stale"
+            return None
+        return entry
+
+    def database(self, entry: CacheEntry, digest: bytes) -> hs.Database | None:
+        """The cached database if it was built from exactly these patterns."""
+        if entry.patterns_digest != digest:
+            self.status = "stale"
+            return None
+        try:
+            db = hs.loadb(entry.database, hs.HS_MODE_BLOCK)
+            db.scratch = hs.Scratch(db)  # a loaded database comes without the scratch space scans need
+        except hs.error:
+            self.status = "corrupt"
+            return None
+        self.status = "warm"
+        return db
+
+    def store(self, entry: CacheEntry) -> None:
+        """Write atomically (temp file + rename); a cache that cannot be written is only slower."""
+        tmp = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
+            payload = msgspec.msgpack.encode(entry)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(hashlib.sha256(payload).digest() + payload)
+            os.replace(tmp, self.path)
+        except OSError:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
