@@ -132,3 +132,22 @@ class TestRegexAnchors:
         ruleset, diags = compile_rules([rule])
         assert not [d for d in diags if d.severity == "error"]
         assert rule_ids(run_events(ruleset, [{"process": {"command_line": value}}])[0]) == (["r"] if hit else [])
+
+
+class TestCaselessBeyondAscii:
+    """Hyperscan's caseless flag folds ASCII only; case-insensitive rules fold every letter."""
+
+    @pytest.mark.parametrize("value", ["7в07", "7В07", "x.exe -В"])
+    @pytest.mark.parametrize("op", ["contains", "endswith_or_contains"])
+    def test_cyrillic_contains(self, value: str, op: str) -> None:
+        from shellsieve.compile.ruleset import compile_rules
+        from shellsieve.diagnostics import Location
+        from shellsieve.model.expr import Op, Predicate
+        from shellsieve.model.rule import Rule
+
+        pred_op = Op.CONTAINS if op == "contains" else Op.WILDCARD
+        pattern = "В" if op == "contains" else "*В*"
+        rule = Rule(id="r", name="r", ruleset="sigma", location=Location("t"),
+                    query=Predicate("process.command_line", pred_op, (pattern,), False))
+        ruleset, _ = compile_rules([rule])
+        assert rule_ids(run_events(ruleset, [{"process": {"command_line": value}}])[0]) == ["r"]

@@ -35,12 +35,34 @@ class FieldPattern:
         self.confirm = confirm
 
 
-def _lit(text: str) -> bytes:
-    """A literal as a Hyperscan regex: every non-alphanumeric byte escaped as \\xHH."""
+def _bytes(text: str, escape_all: bool) -> bytes:
     return b"".join(
-        bytes([b]) if (48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122) else b"\\x%02x" % b
+        bytes([b]) if not escape_all and (48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122) else b"\\x%02x" % b
         for b in text.encode("utf-8", "surrogatepass")
     )
+
+
+def literal_regex(text: str, caseless: bool = False, escape_all: bool = False) -> bytes:
+    """A literal as a Hyperscan regex, non-alphanumeric bytes escaped as \\xHH.
+
+    HS_FLAG_CASELESS folds ASCII letters only (the database scans bytes, not UTF-8), so for a
+    caseless literal every other letter with case forms becomes an alternation of their encodings:
+    Sigma's `contains: 'В'` must match "в" too.
+    """
+    if not caseless or text.isascii():
+        return _bytes(text, escape_all)
+    out = []
+    for c in text:
+        forms = dict.fromkeys(f for f in (c, c.lower(), c.upper()) if len(f) == 1)
+        if c.isascii() or len(forms) == 1:
+            out.append(_bytes(c, escape_all))
+        else:
+            out.append(b"(?:" + b"|".join(_bytes(f, True) for f in forms) + b")")
+    return b"".join(out)
+
+
+def _lit(text: str, caseless: bool = False) -> bytes:
+    return literal_regex(text, caseless)
 
 
 ANY = "*"  # wildcard_parts markers; literal runs are ("lit", text)
@@ -71,10 +93,10 @@ def wildcard_parts(pattern: str) -> list[tuple[str, str]]:
     return parts
 
 
-def _wildcard(pattern: str) -> bytes:
+def _wildcard(pattern: str, caseless: bool) -> bytes:
     out = [_START]
     for kind, text in wildcard_parts(pattern):
-        out.append(rb".*" if kind == ANY else ONE_CHAR if kind == ONE else _lit(text))
+        out.append(rb".*" if kind == ANY else ONE_CHAR if kind == ONE else _lit(text, caseless))
     out.append(rb"\z")
     return b"".join(out)
 
@@ -146,18 +168,19 @@ def _user_regex(pattern: str) -> bytes:
 def field_patterns(pred: Predicate) -> list[FieldPattern]:
     """One pattern per value of a text predicate (WILDCARD, CONTAINS, STARTSWITH, ENDSWITH, REGEX)."""
     case = 0 if pred.case_sensitive else hs.HS_FLAG_CASELESS
+    fold = not pred.case_sensitive
     out: list[FieldPattern] = []
     for v in pred.values:
         if not isinstance(v, str):
             raise UnsupportedError(repr(v), f"{pred.op.value} needs a string value")
         if pred.op is Op.WILDCARD:
-            out.append(FieldPattern(_wildcard(v), _BASE | case, v))
+            out.append(FieldPattern(_wildcard(v, fold), _BASE | case, v))
         elif pred.op is Op.CONTAINS:
-            out.append(FieldPattern(_START + rb".*" + _lit(v), _BASE | case, v))
+            out.append(FieldPattern(_START + rb".*" + _lit(v, fold), _BASE | case, v))
         elif pred.op is Op.STARTSWITH:
-            out.append(FieldPattern(_START + _lit(v), _BASE | case, v))
+            out.append(FieldPattern(_START + _lit(v, fold), _BASE | case, v))
         elif pred.op is Op.ENDSWITH:
-            out.append(FieldPattern(_START + rb".*" + _lit(v) + rb"\z", _BASE | case, v))
+            out.append(FieldPattern(_START + rb".*" + _lit(v, fold) + rb"\z", _BASE | case, v))
         elif pred.op is Op.REGEX:
             out.append(FieldPattern(_user_regex(v), hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY | case, v))
         else:

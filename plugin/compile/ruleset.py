@@ -13,7 +13,7 @@ from shellsieve.compile.cache import FORMAT, CacheEntry, DatabaseCache, patterns
 from shellsieve.compile.anchors import ESCAPE_MARKER, Literal, anchor_of
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
-from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
+from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, literal_regex, python_flags
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
 from shellsieve.events.view import Accessor, ViewSchema
@@ -113,7 +113,11 @@ def _queries(rule: Rule) -> list[Expr]:
 
 
 def _lit_regex(lit: Literal) -> tuple[bytes, int]:
-    body = b"".join(b"\\x%02x" % b for b in lit.text)
+    # anchors are JSON-escaped UTF-8 text; non-ASCII letters of a caseless one need their case forms
+    try:
+        body = literal_regex(lit.text.decode("utf-8"), lit.caseless, escape_all=True)
+    except UnicodeDecodeError:
+        body = b"".join(b"\\x%02x" % b for b in lit.text)
     return body, hs.HS_FLAG_CASELESS if lit.caseless else 0
 
 
