@@ -61,9 +61,6 @@ def literal_regex(text: str, caseless: bool = False, escape_all: bool = False) -
     return b"".join(out)
 
 
-def _lit(text: str, caseless: bool = False) -> bytes:
-    return literal_regex(text, caseless)
-
 
 ANY = "*"  # wildcard_parts markers; literal runs are ("lit", text)
 ONE = "?"
@@ -96,7 +93,7 @@ def wildcard_parts(pattern: str) -> list[tuple[str, str]]:
 def _wildcard(pattern: str, caseless: bool) -> bytes:
     out = [_START]
     for kind, text in wildcard_parts(pattern):
-        out.append(rb".*" if kind == ANY else ONE_CHAR if kind == ONE else _lit(text, caseless))
+        out.append(rb".*" if kind == ANY else ONE_CHAR if kind == ONE else literal_regex(text, caseless))
     out.append(rb"\z")
     return b"".join(out)
 
@@ -176,11 +173,11 @@ def field_patterns(pred: Predicate) -> list[FieldPattern]:
         if pred.op is Op.WILDCARD:
             out.append(FieldPattern(_wildcard(v, fold), _BASE | case, v))
         elif pred.op is Op.CONTAINS:
-            out.append(FieldPattern(_START + rb".*" + _lit(v, fold), _BASE | case, v))
+            out.append(FieldPattern(_START + rb".*" + literal_regex(v, fold), _BASE | case, v))
         elif pred.op is Op.STARTSWITH:
-            out.append(FieldPattern(_START + _lit(v, fold), _BASE | case, v))
+            out.append(FieldPattern(_START + literal_regex(v, fold), _BASE | case, v))
         elif pred.op is Op.ENDSWITH:
-            out.append(FieldPattern(_START + rb".*" + _lit(v, fold) + rb"\z", _BASE | case, v))
+            out.append(FieldPattern(_START + rb".*" + literal_regex(v, fold) + rb"\z", _BASE | case, v))
         elif pred.op is Op.REGEX:
             out.append(FieldPattern(_user_regex(v), hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_ALLOWEMPTY | case, v))
         else:

@@ -16,6 +16,7 @@ Free-text terms, wildcard field names and nested `field:{...}` queries are refus
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from shellsieve.errors import UnsupportedError
@@ -250,8 +251,6 @@ def _analysed(field: str, text: str, phrase: bool) -> Expr:
 
 
 def _ip(field: str, raw: str) -> Expr:
-    import ipaddress
-
     try:
         net = ipaddress.ip_network(raw, strict=False)
     except ValueError:
@@ -259,17 +258,22 @@ def _ip(field: str, raw: str) -> Expr:
     return Predicate(field, Op.CIDR, (str(net),))
 
 
+def _typed(field: str, tok: _Tok) -> Expr | None:
+    """A value on a text or ip field, which Elasticsearch does not match as a keyword; else None."""
+    ip = field in _IP_FIELDS
+    typed = ip or field in _TEXT_FIELDS or field.endswith(".text")
+    if not typed or tok.kind not in ("word", "quoted") or tok.keyword or tok.text == "*":
+        return None
+    quoted = tok.kind == "quoted"
+    if not quoted and "*" in tok.text:
+        raise UnsupportedError(tok.text, f"wildcards on the analysed or ip field {field} are not supported")
+    body = _unescape(tok.text[1:-1] if quoted else tok.text)
+    return _ip(field, body) if ip else _analysed(field.removesuffix(".text"), body, phrase=quoted)
+
+
 def _value(field: str, tok: _Tok) -> Expr:
-    text_field = field in _TEXT_FIELDS or field.endswith(".text")
-    if tok.kind == "word" and not tok.keyword and tok.text != "*" and (text_field or field in _IP_FIELDS):
-        if "*" in tok.text:
-            raise UnsupportedError(tok.text, f"wildcards on the analysed or ip field {field} are not supported")
-        if field in _IP_FIELDS:
-            return _ip(field, _unescape(tok.text))
-        return _analysed(field.removesuffix(".text"), _unescape(tok.text), phrase=False)
-    if tok.kind == "quoted" and (text_field or field in _IP_FIELDS):
-        body = _unescape(tok.text[1:-1])
-        return _ip(field, body) if field in _IP_FIELDS else _analysed(field.removesuffix(".text"), body, True)
+    if (typed := _typed(field, tok)) is not None:
+        return typed
     if tok.kind == "quoted":
         # A phrase: every character literal, `*` included.
         return Predicate(field, Op.EQ, (_unescape(tok.text[1:-1]),), case_sensitive=True)
