@@ -11,6 +11,7 @@ from shellsieve import log as logmod
 from shellsieve.compile.ruleset import Ruleset, compile_rules
 from shellsieve.coverage import coverage, render_coverage
 from shellsieve.diagnostics import Diagnostic
+from shellsieve.events.formats import FORMATS
 from shellsieve.model.rule import Rule
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
 from shellsieve.model.fields import FIELD_MAPS
@@ -50,6 +51,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="seconds between stats events on stderr; 0 turns them off (default: %(default)s)")
     run.add_argument("--max-line-bytes", type=int, default=_DEFAULTS.max_line_bytes, metavar="N",
                      help="longer lines are forwarded unscanned and counted (default: %(default)s)")
+    run.add_argument("--format", dest="input_format", default="auto", choices=FORMATS,
+                     help="input format; auto detects it line by line: a JSON object is ECS, Sysmon "
+                          "(winlog.event_data or Event.EventData) or Wazuh (full_log); a text line is an "
+                          "auditd record, a Sysmon for Linux XML event in syslog, or a plain command line "
+                          "(default: %(default)s)")
+    run.add_argument("--passwd", type=Path, metavar="FILE",
+                     help="passwd(5) file naming the uids of auditd events (user.name); "
+                          "auditd's ENRICHED names are used first")
+    run.add_argument("--audit-timeout", type=float, default=_DEFAULTS.audit_timeout_s, metavar="SECONDS",
+                     help="an auditd event whose EOE record has not arrived leaves after this long "
+                          "(default: %(default)s)")
+    run.add_argument("--pid-table-size", type=int, default=_DEFAULTS.pid_table_size, metavar="N",
+                     help="pids remembered to name the parent of auditd events (default: %(default)s)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                      help="level of the filter's own logs on stderr (default: %(default)s)")
     chk = sub.add_parser("check", help="load and compile rules; list them and every rule skipped, with the reason",
@@ -118,8 +132,13 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     logmod.configure(args.log_level)
     log = logmod.get_logger()
+    if args.passwd is not None and not args.passwd.is_file():
+        log.error("startup_failed", reason="passwd file not found", path=str(args.passwd))
+        return 2
     settings = Settings(stats_interval_s=args.stats_interval, max_line_bytes=args.max_line_bytes,
-                        only_alerts=args.only_alerts, strict=args.strict)
+                        only_alerts=args.only_alerts, strict=args.strict, input_format=args.input_format,
+                        audit_timeout_s=args.audit_timeout, pid_table_size=args.pid_table_size,
+                        passwd=str(args.passwd) if args.passwd else None)
     rules, ruleset, diags = build(args.rules, _cache_dir(args))
     for d in diags:
         level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
@@ -129,7 +148,8 @@ def _run(args: argparse.Namespace) -> int:
         log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",
                   errors=len(errors))
         return 1
-    log.info("started", rules=len(ruleset.rules), skipped=len(errors), patterns=ruleset.pattern_count,
+    log.info("started", rules=len(ruleset.rules), skipped=len(errors), input_format=settings.input_format,
+             patterns=ruleset.pattern_count,
              database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3),
              cache=ruleset.cache_status)
     from shellsieve.run.loop import run_filter

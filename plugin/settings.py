@@ -14,3 +14,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     only_alerts: bool = False
     max_open_sequences: int = 100_000  # per sequence rule; the oldest is evicted and counted
     strict: bool = False
+    input_format: str = "auto"  # or one of events.formats.FORMATS: skip per-line detection
+    audit_timeout_s: float = 0.5  # an auditd event without its EOE leaves after this long
+    audit_max_open: int = 4096  # auditd events waiting for their EOE at once; the oldest leaves first
+    pid_table_size: int = 65_536  # pids remembered to name an auditd event's parent
+    passwd: str | None = None  # passwd(5) file naming auditd uids

@@ -77,8 +77,19 @@ class TestRunPipes:
         assert events[0] == "started" and events[-1] == "stopped"
         final = logs[-1]
         assert final["events_in"] == final["events_out"] == len(EXAMPLES.read_bytes().splitlines())
-        assert final["malformed"]["invalid_json"] == 1
+        # the one text line is a plain command line under the default `--format auto`
+        assert final["formats"] == {"cmdline": 1, "ecs": len(EXAMPLES.read_bytes().splitlines()) - 1}
+        assert final["malformed"]["invalid_json"] == 0
         assert final["hits_per_rule"][PHP_FSOCKOPEN] == 1
+
+    def test_format_ecs_counts_a_text_line_as_malformed(self) -> None:
+        """Forced `--format ecs`: no detection; a line that is not JSON is forwarded and counted."""
+        res = subprocess.run([CLI, "run", "--stats-interval", "0", "--format", "ecs"], input=EXAMPLES.read_bytes(),
+                             capture_output=True, timeout=60)
+        final = msgspec.json.decode(res.stderr.splitlines()[-1])
+        assert final["malformed"]["invalid_json"] == 1 and final["formats"] == {"ecs": final["events_in"]}
+        text_line = next(x for x in EXAMPLES.read_bytes().splitlines() if not x.startswith(b"{"))
+        assert {"message": text_line.decode()} in [msgspec.json.decode(x) for x in res.stdout.splitlines()]
 
     def test_line_reaches_stdout_within_100ms_when_input_pauses(self) -> None:
         """With input paused after one line, that line is written out promptly (well under 100 ms)."""

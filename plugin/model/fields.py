@@ -1,11 +1,20 @@
-"""Canonical ECS field names and, as data, each source format's names for them."""
+"""Canonical ECS field names and, as data, each source format's names for them.
+
+One table per format. Each serves both sides: a rule written in that format's field names reads
+the ECS field, and an event arriving in that format is decoded into the same ECS field, so a rule
+of one shape fires on every shape that carries the information.
+"""
 
 from __future__ import annotations
 
-__all__ = ["SIGMA_FIELDS", "WAZUH_FIELDS", "FIELD_MAPS", "sigma_field", "wazuh_field"]
+__all__ = ["SYSMON_FIELDS", "AUDITD_FIELDS", "SIGMA_FIELDS", "WAZUH_FIELDS", "FIELD_MAPS",
+           "sigma_field", "wazuh_field"]
 
-# Sigma (Sysmon / Windows process_creation and linux) field names -> ECS.
-SIGMA_FIELDS: dict[str, str] = {
+# Sysmon EventData names (Windows and Linux) -> ECS. Where ECS has no faithful counterpart the value
+# stays under winlog.event_data, as Winlogbeat writes it: `User` is "DOMAIN\\user" (ECS user.name has
+# no domain; rules test the domain part, "NT AUTHORITY" in any language) and `Hashes` is
+# "SHA1=..,MD5=..,IMPHASH=..". Sysmon decoders also fill user.name / user.domain and process.hash.*.
+SYSMON_FIELDS: dict[str, str] = {
     "Image": "process.executable",
     "OriginalFileName": "process.pe.original_file_name",
     "CommandLine": "process.command_line",
@@ -13,9 +22,11 @@ SIGMA_FIELDS: dict[str, str] = {
     "ProcessId": "process.pid",
     "ProcessGuid": "process.entity_id",
     "IntegrityLevel": "winlog.event_data.IntegrityLevel",
-    "User": "user.name",
+    "User": "winlog.event_data.User",
     "LogonId": "winlog.event_data.LogonId",
-    "Hashes": "process.hash.sha256",
+    "LogonGuid": "winlog.event_data.LogonGuid",
+    "TerminalSessionId": "winlog.event_data.TerminalSessionId",
+    "Hashes": "winlog.event_data.Hashes",
     "Product": "process.pe.product",
     "Company": "process.pe.company",
     "Description": "process.pe.description",
@@ -24,43 +35,58 @@ SIGMA_FIELDS: dict[str, str] = {
     "ParentCommandLine": "process.parent.command_line",
     "ParentProcessId": "process.parent.pid",
     "ParentProcessGuid": "process.parent.entity_id",
-    "ParentUser": "process.parent.user.name",
+    "ParentUser": "winlog.event_data.ParentUser",
     "ComputerName": "host.name",
     "DestinationIp": "destination.ip",
     "DestinationPort": "destination.port",
     "DestinationHostname": "destination.domain",
     "SourceIp": "source.ip",
     "SourcePort": "source.port",
+    "Protocol": "network.transport",
     "TargetFilename": "file.path",
-    # linux auditd (Sigma's auditd logsource)
+}
+
+# auditd record fields (and Sigma's linux/auditd field names, which are the same) -> ECS.
+AUDITD_FIELDS: dict[str, str] = {
     "type": "auditd.message_type",
     "exe": "process.executable",
     "comm": "process.name",
     "cwd": "process.working_directory",
+    "pid": "process.pid",
+    "ppid": "process.parent.pid",
     "uid": "user.id",
     "auid": "user.audit.id",
     "euid": "user.effective.id",
+    "gid": "group.id",
     "key": "tags",
     "name": "file.path",
     "SYSCALL": "auditd.data.syscall",
+    "argc": "process.args_count",
 }
 for _i in range(0, 32):
-    SIGMA_FIELDS[f"a{_i}"] = f"process.args.{_i}"
+    AUDITD_FIELDS[f"a{_i}"] = f"process.args.{_i}"
 
-# Wazuh alert field names -> ECS. `full_log` is the whole text Wazuh matched; for process
-# events its faithful counterpart is the command line.
+# Sigma names its fields after the log source: Sysmon's for Windows and linux process_creation,
+# auditd's for linux/auditd.
+SIGMA_FIELDS: dict[str, str] = {**SYSMON_FIELDS, **AUDITD_FIELDS}
+
+# Wazuh alert / archive field names -> ECS. `full_log` is the whole text Wazuh matched; for process
+# events its faithful counterpart is the command line (the Wazuh event decoder fills it that way).
 WAZUH_FIELDS: dict[str, str] = {
     "full_log": "process.command_line",
     "data.command": "process.command_line",
     "data.audit.command": "process.name",
     "data.audit.exe": "process.executable",
     "data.audit.cwd": "process.working_directory",
+    "data.audit.pid": "process.pid",
+    "data.audit.ppid": "process.parent.pid",
     "data.audit.uid": "user.id",
     "data.audit.euid": "user.effective.id",
     "data.audit.auid": "user.audit.id",
+    "data.audit.gid": "group.id",
+    "data.audit.key": "tags",
     "data.srcuser": "user.name",
     "data.dstuser": "user.target.name",
-    "data.audit.execve.a0": "process.args.0",
 }
 for _i in range(0, 32):
     WAZUH_FIELDS[f"data.audit.execve.a{_i}"] = f"process.args.{_i}"

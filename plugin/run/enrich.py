@@ -71,10 +71,13 @@ def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
     return doc
 
 
-def message_line(line: bytes, hits: list[Hit] | None = None) -> bytes:
-    """A line that is not a JSON object, as the NDJSON event `{"message": "<line>"}`."""
+def message_line(line: bytes, hits: list[Hit] | None = None, fields: dict[str, Any] | None = None) -> bytes:
+    """A text line as the NDJSON event `{"message": "<line>"}`; with hits, the ECS `fields` parsed
+    from it and the alert fields are added."""
     text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
     doc: dict[str, Any] = {"message": text}
     if hits:
+        if fields:
+            doc.update((k, v) for k, v in fields.items() if k != "message")
         enrich(doc, hits)
     return _encode(doc) + b"\n"

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import time
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.run.framing import Framer
+from shellsieve.events.auditd import load_passwd
 from shellsieve.run.match import BlockMatcher
+from shellsieve.run.route import Router
 from shellsieve.run.stats import Stats
 from shellsieve.settings import Settings
 
@@ -20,13 +24,31 @@ class _Terminate(Exception):
     """SIGTERM arrived while the loop was blocked reading."""
 
 
-def _stats_extra(matcher: BlockMatcher, framer: Framer) -> dict[str, Any]:
+def _stats_extra(router: Router) -> dict[str, Any]:
+    matcher = router.matcher
     states = matcher.sequences.values()
     return {
         "open_sequences": sum(len(s.open) for s in states),
         "sequence_evictions": sum(s.evicted for s in states),
         "regex_timeouts": matcher.rs.regex_confirm.timeouts,
+        "audit_waiting": router.audit.waiting,
+        "audit_timed_out": router.audit.timed_out,
+        "audit_evicted": router.audit.evicted,
+        "pid_table": len(router.pids),
+        "pid_table_evictions": router.pids.evicted,
     }
+
+
+def _reader(stdin: BinaryIO) -> tuple[Any, int | None]:
+    """read(n) that returns what the pipe has, and the fd to wait on (None: never blocks, e.g. BytesIO).
+
+    A real pipe is read with os.read on its fd: no hidden buffer, so select() tells the truth about
+    whether input is waiting while an auditd event is held for its timeout."""
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return getattr(stdin, "read1", stdin.read), None
+    return (lambda n: os.read(fd, n)), fd
 
 
 def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: BinaryIO, log: Any) -> Stats:
@@ -34,7 +56,10 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
     stats = Stats()
     framer = Framer(settings.max_line_bytes)
     matcher = BlockMatcher(ruleset, stats, settings.only_alerts, settings.max_open_sequences)
-    read = getattr(stdin, "read1", stdin.read)
+    passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
+    router = Router(matcher, stats, settings.input_format, settings.audit_timeout_s, settings.audit_max_open,
+                    settings.pid_table_size, passwd)
+    read, fd = _reader(stdin)
     write = stdout.write
     flush = stdout.flush
     state = {"reading": False, "stop": False}
@@ -48,6 +73,15 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
     next_stats = time.monotonic() + settings.stats_interval_s if settings.stats_interval_s > 0 else None
     try:
         while not state["stop"]:
+            deadline = router.deadline()
+            if deadline is not None and fd is not None:
+                wait = deadline - time.monotonic()
+                if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                    late = router.tick(time.monotonic())  # held auditd events time out
+                    if late:
+                        write(late)
+                        flush()
+                    continue
             state["reading"] = True
             try:
                 chunk = read(settings.read_bytes)
@@ -58,27 +92,30 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
             if not chunk:
                 break
             out = []
+            now = time.monotonic()
             for piece, scan in framer.feed(chunk):
                 if scan:
-                    out.append(matcher.process(piece))
+                    out.append(router.process(piece, now))
                 elif not settings.only_alerts:
-                    out.append(piece)  # an over-long line, forwarded as it came
+                    out.append(router.passthrough(piece))  # an over-long line, forwarded as it came
             new_long = framer.too_long - stats.malformed["line_too_long"]
             if new_long:  # over-long lines bypass the matcher: count them here
                 stats.lines_in += new_long
                 stats.lines_out += 0 if settings.only_alerts else new_long
                 stats.malformed["line_too_long"] = framer.too_long
-            if out:
-                write(b"".join(out))
+            data = b"".join(out)
+            if data:
+                write(data)
                 flush()
             if next_stats is not None and time.monotonic() >= next_stats:
-                log.info("stats", **stats.snapshot(_stats_extra(matcher, framer)))
+                log.info("stats", **stats.snapshot(_stats_extra(router)))
                 next_stats = time.monotonic() + settings.stats_interval_s
         last = framer.finish()
         if last:
             # b"\n" alone ends an over-long line that was being passed through.
-            write(last if last == b"\n" else matcher.process(last))
-            flush()
+            write(router.passthrough(last) if last == b"\n" else router.process(last, time.monotonic()))
+        write(router.finish())
+        flush()
     except BrokenPipeError:
         log.warning("stdout_closed", detail="the reader went away; stopping")
         _silence_stdout()
@@ -86,7 +123,7 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
         if old is not None:
             signal.signal(signal.SIGTERM, old)
     log.info("stopped", reason="sigterm" if state["stop"] else "end_of_input",
-             **stats.snapshot(_stats_extra(matcher, framer)))
+             **stats.snapshot(_stats_extra(router)))
     return stats
 
 

@@ -135,9 +135,7 @@ class BlockMatcher:
                     append(result)
                     emitted += 1
         self.stats.lines_out += emitted
-        for state in self.sequences.values():
-            if state.open:
-                state.expire(self._now)
+        self.expire_sequences()
         return b"".join(out)
 
     def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, frozenset[int] | set[int]]:
@@ -185,6 +183,14 @@ class BlockMatcher:
         if view is None:
             self.stats.malformed[bad or "invalid_json"] += 1
             return None if self.only_alerts else message_line(line)
+        hits = self._hits(view, rules)
+        if not hits:
+            return None if self.only_alerts else line + b"\n"
+        doc = view if type(view) is dict else _decode_plain(line)
+        return _encode(enrich(doc, hits)) + b"\n"
+
+    def _hits(self, view: Any, rules: Any) -> list[Hit]:
+        """Confirm the candidate rules on one decoded event; counts alerts and hits per rule."""
         ctx = EventContext(view, self.rs.scan_field)
         hits: list[Hit] = []
         for ri in sorted(rules):
@@ -196,13 +202,37 @@ class BlockMatcher:
                 hit = self._sequence(cr, ctx)
                 if hit is not None:
                     hits.append(hit)
-        if not hits:
-            return None if self.only_alerts else line + b"\n"
-        self.stats.alerts += 1
-        for h in hits:
-            self.stats.hits[h.rule.id] += 1
-        doc = view if type(view) is dict else _decode_plain(line)
-        return _encode(enrich(doc, hits)) + b"\n"
+        if hits:
+            self.stats.alerts += 1
+            for h in hits:
+                self.stats.hits[h.rule.id] += 1
+        return hits
+
+    def match_views(self, views: list[dict[str, Any]]) -> list[list[Hit]]:
+        """Hits for events decoded from other formats into ECS dicts (auditd, Sysmon, Wazuh, text).
+
+        Each is encoded as the ECS JSON line it stands for and goes through the same raw scan, so
+        the anchors' guarantees hold unchanged; the confirm then reads the dict itself.
+        """
+        if not views:
+            return []
+        encoded = [_encode(v) for v in views]
+        cands = self._candidates(b"\n".join(encoded) + b"\n", encoded)
+        out: list[list[Hit]] = []
+        for i, view in enumerate(views):
+            rules = cands.get(i)
+            if rules is None:
+                out.append([])
+                continue
+            self.stats.candidates += 1
+            out.append(self._hits(view, rules))
+        self.expire_sequences()
+        return out
+
+    def expire_sequences(self) -> None:
+        for state in self.sequences.values():
+            if state.open:
+                state.expire(self._now)
 
     def _sequence(self, cr: CompiledRule, ctx: EventContext) -> Hit | None:
         seq = cr.sequence

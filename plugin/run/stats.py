@@ -8,7 +8,8 @@ from typing import Any
 
 __all__ = ["Stats", "MALFORMED_REASONS"]
 
-MALFORMED_REASONS = ("invalid_json", "invalid_utf8", "not_object", "too_deep", "line_too_long")
+MALFORMED_REASONS = ("invalid_json", "invalid_utf8", "not_object", "too_deep", "line_too_long",
+                     "not_audit_record", "invalid_xml")
 
 
 class Stats:
@@ -21,6 +22,8 @@ class Stats:
         self.candidates = 0
         self.hits: Counter[str] = Counter()
         self.malformed: Counter[str] = Counter()
+        self.formats: Counter[str] = Counter()  # input lines by detected (or forced) format
+        self.audit_events = 0  # auditd events assembled from their records
         self._last_lines = 0
         self._last_time = self.started
 
@@ -37,6 +40,8 @@ class Stats:
             "candidates": self.candidates,
             "hits_per_rule": dict(sorted(self.hits.items())),
             "malformed": {r: self.malformed.get(r, 0) for r in MALFORMED_REASONS},
+            "formats": dict(sorted(self.formats.items())),
+            "audit_events": self.audit_events,
             "events_per_s": round(rate, 1),
             "uptime_s": round(now - self.started, 3),
         }

@@ -1,0 +1,250 @@
+"""Every input format through one matcher, output in input order.
+
+A block of ECS JSON lines goes straight to the raw-scan fast path (`BlockMatcher.process`). Any
+other line is decoded by its format into an ECS dict and matched in a batch (`match_views`).
+auditd records wait for the rest of their event (EOE or a timeout), so each line owns an output
+slot and slots leave strictly in order: a line never overtakes one read before it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import msgspec
+
+from shellsieve.events.auditd import AuditAssembler, AuditEvent, parse_record, to_ecs
+from shellsieve.events.cmdline import from_cmdline
+from shellsieve.events.ecs import nest
+from shellsieve.events.formats import ECS_MARKERS, json_format, text_format
+from shellsieve.events.pids import PidTable
+from shellsieve.events.sysmon import from_evtx_json, from_syslog_xml, from_winlogbeat
+from shellsieve.events.wazuh import from_wazuh
+from shellsieve.run.enrich import Hit, enrich, message_line
+from shellsieve.run.match import BlockMatcher
+from shellsieve.run.stats import Stats
+
+__all__ = ["Router"]
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.Encoder().encode
+_JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+class _Slot:
+    """One input line's place in the output; `out` is None until its event is decided."""
+
+    __slots__ = ("out", "line")
+
+    def __init__(self, line: bytes, out: bytes | None = None) -> None:
+        self.line = line
+        self.out = out
+
+
+class _Pending:
+    """A decoded non-ECS event waiting for the next `match_views` batch."""
+
+    __slots__ = ("view", "flat", "slots", "doc", "fmt", "carrier")
+
+    def __init__(self, view: dict[str, Any], flat: dict[str, Any], slots: list[_Slot],
+                 doc: dict[str, Any] | None, fmt: str, carrier: int = 0) -> None:
+        self.view, self.flat, self.slots, self.doc, self.fmt, self.carrier = view, flat, slots, doc, fmt, carrier
+
+
+def _overlay(view: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """The source document's own fields over the derived ECS ones (the source wins where both exist)."""
+    for k, v in doc.items():
+        cur = view.get(k)
+        if isinstance(v, dict) and isinstance(cur, dict):
+            _overlay(cur, v)
+        else:
+            view[k] = v
+    return view
+
+
+def _all_ecs(block: bytes) -> bool:
+    """Every line opens a JSON object and none has another JSON shape's key: the fast path."""
+    if block[:1] != b"{" or block.count(b"\n{") != block.count(b"\n") - 1:
+        return False
+    return not any(m in block for m in ECS_MARKERS)
+
+
+class Router:
+    def __init__(self, matcher: BlockMatcher, stats: Stats, fmt: str = "auto", audit_timeout_s: float = 0.5,
+                 audit_max_open: int = 4096, pid_table_size: int = 65_536,
+                 passwd: dict[str, str] | None = None) -> None:
+        self.matcher = matcher
+        self.stats = stats
+        self.fmt = fmt
+        self.only_alerts = matcher.only_alerts
+        self.audit = AuditAssembler(audit_timeout_s, audit_max_open)
+        self.pids = PidTable(pid_table_size)
+        self.passwd = passwd or {}
+        self._queue: deque[_Slot] = deque()
+        self._batch: list[_Pending] = []
+
+    # -- the loop's interface ---------------------------------------------------------------
+    def process(self, block: bytes, now: float) -> bytes:
+        """`block` holds whole lines each ending in b"\\n"; returns what may leave now, in order."""
+        if self.fmt == "ecs" or (self.fmt == "auto" and not self._queue and _all_ecs(block)):
+            before = self.stats.lines_in
+            out = self.matcher.process(block)
+            self.stats.formats["ecs"] += self.stats.lines_in - before
+            return out
+        lines = block.split(b"\n")
+        lines.pop()
+        run: list[bytes] = []  # consecutive ECS lines: one fast-path call
+        for line in lines:
+            decoded = self._decode(line)
+            if decoded is None:
+                run.append(line)
+                continue
+            if run:
+                self._ecs_run(run)
+                run = []
+            self._enqueue(line, *decoded, now)
+        if run:
+            self._ecs_run(run)
+        return self.tick(now)
+
+    def passthrough(self, piece: bytes) -> bytes:
+        """Bytes of an over-long line, forwarded unscanned, still behind every line before it."""
+        if not self._queue:
+            return piece
+        self._queue.append(_Slot(b"", piece))
+        return b""
+
+    def tick(self, now: float) -> bytes:
+        """Let auditd events that waited too long leave; returns the output now ready."""
+        for ev in self.audit.expired(now):
+            self._audit_event(ev)
+        self._match()
+        return self._flush()
+
+    def finish(self) -> bytes:
+        """End of input: every waiting event leaves."""
+        for ev in self.audit.drain():
+            self._audit_event(ev)
+        self._match()
+        return self._flush()
+
+    def deadline(self) -> float | None:
+        """When the oldest waiting auditd event times out (monotonic seconds), if any waits."""
+        return self.audit.next_deadline()
+
+    # -- per line ---------------------------------------------------------------------------
+    def _decode(self, line: bytes) -> tuple[str, Any] | None:
+        """(format, decoded JSON object or text) for a line, or None for an ECS line (fast path).
+        Malformed JSON also goes to the fast path, which counts and forwards it."""
+        fmt = self.fmt
+        if fmt in ("ecs", "sysmon", "wazuh") or (fmt == "auto" and line.lstrip()[:1] in (b"{", b"[")):
+            if fmt == "auto" and not any(m in line for m in ECS_MARKERS):
+                return None
+            try:
+                doc = _decode(line)
+            except _JSON_ERRORS:
+                return None
+            if not isinstance(doc, dict):
+                return None
+            fmt = json_format(doc) if fmt == "auto" else fmt
+            return None if fmt == "ecs" else (fmt, doc)
+        text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
+        return (text_format(text) if fmt == "auto" else fmt), text
+
+    def _enqueue(self, line: bytes, fmt: str, payload: Any, now: float) -> None:
+        """Give a decoded line its output slot and its event a place in the next match batch."""
+        self.stats.lines_in += 1
+        self.stats.bytes_in += len(line) + 1
+        self.stats.formats[fmt] += 1
+        slot = _Slot(line)
+        self._queue.append(slot)
+        doc: dict[str, Any] | None = None
+        if fmt == "auditd":
+            rec = parse_record(payload)
+            if rec is None:
+                self._malformed(slot, "not_audit_record")
+                return
+            for ev in self.audit.add(rec, slot, now):
+                self._audit_event(ev)
+            return
+        if fmt == "wazuh":
+            doc = payload
+            flat = from_wazuh(payload, self.pids, self.passwd)
+        elif fmt == "sysmon":
+            doc = payload
+            flat = from_evtx_json(payload) if "Event" in payload and "winlog" not in payload else from_winlogbeat(payload)
+        elif fmt == "sysmon-syslog":
+            parsed = from_syslog_xml(payload)
+            if parsed is None:
+                self._malformed(slot, "invalid_xml")
+                return
+            flat = parsed
+        else:
+            flat = from_cmdline(payload)
+        if doc is None:
+            flat["message"] = payload
+            view = nest(flat)
+        else:
+            view = _overlay(nest(flat), doc)
+        self._batch.append(_Pending(view, flat, [slot], doc, fmt))
+
+    def _malformed(self, slot: _Slot, reason: str) -> bool:
+        self.stats.malformed[reason] += 1
+        self._emit(slot, b"" if self.only_alerts else message_line(slot.line))
+        return False
+
+    def _audit_event(self, ev: AuditEvent) -> None:
+        self.stats.audit_events += 1
+        flat = to_ecs(ev.records, self.pids, self.passwd)
+        flat["message"] = "\n".join(s.line.rstrip(b"\r").decode("utf-8", "backslashreplace") for s in ev.slots)
+        types = [r.type for r in ev.records]
+        carrier = types.index("EXECVE") if "EXECVE" in types else types.index("SYSCALL") if "SYSCALL" in types else 0
+        self._batch.append(_Pending(nest(flat), flat, ev.slots, None, "auditd", carrier))
+
+    def _ecs_run(self, run: list[bytes]) -> None:
+        self._match()  # events before the run are matched first: sequences see input order
+        before = self.stats.lines_in
+        out = self.matcher.process(b"\n".join(run) + b"\n")
+        self.stats.formats["ecs"] += self.stats.lines_in - before
+        self._queue.append(_Slot(b"", out))
+
+    # -- matching and output ----------------------------------------------------------------
+    def _match(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        for item, hits in zip(batch, self.matcher.match_views([p.view for p in batch])):
+            if item.doc is not None:
+                self._emit(item.slots[0], self._json_out(item, hits))
+                continue
+            fields = nest({k: v for k, v in item.flat.items() if k != "message"}) if hits else None
+            for i, slot in enumerate(item.slots):
+                if i == item.carrier and hits:
+                    self._emit(slot, message_line(slot.line, hits, fields))
+                else:
+                    self._emit(slot, b"" if self.only_alerts else message_line(slot.line))
+
+    def _json_out(self, item: _Pending, hits: list[Hit]) -> bytes:
+        if not hits:
+            return b"" if self.only_alerts else item.slots[0].line + b"\n"
+        doc = item.doc
+        assert doc is not None
+        if item.fmt == "wazuh" and isinstance(doc.get("rule"), dict):
+            # Wazuh's own rule object would collide with the ECS rule.* fields: keep it beside them.
+            wz = doc.get("wazuh")
+            if not isinstance(wz, dict):
+                wz = doc["wazuh"] = {}
+            wz["rule"] = doc.pop("rule")
+        return _encode(enrich(doc, hits)) + b"\n"
+
+    def _emit(self, slot: _Slot, out: bytes) -> None:
+        slot.out = out
+        if out and slot.line:
+            self.stats.lines_out += 1
+
+    def _flush(self) -> bytes:
+        q = self._queue
+        out: list[bytes] = []
+        while q and q[0].out is not None:
+            out.append(q.popleft().out)  # type: ignore[arg-type]
+        return b"".join(out)
