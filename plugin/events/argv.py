@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
-__all__ = ["split_posix", "split_windows", "join_args"]
+__all__ = ["split_posix", "split_windows", "shell_join"]
+
+_SAFE = re.compile(r"[\w@%+=:,./-]+", re.ASCII)  # shlex.quote's set of characters that need no quotes
+_DOUBLE_UNSAFE = re.compile(r'["$`\\!]')
 
 
 def split_posix(command_line: str) -> list[str]:
@@ -62,6 +66,20 @@ def split_windows(command_line: str) -> list[str]:
     return args
 
 
-def join_args(args: list[str]) -> str:
-    """ECS process.command_line from an argv, as Elastic Defend builds it on Linux: args joined by spaces."""
-    return " ".join(args)
+def shell_join(args: list[str]) -> str:
+    """process.command_line from an argv: the arguments as a POSIX shell user types them.
+
+    execve loses the shell's quotes; command-line rules (Wazuh's seed rule wants a quote after `php -r`; written against
+    command logs) look for them. An argument that needs quoting gets single quotes, or double quotes
+    when it holds a single quote and nothing double quotes would expand, else shlex's form."""
+    return " ".join(_quote(a) for a in args)
+
+
+def _quote(arg: str) -> str:
+    if _SAFE.fullmatch(arg):
+        return arg
+    if "'" not in arg:
+        return f"'{arg}'"
+    if not _DOUBLE_UNSAFE.search(arg):
+        return f'"{arg}"'
+    return shlex.quote(arg)

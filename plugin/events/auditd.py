@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shellsieve.events.argv import join_args
+from shellsieve.events.argv import shell_join
 from shellsieve.events.ecs import iso_time, to_int
 from shellsieve.events.pids import PidTable, ProcInfo
 
@@ -248,7 +248,7 @@ def to_ecs(records: list[Record], pids: PidTable, passwd: dict[str, str]) -> dic
     if args is not None:
         flat["process.args"] = args
         flat["process.args_count"] = argv.argc if argv and argv.argc is not None else len(args)
-        flat["process.command_line"] = join_args(args)
+        flat["process.command_line"] = shell_join(args)
     if argv and argv.truncated:
         flat["auditd.truncated"] = True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from shellsieve.events.argv import split_posix, split_windows
+from shellsieve.events.argv import split_windows
 from shellsieve.events.ecs import basename, to_int
 from shellsieve.model.fields import SYSMON_FIELDS
 
@@ -38,9 +38,12 @@ def sysmon_ecs(event_id: int | None, data: dict[str, Any], computer: str | None,
         if ecs is None or ecs.startswith("winlog.") or value in (None, "", "-"):
             continue
         flat[ecs] = to_int(value) if ecs in _INT_FIELDS else value
-    flat["process.name"] = basename(data.get("Image"), windows)
-    flat["process.parent.name"] = basename(data.get("ParentImage"), windows)
-    split = split_windows if windows else split_posix
+    for ecs, key in (("process.name", "Image"), ("process.parent.name", "ParentImage")):
+        if data.get(key) not in (None, "", "-"):
+            flat[ecs] = basename(data[key], windows)
+    # Windows command lines follow CommandLineToArgvW's quoting; Sysmon for Linux writes argv joined by
+    # spaces, without quoting, so only the whitespace boundaries are known.
+    split = split_windows if windows else str.split
     for prefix, key in (("process", "CommandLine"), ("process.parent", "ParentCommandLine")):
         cmd = data.get(key)
         if isinstance(cmd, str) and cmd not in ("", "-"):
