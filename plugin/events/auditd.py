@@ -96,7 +96,9 @@ def _string_bytes(v: str | None) -> bytes | None:
         return v[1:-1].encode("utf-8", "surrogateescape") if v.endswith('"') and len(v) > 1 else v[1:].encode()
     if _HEX.fullmatch(v):
         return bytes.fromhex(v)
-    return v.encode("utf-8", "surrogateescape")  # not hex (a truncated record): keep what is there
+    if _HEX.fullmatch(v[:-1]):  # odd length: a record cut inside its hex; decode what is whole
+        return bytes.fromhex(v[:-1])
+    return v.encode("utf-8", "surrogateescape")  # neither: keep what is there
 
 
 def _text(b: bytes | None) -> str | None:
@@ -106,6 +108,13 @@ def _text(b: bytes | None) -> str | None:
 
 def _string(v: str | None) -> str | None:
     return _text(_string_bytes(v))
+
+
+def _cut(v: str) -> bool:
+    """A value that cannot be whole: a quote never closed, or hex of odd length."""
+    if v.startswith('"'):
+        return len(v) < 2 or not v.endswith('"')
+    return bool(v) and len(v) % 2 == 1 and _HEX.fullmatch(v[:-1]) is not None
 
 
 @dataclass
@@ -129,8 +138,8 @@ def _execve_args(records: list[Record]) -> _Args | None:
     while argc is None or i < argc:
         whole = fields.get(f"a{i}")
         if whole is not None:
-            b = _string_bytes(whole)
-            args.append(_text(b) or "")
+            args.append(_string(whole) or "")
+            truncated = truncated or _cut(whole)
         elif f"a{i}_len" in fields or f"a{i}[0]" in fields:
             pieces = []
             k = 0

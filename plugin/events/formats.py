@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from shellsieve.events.auditd import looks_like_audit
 from shellsieve.events.sysmon import looks_like_sysmon_xml
 from shellsieve.events.wazuh import is_wazuh
 
@@ -33,8 +32,9 @@ def json_format(doc: dict[str, Any]) -> str:
 
 
 def text_format(text: str) -> str:
-    """auditd record, Sysmon for Linux XML in a syslog line, else a plain command line."""
-    if looks_like_audit(text):
+    """auditd record, Sysmon for Linux XML in a syslog line, else a plain command line. A line with an
+    audit header cut short is still auditd (counted as malformed there), not a command."""
+    if "msg=audit(" in text:
         return "auditd"
     if looks_like_sysmon_xml(text):
         return "sysmon-syslog"
