@@ -109,6 +109,38 @@ class TestRunPipes:
             assert got is not None and rule_ids(msgspec.json.decode(got)) == [PHP_FSOCKOPEN]
             proc.kill()
 
+    def test_auditd_event_without_eoe_leaves_after_the_timeout(self) -> None:
+        """The exec contract with input paused mid-event: the records of an auditd event whose EOE has not
+        come wait (the event may still grow), then leave on their own after --audit-timeout, in order,
+        with the one alert on the EXECVE line; an EOE releases an event without waiting."""
+        from test_auditd import REAL
+
+        with _spawn("--stats-interval", "0", "--audit-timeout", "0.3") as proc:
+            assert proc.stdin is not None
+            proc.stdin.write(b'{"warm":"up"}\n')
+            proc.stdin.flush()
+            assert _readline(proc, 30.0) == b'{"warm":"up"}\n'
+            proc.stdin.write("".join(x + "\n" for x in REAL[:-1]).encode())
+            proc.stdin.flush()
+            t0 = time.monotonic()
+            first = _readline(proc, 5.0)
+            waited = time.monotonic() - t0
+            assert first is not None and msgspec.json.decode(first) == {"message": REAL[0]}
+            assert waited >= 0.25  # held for the timeout, not written record by record
+            second = _readline(proc, 1.0)
+            assert second is not None and rule_ids(msgspec.json.decode(second)) == [PHP_FSOCKOPEN]
+            for _ in REAL[2:-1]:
+                assert _readline(proc, 1.0) is not None
+            proc.kill()
+        with _spawn("--stats-interval", "0", "--audit-timeout", "120") as proc:
+            assert proc.stdin is not None
+            proc.stdin.write("".join(x + "\n" for x in REAL).encode())
+            proc.stdin.flush()
+            # a complete event (EOE seen) leaves at once, long before the 120 s timeout
+            got = [_readline(proc, 30.0) for _ in REAL]
+            assert all(g is not None for g in got)
+            proc.kill()
+
     def test_sigterm_flushes_everything_read(self) -> None:
         """SIGTERM after input was read, with no newline at the end, still writes every line and exits 0."""
         with _spawn("--stats-interval", "0") as proc:

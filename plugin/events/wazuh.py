@@ -38,9 +38,16 @@ def _get(doc: dict[str, Any], dotted: str) -> Any:
 
 def _arg_token(value: str) -> str:
     """A decoded execve value as an audit field token. Wazuh passes the kernel's hex through; a value
-    is taken as hex only when its bytes would have forced the kernel to hex-encode it."""
-    if _HEX.fullmatch(value) and _NEEDS_HEX.search(bytes.fromhex(value)):
-        return value
+    is taken as hex only when it decodes to UTF-8 text that would have forced the kernel to hex-encode
+    it (so a word such as DEADBEEF stays a word)."""
+    if _HEX.fullmatch(value):
+        raw = bytes.fromhex(value)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return '"' + value + '"'
+        if _NEEDS_HEX.search(raw):
+            return value
     return '"' + value + '"'
 
 
