@@ -36,7 +36,10 @@ class Exec:
 
     @property
     def command_line(self) -> str:
-        """As the user typed it (what a command log holds and Defend's command_line shows)."""
+        """As the user typed it (what a command log holds and Defend's command_line shows); on Windows
+        with the double quotes CommandLineToArgvW reads."""
+        if self.windows:
+            return " ".join(f'"{a}"' if " " in a else a for a in self.args)
         return " ".join(typed(a) for a in self.args)
 
     @property
@@ -186,7 +189,7 @@ def sysmon_data(e: Exec) -> dict[str, str]:
         "RuleName": "-", "UtcTime": _iso(e.time).replace("T", " ").rstrip("Z"), "ProcessGuid": _guid(e.pid),
         "ProcessId": str(e.pid), "Image": e.exe, "FileVersion": "-", "Description": "-", "Product": "-",
         "Company": "-", "OriginalFileName": "-", "CommandLine": e.command_line if e.windows else e.argv_line,
-        "CurrentDirectory": e.cwd,
+        "CurrentDirectory": "C:\\inetpub\\wwwroot\\" if e.windows else e.cwd,
         "User": user, "LogonGuid": "{4c9b1a2e-0000-0000-0000-000000000000}", "LogonId": "0x3e7",
         "TerminalSessionId": "0", "IntegrityLevel": "System" if e.windows else "no level",
         "Hashes": "SHA256=9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08" if e.windows else "-",

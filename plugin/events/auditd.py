@@ -205,6 +205,12 @@ def _user_name(uid: str | None, enriched: str | None, passwd: dict[str, str]) ->
     return passwd.get(uid)
 
 
+def _entity_id(host: str, pid: int, rec: Record) -> str:
+    """A process id unique across pid reuse: the host, the pid and the audit event that exec'd it."""
+    own = f"{pid}@{rec.time:.3f}:{rec.serial}"
+    return f"{host}/{own}" if host else own
+
+
 def to_ecs(records: list[Record], pids: PidTable, passwd: dict[str, str]) -> dict[str, Any]:
     """The records of one audit event -> flat ECS fields. Updates `pids` on a successful exec."""
     first = records[0]
@@ -274,7 +280,7 @@ def to_ecs(records: list[Record], pids: PidTable, passwd: dict[str, str]) -> dic
         flat["event.type"] = ["start"] if success != "no" else ["info"]
         flat["event.action"] = "exec"
         if success != "no" and pid is not None:
-            eid = f"{host}|{pid}|{first.time:.3f}:{first.serial}"
+            eid = _entity_id(host, pid, first)
             flat["process.entity_id"] = eid
             pids.put(host, pid, ProcInfo(name, exe, flat.get("process.command_line"),
                                          tuple(args) if args is not None else None, eid))
@@ -282,7 +288,7 @@ def to_ecs(records: list[Record], pids: PidTable, passwd: dict[str, str]) -> dic
     if pid is not None and sc is not None:
         known = pids.get(host, pid)
         if known is None:  # first sight of a process that exec'd before the filter started
-            known = ProcInfo(name, exe, None, None, f"{host}|{pid}|{first.time:.3f}:{first.serial}")
+            known = ProcInfo(name, exe, None, None, _entity_id(host, pid, first))
             pids.put(host, pid, known)
         flat["process.entity_id"] = known.entity_id
         if "process.args" not in flat and known.args is not None:

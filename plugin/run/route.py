@@ -16,7 +16,7 @@ import msgspec
 from shellsieve.events.auditd import AuditAssembler, AuditEvent, parse_record, to_ecs
 from shellsieve.events.cmdline import from_cmdline
 from shellsieve.events.ecs import nest
-from shellsieve.events.formats import ECS_MARKERS, json_format, text_format
+from shellsieve.events.formats import ECS_MARKERS, all_ecs, json_format, text_format
 from shellsieve.events.pids import PidTable
 from shellsieve.events.sysmon import from_evtx_json, from_syslog_xml, from_winlogbeat
 from shellsieve.events.wazuh import from_wazuh
@@ -62,13 +62,6 @@ def _overlay(view: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _all_ecs(block: bytes) -> bool:
-    """Every line opens a JSON object and none has another JSON shape's key: the fast path."""
-    if block[:1] != b"{" or block.count(b"\n{") != block.count(b"\n") - 1:
-        return False
-    return not any(m in block for m in ECS_MARKERS)
-
-
 class Router:
     def __init__(self, matcher: BlockMatcher, stats: Stats, fmt: str = "auto", audit_timeout_s: float = 0.5,
                  audit_max_open: int = 4096, pid_table_size: int = 65_536,
@@ -86,7 +79,7 @@ class Router:
     # -- the loop's interface ---------------------------------------------------------------
     def process(self, block: bytes, now: float) -> bytes:
         """`block` holds whole lines each ending in b"\\n"; returns what may leave now, in order."""
-        if self.fmt == "ecs" or (self.fmt == "auto" and not self._queue and _all_ecs(block)):
+        if self.fmt == "ecs" or (self.fmt == "auto" and not self._queue and all_ecs(block)):
             before = self.stats.lines_in
             out = self.matcher.process(block)
             self.stats.formats["ecs"] += self.stats.lines_in - before
