@@ -274,3 +274,20 @@ class TestStream:
         assert rule_ids(alert) == [WEB_SERVER_CHILD] and alert["user"] == {"id": "33", "name": "www-data",
                                                                            "effective": {"id": "33", "name": "www-data"},
                                                                            "audit": {"id": "1000"}}
+
+
+def test_records_without_node_belong_to_this_host(shipped: Ruleset) -> None:
+    """auditd's default name_format writes no node=: the sequence rule (joined by host.id) still joins,
+    on the name of the host the filter runs on."""
+    import socket
+
+    from conftest import REVERSE_SHELL_SEQUENCE
+    from format_samples import audit_connect
+
+    ex = Exec(("python3", "-c", "__import__('pty').spawn('/bin/sh')"), "/usr/bin/python3", parent=BASH,
+              connect=("10.10.10.10", 9001))
+    lines = audit_exec(BASH, node=False) + audit_exec(ex, node=False) + audit_connect(ex, node=False)
+    docs, _ = run_lines(shipped, [x.encode() for x in lines])
+    alerts = [d for d in docs if rule_ids(d)]
+    assert [rule_ids(d) for d in alerts] == [[REVERSE_SHELL_SEQUENCE]]
+    assert alerts[0]["host"]["id"] == socket.gethostname()

@@ -211,13 +211,16 @@ def _entity_id(host: str, pid: int, rec: Record) -> str:
     return f"{host}/{own}" if host else own
 
 
-def to_ecs(records: list[Record], pids: PidTable, passwd: dict[str, str]) -> dict[str, Any]:
-    """The records of one audit event -> flat ECS fields. Updates `pids` on a successful exec."""
+def to_ecs(records: list[Record], pids: PidTable, passwd: dict[str, str], local_host: str = "") -> dict[str, Any]:
+    """The records of one audit event -> flat ECS fields. Updates `pids` on a successful exec.
+
+    Records without `node=` (auditd's default name_format) are `local_host`'s: a sidecar reads the
+    audit log of the host it runs on, as Auditbeat does."""
     first = records[0]
     sc = next((r for r in records if r.type == "SYSCALL"), None)
     f = sc.fields if sc else first.fields
     en = sc.enriched if sc else first.enriched
-    host = first.node
+    host = first.node or local_host
     flat: dict[str, Any] = {
         "@timestamp": iso_time(first.time),
         "event.module": "auditd",

@@ -8,6 +8,7 @@ slot and slots leave strictly in order: a line never overtakes one read before i
 
 from __future__ import annotations
 
+import socket
 from collections import deque
 from typing import Any
 
@@ -73,6 +74,7 @@ class Router:
         self.audit = AuditAssembler(audit_timeout_s, audit_max_open)
         self.pids = PidTable(pid_table_size)
         self.passwd = passwd or {}
+        self.local_host = socket.gethostname()  # the host of auditd records without node=
         self._queue: deque[_Slot] = deque()
         self._batch: list[_Pending] = []
 
@@ -188,7 +190,7 @@ class Router:
 
     def _audit_event(self, ev: AuditEvent) -> None:
         self.stats.audit_events += 1
-        flat = to_ecs(ev.records, self.pids, self.passwd)
+        flat = to_ecs(ev.records, self.pids, self.passwd, self.local_host)
         flat["message"] = "\n".join(s.line.rstrip(b"\r").decode("utf-8", "backslashreplace") for s in ev.slots)
         types = [r.type for r in ev.records]
         carrier = types.index("EXECVE") if "EXECVE" in types else types.index("SYSCALL") if "SYSCALL" in types else 0
