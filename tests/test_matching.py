@@ -151,3 +151,62 @@ class TestCaselessBeyondAscii:
                     query=Predicate("process.command_line", pred_op, (pattern,), False))
         ruleset, _ = compile_rules([rule])
         assert rule_ids(run_events(ruleset, [{"process": {"command_line": value}}])[0]) == ["r"]
+
+
+class TestAnchorClauses:
+    """The raw prefilter: a line is decoded only when a whole anchor clause of a rule occurs in it, and
+    never misses a line the rule matches (the differential tests check the latter on every public rule)."""
+
+    @staticmethod
+    def _rule(query: object) -> Ruleset:
+        from shellsieve.compile.ruleset import compile_rules
+        from shellsieve.diagnostics import Location
+        from shellsieve.model.rule import Rule
+
+        ruleset, diags = compile_rules([Rule(id="r", name="r", ruleset="eql", location=Location("t"), query=query)])
+        assert not [d for d in diags if d.severity == "error"]
+        return ruleset
+
+    def test_conjunction_needs_every_set(self) -> None:
+        from shellsieve.model.expr import AllOf, Op, Predicate
+
+        rs = self._rule(AllOf((Predicate("process.parent.name", Op.EQ, ("apache2",), True),
+                               Predicate("process.name", Op.EQ, ("bash", "sh"), True))))
+        lines = [
+            {"process": {"name": "bash", "parent": {"name": "sshd"}}},  # one set only: not decoded
+            {"process": {"name": "ls", "parent": {"name": "apache2"}}},  # the other only: not decoded
+            {"process": {"name": "bash", "parent": {"name": "apache2"}}},  # both: candidate, and a hit
+            {"process": {"name": "apache2", "parent": {"name": "bash"}}},  # both literals, wrong fields
+        ]
+        out, stats = _process(rs, b"".join(msgspec.json.encode(x) + b"\n" for x in lines))
+        assert stats.candidates == 2 and stats.alerts == 1
+        assert [bool(rule_ids(json.loads(x))) for x in out] == [False, False, True, False]
+
+    def test_value_literal_does_not_fire_on_a_key(self) -> None:
+        """`"host"` as a value anchor must not make every line with a "host" key a candidate."""
+        from shellsieve.model.expr import Op, Predicate
+
+        rs = self._rule(Predicate("process.name", Op.EQ, ("host",), True))
+        lines = [b'{"host": {"name": "a"}, "process": {"name": "dig"}}',
+                 b'{"host":{"name":"a"},"process":{"name" : "host" }}',
+                 b'{"process":{"name":["x","host"]}}']
+        out, stats = _process(rs, b"".join(x + b"\n" for x in lines))
+        assert stats.candidates == 2 and [bool(rule_ids(json.loads(x))) for x in out] == [False, True, True]
+
+    def test_branches_each_need_their_own_clause(self) -> None:
+        from shellsieve.model.expr import AllOf, AnyOf, Op, Predicate
+
+        py = AllOf((Predicate("process.name", Op.WILDCARD, ("python*",), False),
+                    Predicate("process.args", Op.WILDCARD, ("*pty*spawn*",), False)))
+        nc = AllOf((Predicate("process.name", Op.EQ, ("nc",), True),
+                    Predicate("process.args", Op.EQ, ("-e",), True)))
+        rs = self._rule(AnyOf((py, nc)))
+        lines = [
+            {"process": {"name": "python3", "args": ["python3", "-e"]}},  # python + -e: no clause whole
+            {"process": {"name": "nc", "args": ["nc", "-l"]}},
+            {"process": {"name": "python3", "args": ["python3", "-c", "import pty;pty.spawn('sh')"]}},
+            {"process": {"name": "nc", "args": ["nc", "-e", "/bin/sh"]}},
+        ]
+        out, stats = _process(rs, b"".join(msgspec.json.encode(x) + b"\n" for x in lines))
+        assert stats.candidates == 2
+        assert [bool(rule_ids(json.loads(x))) for x in out] == [False, False, True, True]

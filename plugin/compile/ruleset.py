@@ -10,7 +10,7 @@ import hyperscan as hs
 import regex
 
 from shellsieve.compile.cache import FORMAT, CacheEntry, DatabaseCache, patterns_digest
-from shellsieve.compile.anchors import ESCAPE_MARKER, Literal, anchor_of
+from shellsieve.compile.anchors import ESCAPE_MARKER, Literal, anchor_clauses
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
 from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, literal_regex, python_flags
@@ -72,6 +72,11 @@ class Ruleset:
     database: hs.Database
     n_field_patterns: int  # ids below this match decoded field values
     raw_rules: dict[int, tuple[int, ...]]  # raw-line anchor id -> rule indices
+    # rule index -> its anchor clauses (anchors.anchor_clauses): per clause the trigger ids (in
+    # `database`) and the other sets (ids in `secondary`); rules whose clauses are triggers alone are
+    # absent, a trigger hit is enough
+    raw_clauses: dict[int, RawClauses]
+    secondary: hs.Database | None
     marker_id: int
     always: tuple[int, ...]  # rules without an anchor: evaluated on every event
     schema: ViewSchema
@@ -112,12 +117,23 @@ def _queries(rule: Rule) -> list[Expr]:
     return [q]
 
 
+def _closes_value(text: bytes) -> bool:
+    """The literal ends with a string's closing quote (an even run of backslashes before it)."""
+    if not text.endswith(b'"'):
+        return False
+    body = text[:-1]
+    return (len(body) - len(body.rstrip(b"\\"))) % 2 == 0
+
+
 def _lit_regex(lit: Literal) -> tuple[bytes, int]:
     # anchors are JSON-escaped UTF-8 text; non-ASCII letters of a caseless one need their case forms
     try:
         body = literal_regex(lit.text.decode("utf-8"), lit.caseless, escape_all=True)
     except UnicodeDecodeError:
         body = b"".join(b"\\x%02x" % b for b in lit.text)
+    if _closes_value(lit.text):
+        # A value is followed by `,` `}` or `]`, a key by `:`: `"host"` must not fire on every "host" key.
+        body += rb"\s*[,\]}]"
     return body, hs.HS_FLAG_CASELESS if lit.caseless else 0
 
 
@@ -135,6 +151,7 @@ def _field_patterns_for(rule: Rule) -> list[tuple[Predicate, list[FieldPattern]]
 
 
 Resolutions = dict[tuple[bytes, int], tuple[int, str]]  # (expression, flags) -> (flags used, error or "")
+RawClauses = tuple[tuple[frozenset[int], tuple[frozenset[int], ...]], ...]  # ((trigger ids, other sets), ...)
 
 
 def _resolve_pattern(fp: FieldPattern, known: Resolutions) -> str | None:
@@ -200,6 +217,8 @@ class _Layout:
     regex_confirm: RegexConfirm
     n_field: int
     raw_rules: dict[int, list[int]]
+    raw_clauses: dict[int, RawClauses]
+    secondary: list[Pattern]
     always: list[int]
     marker_id: int
     diags: list[Diagnostic]
@@ -224,25 +243,50 @@ def _layout(kept: Kept) -> _Layout:
     diags: list[Diagnostic] = []
     literal_ids: dict[Literal, int] = {}
     raw_rules: dict[int, list[int]] = {}
+    raw_clauses: dict[int, RawClauses] = {}
     always: list[int] = []
+
+    secondary: list[Pattern] = []
+    secondary_ids: dict[Literal, int] = {}
+
+    def pid_of(lit: Literal) -> int:
+        pid = literal_ids.get(lit)
+        if pid is None:
+            pid = literal_ids[lit] = len(patterns)
+            expr, flags = _lit_regex(lit)
+            patterns.append(Pattern(expr, flags, None))
+        return pid
+
+    def secondary_of(lit: Literal) -> int:
+        sid = secondary_ids.get(lit)
+        if sid is None:
+            sid = secondary_ids[lit] = len(secondary)
+            expr, flags = _lit_regex(lit)
+            secondary.append(Pattern(expr, flags, None))
+        return sid
+
     for ri, (rule, _) in enumerate(kept):
         # Every query of the rule, `until` included, must see its events: a sequence is a
         # candidate wherever any of its steps could match.
-        anchors = [anchor_of(q) for q in _queries(rule)]
-        if any(a is None for a in anchors):
+        per_query = [anchor_clauses(q) for q in _queries(rule)]
+        if any(c is None for c in per_query):
             always.append(ri)
             diags.append(_diag(rule, Code.NO_ANCHOR, "", Code.NO_ANCHOR.title, "warning"))
             continue
-        for lit in dict.fromkeys(lit for a in anchors for lit in a or ()):
-            pid = literal_ids.get(lit)
-            if pid is None:
-                pid = literal_ids[lit] = len(patterns)
-                expr, flags = _lit_regex(lit)
-                patterns.append(Pattern(expr, flags, None))
+        # A clause's first set (its most selective) triggers the rule from the one block scan; the
+        # other sets are looked up, in the secondary database, only on lines a trigger fired on.
+        clauses = tuple(dict.fromkeys(
+            (frozenset(pid_of(lit) for lit in clause[0]),
+             tuple(frozenset(secondary_of(lit) for lit in lits) for lits in clause[1:]))
+            for cs in per_query for clause in cs or ()))
+        for pid in dict.fromkeys(p for trigger, _ in clauses for p in trigger):
             raw_rules.setdefault(pid, []).append(ri)
+        if any(rest for _, rest in clauses):
+            raw_clauses[ri] = clauses
     marker_id = len(patterns)
     patterns.append(Pattern(ESCAPE_MARKER, 0, None))
-    return _Layout(patterns, pred_ids, regex_confirm, n_field, raw_rules, always, marker_id, diags)
+    return _Layout(patterns, pred_ids, regex_confirm, n_field, raw_rules, raw_clauses, secondary, always,
+                   marker_id, diags)
 
 
 def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
@@ -325,7 +369,9 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     seconds = time.perf_counter() - t0
     return Ruleset(
         rules=tuple(compiled), database=database, n_field_patterns=layout.n_field,
-        raw_rules={k: tuple(v) for k, v in layout.raw_rules.items()}, marker_id=layout.marker_id,
+        raw_rules={k: tuple(v) for k, v in layout.raw_rules.items()}, raw_clauses=layout.raw_clauses,
+        secondary=compile_database(layout.secondary) if layout.secondary else None,
+        marker_id=layout.marker_id,
         always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
         pattern_count=len(patterns), compile_seconds=seconds, database_bytes=database.size(),
         accessors=acc, cache_status=cache.status if cache is not None else "off",

@@ -8,6 +8,7 @@ from datetime import datetime
 from itertools import accumulate
 from typing import Any
 
+import hyperscan as hs
 import msgspec
 
 from shellsieve.compile.confirm import EventContext
@@ -30,6 +31,10 @@ _encode = msgspec.json.Encoder().encode
 
 def _on_raw(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, int]]) -> None:
     hits.append((pid, end))
+
+
+def _on_secondary(pid: int, start: int, end: int, flags: int, found: set[int]) -> None:
+    found.add(pid)
 
 
 def _malformed(exc: BaseException) -> str:
@@ -85,6 +90,7 @@ class BlockMatcher:
         self._now = 0.0  # latest event time seen by a sequence rule: expiry runs on event time
         self.all_rules = frozenset(range(len(ruleset.rules)))
         self.always = frozenset(ruleset.always)
+        self._secondary_scratch = hs.Scratch(ruleset.secondary) if ruleset.secondary is not None else None
         self.sequences: dict[int, SequenceState] = {
             cr.index: SequenceState(len(cr.sequence.steps), cr.sequence.maxspan, max_open)
             for cr in ruleset.rules if cr.sequence is not None
@@ -146,22 +152,49 @@ class BlockMatcher:
         hits = [h for h in hits if h[0] >= n_field]
         if hits:
             starts = list(accumulate([0] + [len(x) + 1 for x in lines[:-1]]))
-            marker, raw_rules = self.rs.marker_id, self.rs.raw_rules
+            marker, raw_rules, raw_clauses = self.rs.marker_id, self.rs.raw_rules, self.rs.raw_clauses
+            per_line: dict[int, set[int]] = {}
             for pid, end in hits:
                 li = bisect_right(starts, end - 1) - 1
-                if pid == marker:
+                seen = per_line.get(li)
+                if seen is None:
+                    per_line[li] = {pid}
+                else:
+                    seen.add(pid)
+            for li, pids in per_line.items():
+                if marker in pids:
                     cands[li] = self.all_rules
                     continue
-                cur = cands.get(li)
-                if cur is self.all_rules:
-                    continue
-                if cur is None:
-                    cur = cands[li] = set(self.always)
-                cur.update(raw_rules[pid])
+                rules: set[int] = set()
+                for pid in pids:
+                    rules.update(raw_rules[pid])
+                held: set[int] | None = None  # secondary-database ids on this line, looked up once
+                for ri in [r for r in rules if r in raw_clauses]:
+                    for trigger, rest in raw_clauses[ri]:
+                        if not trigger & pids:
+                            continue
+                        if rest:
+                            if held is None:
+                                held = self._secondary(lines[li])
+                            if not all(ids & held for ids in rest):
+                                continue
+                        break
+                    else:
+                        rules.discard(ri)  # a trigger fired, but no whole clause holds
+                if rules:
+                    rules.update(self.always)
+                    cands[li] = rules
         if self.always:
             for i in range(len(lines)):
                 cands.setdefault(i, self.always)
         return cands
+
+    def _secondary(self, line: bytes) -> set[int]:
+        found: set[int] = set()
+        assert self.rs.secondary is not None
+        self.rs.secondary.scan(line, match_event_handler=_on_secondary, context=found,
+                               scratch=self._secondary_scratch)
+        return found
 
     # -- per candidate line ----------------------------------------------------------------
     def _decode(self, line: bytes) -> tuple[Any, str | None]:
