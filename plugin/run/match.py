@@ -83,8 +83,12 @@ def _event_time(value: Any) -> float:
 class BlockMatcher:
     """Holds the ruleset, sequence state and counters across blocks."""
 
-    def __init__(self, ruleset: Ruleset, stats: Stats, only_alerts: bool = False, max_open: int = 100_000) -> None:
+    def __init__(self, ruleset: Ruleset, stats: Stats, only_alerts: bool = False, max_open: int = 100_000,
+                 prefilter: bool = True) -> None:
         self.rs = ruleset
+        # prefilter=False decodes every line and evaluates every rule on it: the reference the raw-scan
+        # fast path must equal byte for byte (tests/test_diff_fastpath.py)
+        self.prefilter = prefilter
         self.stats = stats
         self.only_alerts = only_alerts
         self._now = 0.0  # latest event time seen by a sequence rule: expiry runs on event time
@@ -145,6 +149,8 @@ class BlockMatcher:
         return b"".join(out)
 
     def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, frozenset[int] | set[int]]:
+        if not self.prefilter:
+            return dict.fromkeys(range(len(lines)), self.all_rules)
         hits: list[tuple[int, int]] = []
         self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
         cands: dict[int, Any] = {}
