@@ -7,13 +7,18 @@ seed sequence needs; everything else is ordinary process starts. No blobs: the c
 from __future__ import annotations
 
 import random
+import sys
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-__all__ = ["events", "write_corpus"]
+# tests/format_samples.py writes auditd records the way the kernel does; the bench reuses it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+__all__ = ["events", "write_corpus", "write_audit_corpus", "write_cmdline_corpus"]
 
 BENIGN = [
     ("ls", ["ls", "-la", "/var/log"]), ("systemctl", ["systemctl", "status", "nginx.service"]),
@@ -40,12 +45,9 @@ def _process(rng: random.Random, i: int, ts: str, name: str, args: list[str], pa
     return {
         "@timestamp": ts,
         "agent": {"id": "4f1c6e0a-2d4b-4c8e-9a31-0b6f2e1d7c55", "type": "endpoint", "version": "8.15.0"},
-        "data_stream": {"dataset": "endpoint.events.process", "namespace": "default", "type": "logs"},
-        "ecs": {"version": "8.10.0"},
         "event": {"action": "exec", "category": ["process"], "dataset": "endpoint.events.process",
                   "id": f"NqR{rng.getrandbits(48):012x}", "kind": "event", "module": "endpoint", "type": ["start"]},
-        "host": {"id": f"h{i % 50:03d}-9c1e0b7a", "name": f"web-{i % 50:02d}",
-                 "os": {"type": "linux", "family": "debian", "kernel": "6.1.0-18-amd64"}},
+        "host": {"id": f"h{i % 50:03d}-9c1e0b7a", "name": f"web-{i % 50:02d}", "os": {"type": "linux"}},
         "process": {
             "args": args, "args_count": len(args), "command_line": shlex.join(args),
             "entity_id": f"Y2Y{i:010d}", "executable": f"/usr/bin/{name}", "name": name,
@@ -103,4 +105,46 @@ def write_corpus(path: str, n: int, seed: int = 42) -> int:
             line = enc.encode(ev) + b"\n"
             size += len(line)
             f.write(line)
+    return size
+
+
+def _exec_of(ev: dict[str, Any], serial: int) -> Any:
+    """An ECS process event as format_samples' Exec (the writer of real-shaped auditd records)."""
+    from format_samples import Exec
+
+    p = ev["process"]
+    t = 1795341600.0 + serial * 0.01
+    return Exec(tuple(p["args"]), p["executable"], pid=p["pid"], ppid=p.get("parent", {}).get("pid", 1),
+                uid=int(ev.get("user", {}).get("id", 0)), cwd=p.get("working_directory", "/"), time=t, serial=serial)
+
+
+def write_audit_corpus(path: str, n: int, seed: int = 42) -> int:
+    """The same n events as auditd writes them: an execve's SYSCALL, EXECVE, CWD, PATH x2, PROCTITLE and
+    EOE records; a connection's SYSCALL, SOCKADDR, PROCTITLE, EOE. Returns the byte count."""
+    from format_samples import audit_connect, audit_exec
+
+    size = 0
+    last = None
+    with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+        for serial, ev in enumerate(events(n, seed), start=1000):
+            if "args" in ev["process"]:
+                last = _exec_of(ev, serial)
+                recs = audit_exec(last)
+            else:
+                from dataclasses import replace
+
+                d = ev["destination"]
+                recs = audit_connect(replace(last, serial=serial, connect=(d["ip"], d["port"])))
+            for r in recs:
+                size += f.write(r + "\n")
+    return size
+
+
+def write_cmdline_corpus(path: str, n: int, seed: int = 42) -> int:
+    """The command lines of the same n events' process starts, one per line (network events have none)."""
+    size = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for ev in events(n, seed):
+            if "command_line" in ev["process"]:
+                size += f.write(ev["process"]["command_line"] + "\n")
     return size

@@ -233,7 +233,8 @@ def _layout(kept: Kept) -> _Layout:
             ids = []
             for fp in lst:
                 pid = len(patterns)
-                patterns.append(Pattern(fp.expression, fp.flags, ri))
+                # SINGLEMATCH: a field scan needs which patterns match a value, not where or how often
+                patterns.append(Pattern(fp.expression, fp.flags | hs.HS_FLAG_SINGLEMATCH, ri))
                 if fp.confirm is not None:
                     regex_confirm.compiled[pid] = regex.compile(fp.confirm, python_flags(fp))
                 ids.append(pid)
@@ -262,7 +263,7 @@ def _layout(kept: Kept) -> _Layout:
         if sid is None:
             sid = secondary_ids[lit] = len(secondary)
             expr, flags = _lit_regex(lit)
-            secondary.append(Pattern(expr, flags, None))
+            secondary.append(Pattern(expr, flags | hs.HS_FLAG_SINGLEMATCH, None))  # scanned per line
         return sid
 
     for ri, (rule, _) in enumerate(kept):
