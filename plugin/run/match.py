@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
 from datetime import datetime
 from itertools import accumulate
 from typing import Any
@@ -25,6 +24,7 @@ class _Any(msgspec.Struct):
 
 
 _validator = msgspec.json.Decoder(_Any)
+_block_validator = msgspec.json.Decoder(list[_Any])  # a whole block as one JSON array, in one C call
 _decode_plain = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
 
@@ -107,6 +107,42 @@ class BlockMatcher:
     # -- per block -------------------------------------------------------------------------
     def process(self, block: bytes) -> bytes:
         """`block` holds whole lines, each ending in b"\\n"; returns the output for all of them."""
+        if self.prefilter and not self.only_alerts and not self.always:
+            out = self._process_fast(block)
+            if out is not None:
+                self.expire_sequences()
+                return out
+        return self._process_lines(block)
+
+    def _process_fast(self, block: bytes) -> bytes | None:
+        """The block checked as JSON in one call, then only candidate lines touched: every other byte is
+        copied through in slices. None when the block holds a line that is not a valid JSON object or
+        not UTF-8 (the line-by-line path then counts and wraps it)."""
+        n = block.count(b"\n")
+        try:
+            block.decode("utf-8")
+            valid = len(_block_validator.decode(b"[" + block[:-1].replace(b"\n", b",") + b"]")) == n
+        except (*_LINE_ERRORS, msgspec.ValidationError):
+            valid = False
+        if not valid:  # `{..},{..}` on one line also lands here: n lines must be n objects
+            return None
+        self.stats.lines_in += n
+        self.stats.bytes_in += len(block)
+        self.stats.lines_out += n
+        out: list[bytes] = []
+        pos = 0
+        for start, (end, rules) in sorted(self._candidate_spans(block).items()):
+            result = self._evaluate(block[start:end], rules)
+            assert result is not None  # only None under only_alerts, which takes the other path
+            out.append(block[pos:start])
+            out.append(result)
+            pos = end + 1
+        if not out:
+            return block
+        out.append(block[pos:])
+        return b"".join(out)
+
+    def _process_lines(self, block: bytes) -> bytes:
         lines = block.split(b"\n")
         lines.pop()
         self.stats.lines_in += len(lines)
@@ -148,48 +184,66 @@ class BlockMatcher:
         self.expire_sequences()
         return b"".join(out)
 
-    def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, frozenset[int] | set[int]]:
-        if not self.prefilter:
-            return dict.fromkeys(range(len(lines)), self.all_rules)
+    def _candidate_spans(self, block: bytes) -> dict[int, tuple[int, Any]]:
+        """Line start -> (line end, candidate rules) for the lines where a whole anchor clause occurs.
+        Found from the hit offsets alone: no per-line work on lines without hits."""
         hits: list[tuple[int, int]] = []
         self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
-        cands: dict[int, Any] = {}
         n_field = self.rs.n_field_patterns
-        hits = [h for h in hits if h[0] >= n_field]
-        if hits:
-            starts = list(accumulate([0] + [len(x) + 1 for x in lines[:-1]]))
-            marker, raw_rules, raw_clauses = self.rs.marker_id, self.rs.raw_rules, self.rs.raw_clauses
-            per_line: dict[int, set[int]] = {}
-            for pid, end in hits:
-                li = bisect_right(starts, end - 1) - 1
-                seen = per_line.get(li)
-                if seen is None:
-                    per_line[li] = {pid}
-                else:
-                    seen.add(pid)
-            for li, pids in per_line.items():
-                if marker in pids:
-                    cands[li] = self.all_rules
+        per_line: dict[int, set[int]] = {}
+        rfind = block.rfind
+        for pid, end in hits:
+            if pid < n_field:
+                continue
+            start = rfind(b"\n", 0, end) + 1
+            seen = per_line.get(start)
+            if seen is None:
+                per_line[start] = {pid}
+            else:
+                seen.add(pid)
+        spans: dict[int, tuple[int, Any]] = {}
+        find = block.find
+        for start, pids in per_line.items():
+            end = find(b"\n", start)
+            rules = self._rules_for(pids, block, start, end)
+            if rules:
+                spans[start] = (end, rules)
+        return spans
+
+    def _rules_for(self, pids: set[int], block: bytes, start: int, end: int) -> Any:
+        """The rules whose anchor clauses hold on a line, from the trigger ids hit on it."""
+        if self.rs.marker_id in pids:
+            return self.all_rules
+        raw_rules, raw_clauses = self.rs.raw_rules, self.rs.raw_clauses
+        rules: set[int] = set()
+        for pid in pids:
+            rules.update(raw_rules[pid])
+        held: set[int] | None = None  # secondary-database ids on this line, looked up once
+        for ri in [r for r in rules if r in raw_clauses]:
+            for trigger, rest in raw_clauses[ri]:
+                if not trigger & pids:
                     continue
-                rules: set[int] = set()
-                for pid in pids:
-                    rules.update(raw_rules[pid])
-                held: set[int] | None = None  # secondary-database ids on this line, looked up once
-                for ri in [r for r in rules if r in raw_clauses]:
-                    for trigger, rest in raw_clauses[ri]:
-                        if not trigger & pids:
-                            continue
-                        if rest:
-                            if held is None:
-                                held = self._secondary(lines[li])
-                            if not all(ids & held for ids in rest):
-                                continue
-                        break
-                    else:
-                        rules.discard(ri)  # a trigger fired, but no whole clause holds
-                if rules:
-                    rules.update(self.always)
-                    cands[li] = rules
+                if rest:
+                    if held is None:
+                        held = self._secondary(block[start:end])
+                    if not all(ids & held for ids in rest):
+                        continue
+                break
+            else:
+                rules.discard(ri)  # a trigger fired, but no whole clause holds
+        if rules:
+            rules.update(self.always)
+        return rules
+
+    def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, frozenset[int] | set[int]]:
+        """Line index -> candidate rules (the line-by-line path and match_views)."""
+        if not self.prefilter:
+            return dict.fromkeys(range(len(lines)), self.all_rules)
+        spans = self._candidate_spans(block)
+        cands: dict[int, Any] = {}
+        if spans:
+            index = {start: i for i, start in enumerate(accumulate([0] + [len(x) + 1 for x in lines[:-1]]))}
+            cands = {index[start]: rules for start, (_, rules) in spans.items()}
         if self.always:
             for i in range(len(lines)):
                 cands.setdefault(i, self.always)
