@@ -8,7 +8,6 @@ quoted strings, hex for anything with a space, quote, control byte or non-ASCII 
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import msgspec

@@ -18,7 +18,7 @@ import msgspec
 from shellsieve.compile.regex import wildcard_parts
 from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
 
-__all__ = ["Literal", "Clause", "anchor_of", "anchor_clauses", "predicate_literals", "ESCAPE_MARKER", "json_escaped"]
+__all__ = ["Literal", "Clause", "anchor_clauses", "predicate_literals", "ESCAPE_MARKER", "json_escaped"]
 
 # An odd run of backslashes before `u` or `/`: a \uXXXX or \/ escape in a JSON string.
 ESCAPE_MARKER = rb"(?:\A|[^\\])(?:\\\\)*\\[u/]"
@@ -139,33 +139,8 @@ LOW_CARDINALITY = frozenset({
 })
 
 
-def _score(expr: Expr, lits: list[Literal]) -> tuple[bool, int, int]:
-    common = isinstance(expr, Predicate) and expr.field in LOW_CARDINALITY
-    return (not common, min(len(lit.text) for lit in lits), -len(lits))
-
-
-def anchor_of(expr: Expr) -> list[Literal] | None:
-    """Literals of which one must occur in a line for `expr` to hold there, or None."""
-    if isinstance(expr, Predicate):
-        return predicate_literals(expr)
-    if isinstance(expr, Not):
-        return None
-    if isinstance(expr, AllOf):
-        cands = [(t, a) for t, a in ((t, anchor_of(t)) for t in expr.terms) if a]
-        return max(cands, key=lambda c: _score(*c))[1] if cands else None
-    if isinstance(expr, AnyOf):
-        out: list[Literal] = []
-        for t in expr.terms:
-            a = anchor_of(t)
-            if not a:
-                return None
-            out.extend(a)
-        return list(dict.fromkeys(out))
-    raise TypeError(expr)
-
-
 # A rule's anchor as a condition in disjunctive form: the line must hold, for some clause, at least
-# one literal of every set in it. One literal set per rule (anchor_of) let common values through:
+# one literal of every set in it. One literal set per rule (as anchors first were) let common values through:
 # the seed sequence's `process.parent.name : "bash"` alone made 17% of a Defend corpus candidates.
 # Conjunctions stay small, so the per-line check stays a few set intersections.
 Clause = tuple[tuple[Literal, ...], ...]

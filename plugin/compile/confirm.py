@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shellsieve.events.view import Accessor
-from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
+from shellsieve.model.expr import AllOf, Expr, Not, Op, Predicate
 
 __all__ = ["EventContext", "Check", "build_check", "ScanFn"]
 

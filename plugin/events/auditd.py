@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -380,7 +379,3 @@ class AuditAssembler:
         self._open.clear()
         return out
 
-
-def records_of(lines: Iterable[str]) -> list[Record]:
-    """Parse many lines, skipping those without an audit header (tests and tools)."""
-    return [r for line in lines if (r := parse_record(line)) is not None]
