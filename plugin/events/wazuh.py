@@ -80,6 +80,7 @@ def from_wazuh(doc: dict[str, Any], pids: PidTable, passwd: dict[str, str]) -> d
     records: list[Record] = []
     if isinstance(full_log, str) and looks_like_audit(full_log):
         records = [r for part in _RECORD_START.split(full_log) if (r := parse_record(part)) is not None]
+    logged = bool(records)  # the records themselves, with their own time, not rebuilt from data.audit
     if not records and isinstance(audit, dict):
         records = _records_from_data(audit)
     flat: dict[str, Any] = {}
@@ -87,14 +88,14 @@ def from_wazuh(doc: dict[str, Any], pids: PidTable, passwd: dict[str, str]) -> d
         for r in records:
             r.node = r.node or (host if isinstance(host, str) else "")
         flat = to_ecs(records, pids, passwd)
-        if not full_log or not looks_like_audit(str(full_log)):
+        if not logged:
             flat.pop("@timestamp", None)  # rebuilt records carry no time of their own
     if "process.command_line" not in flat:
         cmd = _get(doc, "data.command")
         flat["process.command_line"] = cmd if isinstance(cmd, str) else full_log
-    for wazuh, ecs in WAZUH_FIELDS.items():
-        if wazuh.startswith(("data.src", "data.dst")) and isinstance(v := _get(doc, wazuh), str):
-            flat.setdefault(ecs, v)
+    for wazuh in ("data.srcuser", "data.dstuser"):
+        if isinstance(v := _get(doc, wazuh), str):
+            flat.setdefault(WAZUH_FIELDS[wazuh], v)
     flat["message"] = full_log if isinstance(full_log, str) else None
     flat["event.module"] = "wazuh"
     ts = doc.get("timestamp")
