@@ -21,13 +21,14 @@ import msgspec
 
 __all__ = ["CacheEntry", "DatabaseCache", "default_cache_dir", "cache_key", "patterns_digest"]
 
-FORMAT = 1
+FORMAT = 2  # 2: a field and a line database
 
 
 class CacheEntry(msgspec.Struct, frozen=True):
     format: int
-    patterns_digest: bytes  # sha256 of the (expression, flags) list the database was compiled from
-    database: bytes  # hs.dumpb output
+    patterns_digest: bytes  # sha256 of the (expression, flags) lists the databases were compiled from
+    database: bytes  # hs.dumpb of the field database
+    line_database: bytes  # hs.dumpb of the line database
     # Per regex that Hyperscan cannot run as written: (expression, flags) -> flags used, or an error.
     resolutions: list[tuple[bytes, int, int, str]] = []
 
@@ -85,19 +86,24 @@ class DatabaseCache:
             return None
         return entry
 
-    def database(self, entry: CacheEntry, digest: bytes) -> hs.Database | None:
-        """The cached database if it was built from exactly these patterns."""
+    def databases(self, entry: CacheEntry, digest: bytes) -> tuple[hs.Database | None, hs.Database] | None:
+        """The cached (field, line) databases if they were built from exactly these patterns."""
         if entry.patterns_digest != digest:
             self.status = "stale"
             return None
         try:
-            db = hs.loadb(entry.database, hs.HS_MODE_BLOCK)
-            db.scratch = hs.Scratch(db)  # a loaded database comes without the scratch space scans need
+            dbs = [hs.loadb(blob, hs.HS_MODE_BLOCK) if blob else None for blob in (entry.database, entry.line_database)]
+            for db in dbs:
+                if db is not None:
+                    db.scratch = hs.Scratch(db)  # a loaded database comes without the scratch space scans need
         except hs.error:
             self.status = "corrupt"
             return None
+        if dbs[1] is None:
+            self.status = "corrupt"
+            return None
         self.status = "warm"
-        return db
+        return dbs[0], dbs[1]
 
     def store(self, entry: CacheEntry) -> None:
         """Write atomically (temp file + rename); a cache that cannot be written is only slower."""

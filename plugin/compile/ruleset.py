@@ -10,10 +10,11 @@ import hyperscan as hs
 import regex
 
 from shellsieve.compile.cache import FORMAT, CacheEntry, DatabaseCache, patterns_digest
-from shellsieve.compile.anchors import ESCAPE_MARKER, Literal, anchor_clauses
+from shellsieve.compile.anchors import Clause, anchor_clauses
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
-from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, literal_regex, python_flags
+from shellsieve.compile.lines import LineLayout, line_layout
+from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
 from shellsieve.events.view import Accessor, ViewSchema
@@ -69,15 +70,10 @@ class Ruleset:
     """Everything the hot path needs, built once."""
 
     rules: tuple[CompiledRule, ...]
-    database: hs.Database
-    n_field_patterns: int  # ids below this match decoded field values
-    raw_rules: dict[int, tuple[int, ...]]  # raw-line anchor id -> rule indices
-    # rule index -> its anchor clauses (anchors.anchor_clauses): per clause the trigger ids (in
-    # `database`) and the other sets (ids in `secondary`); rules whose clauses are triggers alone are
-    # absent, a trigger hit is enough
-    raw_clauses: dict[int, RawClauses]
-    secondary: hs.Database | None
-    marker_id: int
+    database: hs.Database  # the line database: every input byte goes through it (compile/lines.py)
+    field_database: hs.Database | None  # every text pattern of every rule, matched against decoded values
+    raw_rules: dict[int, tuple[int, ...]]  # line pattern id -> rule indices: a hit makes them candidates
+    marker_id: int  # the escape marker's id: a line where it fires is a candidate for every rule
     always: tuple[int, ...]  # rules without an anchor: evaluated on every event
     schema: ViewSchema
     regex_confirm: RegexConfirm
@@ -90,10 +86,11 @@ class Ruleset:
     def scan_field(self, text: str) -> frozenset[int]:
         """Ids of the field patterns matching `text` (one Hyperscan scan)."""
         hits: list[int] = []
-        self.database.scan(SENTINEL + text.encode("utf-8", "surrogatepass"),
-                           match_event_handler=_on_field_match, context=hits)
-        n = self.n_field_patterns
-        return frozenset(i for i in hits if i < n)
+        if self.field_database is None:  # rules of equality tests alone
+            return frozenset()
+        self.field_database.scan(SENTINEL + text.encode("utf-8", "surrogatepass"),
+                                 match_event_handler=_on_field_match, context=hits)
+        return frozenset(hits)
 
 
 def _on_field_match(pid: int, start: int, end: int, flags: int, hits: list[int]) -> None:
@@ -117,26 +114,6 @@ def _queries(rule: Rule) -> list[Expr]:
     return [q]
 
 
-def _closes_value(text: bytes) -> bool:
-    """The literal ends with a string's closing quote (an even run of backslashes before it)."""
-    if not text.endswith(b'"'):
-        return False
-    body = text[:-1]
-    return (len(body) - len(body.rstrip(b"\\"))) % 2 == 0
-
-
-def _lit_regex(lit: Literal) -> tuple[bytes, int]:
-    # anchors are JSON-escaped UTF-8 text; non-ASCII letters of a caseless one need their case forms
-    try:
-        body = literal_regex(lit.text.decode("utf-8"), lit.caseless, escape_all=True)
-    except UnicodeDecodeError:
-        body = b"".join(b"\\x%02x" % b for b in lit.text)
-    if _closes_value(lit.text):
-        # A value is followed by `,` `}` or `]`, a key by `:`: `"host"` must not fire on every "host" key.
-        body += rb"\s*[,\]}]"
-    return body, hs.HS_FLAG_CASELESS if lit.caseless else 0
-
-
 def _diag(rule: Rule, code: Code, construct: str, message: str, severity: str = "error") -> Diagnostic:
     return Diagnostic(code, severity, rule.location, rule.id, construct, message, rule.group)
 
@@ -151,7 +128,6 @@ def _field_patterns_for(rule: Rule) -> list[tuple[Predicate, list[FieldPattern]]
 
 
 Resolutions = dict[tuple[bytes, int], tuple[int, str]]  # (expression, flags) -> (flags used, error or "")
-RawClauses = tuple[tuple[frozenset[int], tuple[frozenset[int], ...]], ...]  # ((trigger ids, other sets), ...)
 
 
 def _resolve_pattern(fp: FieldPattern, known: Resolutions) -> str | None:
@@ -210,62 +186,39 @@ def _resolve(kept: Kept, known: Resolutions, only_regex: bool) -> tuple[Kept, li
 
 @dataclass
 class _Layout:
-    """Pattern ids: field patterns first, then raw-line anchors, then the escape marker."""
+    """The two databases' patterns: field patterns (ids are per-predicate sets) and the line layout."""
 
-    patterns: list[Pattern]
+    fields: list[Pattern]
     pred_ids: dict[int, frozenset[int]]
     regex_confirm: RegexConfirm
-    n_field: int
-    raw_rules: dict[int, list[int]]
-    raw_clauses: dict[int, RawClauses]
-    secondary: list[Pattern]
+    lines: LineLayout
     always: list[int]
-    marker_id: int
     diags: list[Diagnostic]
+
+    def digest(self) -> bytes:
+        return patterns_digest([(p.expression, p.flags) for p in self.fields] + [(b"\n-- line database --\n", 0)]
+                               + [(p.expression, p.flags) for p in self.lines.patterns])
 
 
 def _layout(kept: Kept) -> _Layout:
-    patterns: list[Pattern] = []
+    fields: list[Pattern] = []
     pred_ids: dict[int, frozenset[int]] = {}
     regex_confirm = RegexConfirm()
     for ri, (rule, fps) in enumerate(kept):
         for pred, lst in fps:
             ids = []
             for fp in lst:
-                pid = len(patterns)
+                pid = len(fields)
                 # SINGLEMATCH: a field scan needs which patterns match a value, not where or how often
-                patterns.append(Pattern(fp.expression, fp.flags | hs.HS_FLAG_SINGLEMATCH, ri))
+                fields.append(Pattern(fp.expression, fp.flags | hs.HS_FLAG_SINGLEMATCH, ri))
                 if fp.confirm is not None:
                     regex_confirm.compiled[pid] = regex.compile(fp.confirm, python_flags(fp))
                 ids.append(pid)
             pred_ids[id(pred)] = frozenset(ids)
-    n_field = len(patterns)
 
     diags: list[Diagnostic] = []
-    literal_ids: dict[Literal, int] = {}
-    raw_rules: dict[int, list[int]] = {}
-    raw_clauses: dict[int, RawClauses] = {}
     always: list[int] = []
-
-    secondary: list[Pattern] = []
-    secondary_ids: dict[Literal, int] = {}
-
-    def pid_of(lit: Literal) -> int:
-        pid = literal_ids.get(lit)
-        if pid is None:
-            pid = literal_ids[lit] = len(patterns)
-            expr, flags = _lit_regex(lit)
-            patterns.append(Pattern(expr, flags, None))
-        return pid
-
-    def secondary_of(lit: Literal) -> int:
-        sid = secondary_ids.get(lit)
-        if sid is None:
-            sid = secondary_ids[lit] = len(secondary)
-            expr, flags = _lit_regex(lit)
-            secondary.append(Pattern(expr, flags | hs.HS_FLAG_SINGLEMATCH, None))  # scanned per line
-        return sid
-
+    clauses: dict[int, list[Clause]] = {}
     for ri, (rule, _) in enumerate(kept):
         # Every query of the rule, `until` included, must see its events: a sequence is a
         # candidate wherever any of its steps could match.
@@ -274,43 +227,30 @@ def _layout(kept: Kept) -> _Layout:
             always.append(ri)
             diags.append(_diag(rule, Code.NO_ANCHOR, "", Code.NO_ANCHOR.title, "warning"))
             continue
-        # A clause's first set (its most selective) triggers the rule from the one block scan; the
-        # other sets are looked up, in the secondary database, only on lines a trigger fired on.
-        clauses = tuple(dict.fromkeys(
-            (frozenset(pid_of(lit) for lit in clause[0]),
-             tuple(frozenset(secondary_of(lit) for lit in lits) for lits in clause[1:]))
-            for cs in per_query for clause in cs or ()))
-        for pid in dict.fromkeys(p for trigger, _ in clauses for p in trigger):
-            raw_rules.setdefault(pid, []).append(ri)
-        if any(rest for _, rest in clauses):
-            raw_clauses[ri] = clauses
-    marker_id = len(patterns)
-    patterns.append(Pattern(ESCAPE_MARKER, 0, None))
-    return _Layout(patterns, pred_ids, regex_confirm, n_field, raw_rules, raw_clauses, secondary, always,
-                   marker_id, diags)
+        clauses[ri] = list(dict.fromkeys(c for cs in per_query for c in cs or ()))
+    return _Layout(fields, pred_ids, regex_confirm, line_layout(clauses), always, diags)
 
 
 def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
-              entry: CacheEntry | None) -> tuple[Kept, _Layout, hs.Database, list[Diagnostic]]:
-    """The database for `kept`: from the cache when it was built from exactly these patterns."""
+              entry: CacheEntry | None) -> tuple[Kept, _Layout, tuple[hs.Database | None, hs.Database],
+                                                 list[Diagnostic]]:
+    """The field and line databases for `kept`: from the cache when built from exactly these patterns."""
     diags: list[Diagnostic] = []
     layout = _layout(kept)
-    digest = patterns_digest((p.expression, p.flags) for p in layout.patterns)
-    database = cache.database(entry, digest) if cache is not None and entry is not None else None
-    if database is not None:
-        return kept, layout, database, diags
+    databases = cache.databases(entry, layout.digest()) if cache is not None and entry is not None else None
+    if databases is not None:
+        return kept, layout, databases, diags
     try:
-        database = compile_database(layout.patterns)
+        field_db = compile_database(layout.fields) if layout.fields else None
     except hs.error:
         kept, diags = _resolve(kept, known, only_regex=False)
         layout = _layout(kept)
-        digest = patterns_digest((p.expression, p.flags) for p in layout.patterns)
-        database = compile_database(layout.patterns)
+        field_db = compile_database(layout.fields) if layout.fields else None
+    line_db = compile_database(layout.lines.patterns)
     if cache is not None:
-        blob = hs.dumpb(database)
-        cache.store(CacheEntry(FORMAT, digest, blob,
+        cache.store(CacheEntry(FORMAT, layout.digest(), hs.dumpb(field_db) if field_db else b"", hs.dumpb(line_db),
                                [(e, f, nf, err) for (e, f), (nf, err) in known.items()]))
-    return kept, layout, database, diags
+    return kept, layout, (field_db, line_db), diags
 
 
 def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tuple[Ruleset, list[Diagnostic]]:
@@ -332,9 +272,9 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     entry = cache.load() if cache is not None else None
     known: Resolutions = {(e, f): (nf, err) for e, f, nf, err in entry.resolutions} if entry else {}
     kept, rdiags = _resolve(kept, known, only_regex=True)
-    kept, layout, database, cdiags = _database(kept, known, cache, entry)
+    kept, layout, (field_db, line_db), cdiags = _database(kept, known, cache, entry)
     diags += rdiags + cdiags + layout.diags
-    patterns, regex_confirm = layout.patterns, layout.regex_confirm
+    regex_confirm = layout.regex_confirm
 
     fields: set[str] = set(BASE_FIELDS)
     for rule, _ in kept:
@@ -369,12 +309,11 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
 
     seconds = time.perf_counter() - t0
     return Ruleset(
-        rules=tuple(compiled), database=database, n_field_patterns=layout.n_field,
-        raw_rules={k: tuple(v) for k, v in layout.raw_rules.items()}, raw_clauses=layout.raw_clauses,
-        secondary=compile_database(layout.secondary) if layout.secondary else None,
-        marker_id=layout.marker_id,
+        rules=tuple(compiled), database=line_db, field_database=field_db,
+        raw_rules={k: tuple(v) for k, v in layout.lines.rules.items()}, marker_id=layout.lines.marker_id,
         always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
-        pattern_count=len(patterns), compile_seconds=seconds, database_bytes=database.size(),
+        pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,
+        database_bytes=(field_db.size() if field_db else 0) + line_db.size(),
         accessors=acc, cache_status=cache.status if cache is not None else "off",
     ), diags
 

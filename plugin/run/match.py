@@ -33,10 +33,6 @@ def _on_raw(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, in
     hits.append((pid, end))
 
 
-def _on_secondary(pid: int, start: int, end: int, flags: int, found: set[int]) -> None:
-    found.add(pid)
-
-
 def _malformed(exc: BaseException) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "invalid_utf8"
@@ -94,7 +90,7 @@ class BlockMatcher:
         self._now = 0.0  # latest event time seen by a sequence rule: expiry runs on event time
         self.all_rules = frozenset(range(len(ruleset.rules)))
         self.always = frozenset(ruleset.always)
-        self._secondary_scratch = hs.Scratch(ruleset.secondary) if ruleset.secondary is not None else None
+        self._scratch = hs.Scratch(ruleset.database)
         self.sequences: dict[int, SequenceState] = {
             cr.index: SequenceState(len(cr.sequence.steps), cr.sequence.maxspan, max_open)
             for cr in ruleset.rules if cr.sequence is not None
@@ -186,15 +182,15 @@ class BlockMatcher:
 
     def _candidate_spans(self, block: bytes) -> dict[int, tuple[int, Any]]:
         """Line start -> (line end, candidate rules) for the lines where a whole anchor clause occurs.
-        Found from the hit offsets alone: no per-line work on lines without hits."""
+        A line-database hit is that already (compile/lines.py): found from the hit offsets alone,
+        with no work on lines without hits."""
         hits: list[tuple[int, int]] = []
-        self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
-        n_field = self.rs.n_field_patterns
+        self.rs.database.scan(block, match_event_handler=_on_raw, context=hits, scratch=self._scratch)
+        if not hits:
+            return {}
         per_line: dict[int, set[int]] = {}
         rfind = block.rfind
         for pid, end in hits:
-            if pid < n_field:
-                continue
             start = rfind(b"\n", 0, end) + 1
             seen = per_line.get(start)
             if seen is None:
@@ -204,35 +200,16 @@ class BlockMatcher:
         spans: dict[int, tuple[int, Any]] = {}
         find = block.find
         for start, pids in per_line.items():
-            end = find(b"\n", start)
-            rules = self._rules_for(pids, block, start, end)
-            if rules:
-                spans[start] = (end, rules)
+            spans[start] = (find(b"\n", start), self._rules_for(pids))
         return spans
 
-    def _rules_for(self, pids: set[int], block: bytes, start: int, end: int) -> Any:
-        """The rules whose anchor clauses hold on a line, from the trigger ids hit on it."""
+    def _rules_for(self, pids: set[int]) -> Any:
         if self.rs.marker_id in pids:
             return self.all_rules
-        raw_rules, raw_clauses = self.rs.raw_rules, self.rs.raw_clauses
-        rules: set[int] = set()
+        raw_rules = self.rs.raw_rules
+        rules: set[int] = set(self.always)
         for pid in pids:
             rules.update(raw_rules[pid])
-        held: set[int] | None = None  # secondary-database ids on this line, looked up once
-        for ri in [r for r in rules if r in raw_clauses]:
-            for trigger, rest in raw_clauses[ri]:
-                if not trigger & pids:
-                    continue
-                if rest:
-                    if held is None:
-                        held = self._secondary(block[start:end])
-                    if not all(ids & held for ids in rest):
-                        continue
-                break
-            else:
-                rules.discard(ri)  # a trigger fired, but no whole clause holds
-        if rules:
-            rules.update(self.always)
         return rules
 
     def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, frozenset[int] | set[int]]:
@@ -248,13 +225,6 @@ class BlockMatcher:
             for i in range(len(lines)):
                 cands.setdefault(i, self.always)
         return cands
-
-    def _secondary(self, line: bytes) -> set[int]:
-        found: set[int] = set()
-        assert self.rs.secondary is not None
-        self.rs.secondary.scan(line, match_event_handler=_on_secondary, context=found,
-                               scratch=self._secondary_scratch)
-        return found
 
     # -- per candidate line ----------------------------------------------------------------
     def _decode(self, line: bytes) -> tuple[Any, str | None]:

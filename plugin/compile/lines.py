@@ -1,0 +1,142 @@
+"""The line database: every rule's anchor clauses as patterns over raw NDJSON lines.
+
+This is the database the whole input goes through. A pattern reports only where a whole clause of a
+rule occurs inside ONE line, so a hit names a candidate line and its rules with no further check:
+a clause of several literal sets becomes one regex, each order of its sets joined by `[^\\n]*`.
+Field patterns (what the confirm matches decoded values against) live in their own database and
+never fire on raw input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import permutations
+
+import hyperscan as hs
+
+from shellsieve.compile.anchors import ESCAPE_MARKER, Clause, Literal
+from shellsieve.compile.database import Pattern
+from shellsieve.compile.regex import literal_regex
+
+__all__ = ["LineLayout", "line_layout", "literal_pattern", "clause_pattern"]
+
+# Never across a line: JSON strings cannot hold a raw newline, so one line is one event.
+_GAP = rb"[^\n]*"
+# What may follow a JSON string value (and not a key, followed by `:`): `"host"` must not fire on
+# every "host" key. JSON whitespace other than the newline that ends the line.
+_VALUE_END = rb"[ \t\r]*[,\]}]"
+_VALUE_END_CHARS = b" \t\r,]}"
+MAX_JOINED = 3  # sets one clause regex joins: 3! orders at most
+MAX_PATTERN = 8_000  # bytes of one clause regex; Hyperscan refuses long patterns ("length exceeds limit")
+
+
+def _closes_value(text: bytes) -> bool:
+    """The literal ends with a string's closing quote (an even run of backslashes before it)."""
+    if not text.endswith(b'"'):
+        return False
+    body = text[:-1]
+    return (len(body) - len(body.rstrip(b"\\"))) % 2 == 0
+
+
+def _body(lit: Literal) -> bytes:
+    # anchors are JSON-escaped UTF-8 text; non-ASCII letters of a caseless one need their case forms
+    try:
+        body = literal_regex(lit.text.decode("utf-8"), lit.caseless, escape_all=True)
+    except UnicodeDecodeError:
+        body = b"".join(b"\\x%02x" % b for b in lit.text)
+    if _closes_value(lit.text):
+        body += _VALUE_END
+    return body
+
+
+def literal_pattern(lit: Literal) -> tuple[bytes, int]:
+    """One literal alone: (expression, flags)."""
+    return _body(lit), hs.HS_FLAG_CASELESS if lit.caseless else 0
+
+
+def _alternation(lits: tuple[Literal, ...]) -> bytes:
+    return b"(?:" + b"|".join(b"(?i:" + _body(x) + b")" if x.caseless else _body(x) for x in lits) + b")"
+
+
+def _may_overlap(a: Literal, b: Literal) -> bool:
+    """Could one occurrence of `a` and one of `b` share bytes? Then `a[^\\n]*b` could miss a line
+    that holds both, so the two are not joined (conservative: any doubt is an overlap)."""
+    x, y = a.text, b.text
+    if a.caseless or b.caseless:
+        if not (x.isascii() and y.isascii()):
+            return True
+        x, y = x.lower(), y.lower()
+    if x in y or y in x:
+        return True
+    return _runs_into(x, y) or _runs_into(y, x)
+
+
+def _runs_into(x: bytes, y: bytes) -> bool:
+    """Could `y` start inside `x`'s match (x's end, or the value end that follows a closing quote)?"""
+    closes = _closes_value(x)
+    if closes and y[:1] in _VALUE_END_CHARS:
+        return True
+    for k in range(1, min(len(x), len(y))):
+        # y would continue right after x's closing quote, where x's pattern needs a value end: in
+        # valid JSON (the only lines rules run on) `"a"` and `"b"` never share a quote
+        if x.endswith(y[:k]) and not (closes and y[k : k + 1] not in _VALUE_END_CHARS):
+            return True
+    return False
+
+
+def _joinable(clause: Clause) -> Clause:
+    """The clause's sets that can be joined: in order (most selective first), each set kept only if
+    none of its literals may overlap one of a set already kept. Dropping a set only weakens the
+    clause, so it stays a necessary condition."""
+    kept: list[tuple[Literal, ...]] = []
+    for lits in clause:
+        if len(kept) == MAX_JOINED:
+            break
+        if not any(_may_overlap(a, b) for s in kept for a in s for b in lits):
+            kept.append(lits)
+    return tuple(kept)
+
+
+def clause_pattern(clause: Clause) -> tuple[bytes, int] | None:
+    """One regex for a clause of two or more joinable sets; None if only one set is left."""
+    alts = [_alternation(s) for s in _joinable(clause)]
+    while len(alts) > 1:
+        expr = b"|".join(_GAP.join(order) for order in permutations(alts))
+        if len(expr) <= MAX_PATTERN:
+            return expr, 0
+        alts.pop()  # the least selective set goes first: fewer sets only weaken the clause
+    return None
+
+
+@dataclass
+class LineLayout:
+    patterns: list[Pattern] = field(default_factory=list)
+    rules: dict[int, list[int]] = field(default_factory=dict)  # pattern id -> rule indices
+    marker_id: int = -1
+
+
+def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
+    """Pattern ids for every rule's clauses, shared between rules; the escape marker last."""
+    layout = LineLayout()
+    ids: dict[tuple[bytes, int], int] = {}
+
+    def pid_of(expr_flags: tuple[bytes, int], ri: int) -> None:
+        pid = ids.get(expr_flags)
+        if pid is None:
+            pid = ids[expr_flags] = len(layout.patterns)
+            layout.patterns.append(Pattern(expr_flags[0], expr_flags[1], None))
+        rules = layout.rules.setdefault(pid, [])
+        if not rules or rules[-1] != ri:
+            rules.append(ri)
+
+    for ri, clauses in clauses_per_rule.items():
+        for clause in clauses:
+            joined = clause_pattern(clause)
+            if joined is not None:
+                pid_of(joined, ri)
+            else:  # one set: each literal its own pattern, shared with every rule naming it
+                for lit in clause[0]:
+                    pid_of(literal_pattern(lit), ri)
+    layout.marker_id = len(layout.patterns)
+    layout.patterns.append(Pattern(ESCAPE_MARKER, 0, None))
+    return layout
