@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import rule_ids, run_events
+from shellsieve.compile.ruleset import compile_rules
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
 from shellsieve.model.rule import Rule, Sequence, Threat
@@ -16,7 +18,8 @@ SIGMA = Path(__file__).resolve().parents[2] / "shared" / "rulesets" / "sigma"
 SEED = SIGMA / "windows" / "process_creation" / "proc_creation_win_webshell_tool_recon.yml"
 RID = "11111111-2222-3333-4444-555555555555"
 RID2 = "22222222-2222-3333-4444-555555555555"
-HEADER = f"title: t\nid: {RID}\nlogsource: {{category: process_creation, product: linux}}\n"  # 3 lines
+# no product: the value and condition tests compare the query alone (TestLogsource adds the OS)
+HEADER = f"title: t\nid: {RID}\nlogsource: {{category: process_creation}}\n"  # 3 lines
 BODY = "detection:\n  sel:\n    Image: x\n  condition: sel\n"
 
 
@@ -50,6 +53,31 @@ def P(field: str, op: Op, *values: str | int | bool, cased: bool = False) -> Pre
     return Predicate(field, op, values, cased)
 
 
+class TestLogsource:
+    """A Sigma rule runs where a SIEM would run it: on events of its logsource's OS."""
+
+    RULE = ("title: t\nid: " + RID + "\nlogsource: {category: process_creation, product: windows}\n"
+            "detection:\n  sel:\n    Image|endswith: '.exe'\n  condition: not sel\n")
+
+    def test_product_is_a_host_os_condition(self, tmp_path: Path) -> None:
+        rules, diags, _ = _load(tmp_path, self.RULE)
+        assert diags == []
+        assert rules[0].query == AllOf((P("host.os.type", Op.EQ, "windows"),
+                                        Not(P("process.executable", Op.ENDSWITH, ".exe"))))
+
+    def test_windows_rule_leaves_linux_and_unknown_events_alone(self, tmp_path: Path) -> None:
+        """Without the condition this negation fires on every Linux event (and it has no anchor,
+        so every line would be decoded)."""
+        rules, _, _ = _load(tmp_path, self.RULE)
+        ruleset, diags = compile_rules(rules)
+        assert not [d for d in diags if d.code is Code.NO_ANCHOR]
+        events = [{"host": {"os": {"type": "linux"}}, "process": {"executable": "/usr/bin/id"}},
+                  {"process": {"executable": "/usr/bin/id"}},
+                  {"host": {"os": {"type": "windows"}}, "process": {"executable": "C:\\x\\a.com"}},
+                  {"host": {"os": {"type": "windows"}}, "process": {"executable": "C:\\x\\a.exe"}}]
+        assert [bool(rule_ids(d)) for d in run_events(ruleset, events)] == [False, False, True, False]
+
+
 class TestSeedRule:
     @pytest.fixture
     def rule(self) -> Rule:
@@ -73,10 +101,12 @@ class TestSeedRule:
         assert (rule.location.path, rule.location.line) == (str(SEED), 1)
 
     def test_condition_shape(self, rule: Rule) -> None:
-        """`1 of selection_webserver_* and selection_recon` is AllOf(AnyOf(three selections), recon)."""
+        """`1 of selection_webserver_* and selection_recon` is AllOf(AnyOf(three selections), recon),
+        on Windows events (`product: windows`)."""
         q = rule.query
-        assert isinstance(q, AllOf) and len(q.terms) == 2
-        web, recon = q.terms
+        assert isinstance(q, AllOf) and len(q.terms) == 3
+        os_type, web, recon = q.terms
+        assert os_type == P("host.os.type", Op.EQ, "windows")
         assert isinstance(web, AnyOf) and len(web.terms) == 3
         image, tomcat1, tomcat2 = web.terms
         parent = "process.parent.executable"

@@ -271,9 +271,18 @@ def _group(data: Any) -> str:
     return "/".join(str(x) for x in (ls.get("product"), kind) if x)
 
 
+OS_TYPES = ("windows", "linux", "macos")  # Sigma logsource products that are ECS host.os.type values
+
+
 def _translate(rule: SigmaRule, doc: _Doc, loc: Location) -> Rule:
     # Several conditions of one rule are alternatives (pySigma emits one query for each).
     query = any_of([_condition(c.parsed, doc) for c in rule.detection.parsed_condition])
+    product = str(rule.logsource.product or "").lower()
+    if product in OS_TYPES:
+        # The logsource is where a SIEM runs the rule (its index); in one mixed stream that is the
+        # event's OS, which every ECS producer and every decoder here sets. Without it a Windows
+        # rule such as "Image not ending in .exe" fires on every Linux event.
+        query = all_of([Predicate("host.os.type", Op.EQ, (product,), False), query])
     level = str(rule.level) if rule.level is not None else None
     severity, risk = LEVELS.get(level or "medium", LEVELS["medium"])
     return Rule(
