@@ -45,26 +45,48 @@ def _unique(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(v for v in values if v))
 
 
-def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
-    """Add ECS alert fields for `hits` (already in stable rule order) to a decoded event."""
-    rules = [h.rule for h in hits]
-    put(doc, "event.kind", "alert")
-    put(doc, "event.severity", max(SEVERITY_NUMBER[r.severity] for r in rules))
-    put(doc, "event.risk_score", max(r.risk_score for r in rules))
-    put(doc, "rule.id", _one_or_many([r.id for r in rules]))
-    put(doc, "rule.name", _one_or_many([r.name for r in rules]))
-    put(doc, "rule.ruleset", _one_or_many([r.ruleset for r in rules]))
+def _alert_fields(rules: tuple[Rule, ...]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [
+        ("event.kind", "alert"),
+        ("event.severity", max(SEVERITY_NUMBER[r.severity] for r in rules)),
+        ("event.risk_score", max(r.risk_score for r in rules)),
+        ("rule.id", _one_or_many([r.id for r in rules])),
+        ("rule.name", _one_or_many([r.name for r in rules])),
+        ("rule.ruleset", _one_or_many([r.ruleset for r in rules])),
+    ]
     refs = _unique([ref for r in rules for ref in r.references])
     if refs:
-        put(doc, "rule.reference", _one_or_many(refs))
+        out.append(("rule.reference", _one_or_many(refs)))
     threats = [t for r in rules for t in r.threats]
     if threats:
-        put(doc, "threat.framework", "MITRE ATT&CK")
+        out.append(("threat.framework", "MITRE ATT&CK"))
         for key, attr in (("technique.id", "technique_id"), ("technique.name", "technique_name"),
                           ("tactic.id", "tactic_id"), ("tactic.name", "tactic_name")):
             vals = _unique([getattr(t, attr) for t in threats])
             if vals:
-                put(doc, f"threat.{key}", vals)
+                out.append((f"threat.{key}", vals))
+    return out
+
+
+# The alert fields depend only on which rules hit: built once per combination, not per alert. The
+# values are shared between events, which is safe because each document is encoded and dropped.
+# Keyed by the rules' ids; each entry holds its rules, so no id is reused while it is cached.
+_FIELDS: dict[tuple[int, ...], tuple[tuple[Rule, ...], list[tuple[str, Any]]]] = {}
+_MAX_COMBINATIONS = 4096
+
+
+def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
+    """Add ECS alert fields for `hits` (already in stable rule order) to a decoded event."""
+    rules = tuple(h.rule for h in hits)
+    key = tuple(id(r) for r in rules)
+    entry = _FIELDS.get(key)
+    if entry is None:
+        entry = (rules, _alert_fields(rules))
+        if len(_FIELDS) < _MAX_COMBINATIONS:
+            _FIELDS[key] = entry
+    fields = entry[1]
+    for dotted, value in fields:
+        put(doc, dotted, value)
     seqs = [dict(h.sequence, **{"rule.id": h.rule.id}) for h in hits if h.sequence is not None]
     if seqs:
         put(doc, "shellsieve.sequence", seqs)
