@@ -142,7 +142,7 @@ LOW_CARDINALITY = frozenset({
 # A rule's anchor as a condition in disjunctive form: the line must hold, for some clause, at least
 # one literal of every set in it. One literal set per rule (as anchors first were) let common values through:
 # the seed sequence's `process.parent.name : "bash"` alone made 17% of a Defend corpus candidates.
-# Conjunctions stay small, so the per-line check stays a few set intersections.
+# Conjunctions stay small: compile/lines.py writes each clause as one regex of every order of its sets.
 Clause = tuple[tuple[Literal, ...], ...]
 MAX_CLAUSES = 16
 MAX_SETS = 2  # literal sets a clause needs before less selective ones stop joining

@@ -120,7 +120,7 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
     layout = LineLayout()
     ids: dict[tuple[bytes, int], int] = {}
 
-    def pid_of(expr_flags: tuple[bytes, int], ri: int) -> None:
+    def add(expr_flags: tuple[bytes, int], ri: int) -> None:
         pid = ids.get(expr_flags)
         if pid is None:
             pid = ids[expr_flags] = len(layout.patterns)
@@ -133,10 +133,10 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
         for clause in clauses:
             joined = clause_pattern(clause)
             if joined is not None:
-                pid_of(joined, ri)
+                add(joined, ri)
             else:  # one set: each literal its own pattern, shared with every rule naming it
                 for lit in clause[0]:
-                    pid_of(literal_pattern(lit), ri)
+                    add(literal_pattern(lit), ri)
     layout.marker_id = len(layout.patterns)
     layout.patterns.append(Pattern(ESCAPE_MARKER, 0, None))
     return layout

@@ -196,8 +196,8 @@ class _Layout:
     diags: list[Diagnostic]
 
     def digest(self) -> bytes:
-        return patterns_digest([(p.expression, p.flags) for p in self.fields] + [(b"\n-- line database --\n", 0)]
-                               + [(p.expression, p.flags) for p in self.lines.patterns])
+        both = self.fields + [Pattern(b"\n-- line database --\n", 0, None)] + self.lines.patterns
+        return patterns_digest((p.expression, p.flags) for p in both)
 
 
 def _layout(kept: Kept) -> _Layout:
@@ -248,8 +248,8 @@ def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
         field_db = compile_database(layout.fields) if layout.fields else None
     line_db = compile_database(layout.lines.patterns)
     if cache is not None:
-        cache.store(CacheEntry(FORMAT, layout.digest(), hs.dumpb(field_db) if field_db else b"", hs.dumpb(line_db),
-                               [(e, f, nf, err) for (e, f), (nf, err) in known.items()]))
+        cache.store(CacheEntry(FORMAT, layout.digest(), hs.dumpb(field_db) if field_db else b"",
+                               hs.dumpb(line_db), [(e, f, nf, err) for (e, f), (nf, err) in known.items()]))
     return kept, layout, (field_db, line_db), diags
 
 
