@@ -61,6 +61,12 @@ def patterns_digest(patterns: Iterable[tuple[bytes, int]]) -> bytes:
     return h.digest()
 
 
+def _load(blob: bytes) -> hs.Database:
+    db = hs.loadb(blob, hs.HS_MODE_BLOCK)
+    db.scratch = hs.Scratch(db)  # a loaded database comes without the scratch space scans need
+    return db
+
+
 class DatabaseCache:
     """One cache file for one key; `load` says why an entry was not usable."""
 
@@ -92,18 +98,13 @@ class DatabaseCache:
             self.status = "stale"
             return None
         try:
-            dbs = [hs.loadb(blob, hs.HS_MODE_BLOCK) if blob else None for blob in (entry.database, entry.line_database)]
-            for db in dbs:
-                if db is not None:
-                    db.scratch = hs.Scratch(db)  # a loaded database comes without the scratch space scans need
+            line_db = _load(entry.line_database)
+            field_db = _load(entry.database) if entry.database else None  # b"": rules without text patterns
         except hs.error:
             self.status = "corrupt"
             return None
-        if dbs[1] is None:
-            self.status = "corrupt"
-            return None
         self.status = "warm"
-        return dbs[0], dbs[1]
+        return field_db, line_db
 
     def store(self, entry: CacheEntry) -> None:
         """Write atomically (temp file + rename); a cache that cannot be written is only slower."""
