@@ -49,6 +49,30 @@ class TestMalformed:
         assert stats.malformed["too_deep"] == 1
         assert docs[3] == {"message": deep.decode()}
 
+    @pytest.mark.parametrize("lines", [
+        [b'{"a":1}{"b":2}', b""],             # as many objects as lines: a blank line and a line of two
+        [b'{"a":1} \t{"b":2}', b"  \t"],       # the same with JSON whitespace between them
+        [b'{"a":{"b":1}', b'}{"c":2}'],        # one object over two lines, then a line of two
+        [b'{"a":1}', b'{"b":', b'2}{"c":3}'],
+    ], ids=["blank", "whitespace", "split-object", "split-value"])
+    def test_lines_that_are_not_one_object_each_are_wrapped(self, shipped: Ruleset, lines: list[bytes]) -> None:
+        """A stream of valid JSON whose lines are not one object each: every such line is wrapped."""
+        out, stats = _process(shipped, b"\n".join(lines) + b"\n")
+        assert len(out) == len(lines) == stats.lines_out
+        for raw, got in zip(lines, out):
+            doc = msgspec.json.decode(got)
+            try:
+                ok = isinstance(msgspec.json.decode(raw), dict)
+            except msgspec.DecodeError:
+                ok = False
+            assert (got == raw) if ok else (doc == {"message": raw.decode()})
+
+    def test_braces_inside_a_command_line_are_not_malformed(self, shipped: Ruleset) -> None:
+        """`} {` inside a string takes the slower exact check; the lines still leave byte for byte."""
+        lines = [b'{"process":{"command_line":"awk \'{print $1} {print $2}\' f"}}', b'{"ok":1}']
+        out, stats = _process(shipped, b"\n".join(lines) + b"\n")
+        assert out == lines and sum(stats.malformed.values()) == 0
+
     def test_bad_candidate_line_is_wrapped(self, shipped: Ruleset) -> None:
         """A line that hits a prefilter literal but is not JSON is still forwarded and counted."""
         line = b'php -r "fsockopen(\\"1.2.3.4\\",80)" {broken'
