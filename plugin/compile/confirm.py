@@ -20,20 +20,46 @@ ScanFn = Callable[[str], frozenset[int]]
 
 
 class EventContext:
-    """One decoded event as confirm closures see it."""
+    """One decoded event as confirm closures see it.
 
-    __slots__ = ("view", "_scan", "_memo")
+    Hundreds of rules read the same few fields (process.name, event.type, host.os.type): each
+    field's elements, their casefolded strings and each string's field scan are worked out once
+    per event and shared by every predicate that reads them."""
+
+    __slots__ = ("view", "_scan", "_memo", "_elems", "_strings", "_folded")
 
     def __init__(self, view: Any, scan: ScanFn) -> None:
         self.view = view
         self._scan = scan
         self._memo: dict[str, frozenset[int]] = {}
+        self._elems: dict[Accessor, list[Any]] = {}
+        self._strings: dict[Accessor, frozenset[str]] = {}
+        self._folded: dict[Accessor, frozenset[str]] = {}
 
     def hits(self, text: str) -> frozenset[int]:
         h = self._memo.get(text)
         if h is None:
             h = self._memo[text] = self._scan(text)
         return h
+
+    def elements(self, get: Accessor) -> list[Any]:
+        """The field's value as a list: an array field holds when any element does."""
+        e = self._elems.get(get)
+        if e is None:
+            e = self._elems[get] = _elements(get(self.view))
+        return e
+
+    def strings(self, get: Accessor) -> frozenset[str]:
+        s = self._strings.get(get)
+        if s is None:
+            s = self._strings[get] = frozenset(e for e in self.elements(get) if isinstance(e, str))
+        return s
+
+    def folded(self, get: Accessor) -> frozenset[str]:
+        s = self._folded.get(get)
+        if s is None:
+            s = self._folded[get] = frozenset(e.casefold() for e in self.strings(get))
+        return s
 
 
 Check = Callable[[EventContext], bool]
@@ -54,30 +80,31 @@ def _typed_key(v: Any) -> tuple[str, Any]:
 def _eq(pred: Predicate, get: Accessor) -> Check:
     # Strings match strings only ("33" does not match the JSON number 33: ECS ids are keywords);
     # a number in the rule also matches its decimal text ("1" for 1), as Sigma's EventID does.
-    fold: Callable[[str], str] = (lambda s: s) if pred.case_sensitive else str.casefold
-    strings = {fold(v) for v in pred.values if isinstance(v, str)}
+    strings = frozenset(v if pred.case_sensitive else v.casefold() for v in pred.values if isinstance(v, str))
     strings |= {str(v) for v in pred.values if isinstance(v, (int, float)) and not isinstance(v, bool)}
     others = {_typed_key(v) for v in pred.values if not isinstance(v, str)}
+    of_event = EventContext.strings if pred.case_sensitive else EventContext.folded
 
     def check(ctx: EventContext) -> bool:
-        for e in _elements(get(ctx.view)):
-            if isinstance(e, str):
-                if fold(e) in strings:
-                    return True
-            elif isinstance(e, (int, float)) and _typed_key(e) in others:
-                return True
-        return False
+        return not strings.isdisjoint(of_event(ctx, get))
 
-    return check
+    if not others:
+        return check
+
+    def check_numbers(ctx: EventContext) -> bool:
+        if check(ctx):
+            return True
+        return any(isinstance(e, (int, float)) and _typed_key(e) in others for e in ctx.elements(get))
+
+    return check_numbers
 
 
 def _text(ids: frozenset[int], get: Accessor, confirm: Callable[[int, str], bool] | None) -> Check:
     def check(ctx: EventContext) -> bool:
-        for e in _elements(get(ctx.view)):
-            if isinstance(e, str):
-                found = ctx.hits(e) & ids
-                if found and (confirm is None or any(confirm(i, e) for i in found)):
-                    return True
+        for e in ctx.strings(get):
+            found = ctx.hits(e) & ids
+            if found and (confirm is None or any(confirm(i, e) for i in found)):
+                return True
         return False
 
     return check
@@ -87,7 +114,7 @@ def _cidr(pred: Predicate, get: Accessor) -> Check:
     nets = [ipaddress.ip_network(str(v), strict=False) for v in pred.values]
 
     def check(ctx: EventContext) -> bool:
-        for e in _elements(get(ctx.view)):
+        for e in ctx.elements(get):
             try:
                 ip = ipaddress.ip_address(str(e))
             except ValueError:
@@ -137,12 +164,12 @@ def _compare(pred: Predicate, get: Accessor) -> Check:
         sbound = str(bound)
 
         def check_str(ctx: EventContext) -> bool:
-            return any(isinstance(e, str) and cmp(e, sbound) for e in _elements(get(ctx.view)))
+            return any(isinstance(e, str) and cmp(e, sbound) for e in ctx.elements(get))
 
         return check_str
 
     def check(ctx: EventContext) -> bool:
-        for e in _elements(get(ctx.view)):
+        for e in ctx.elements(get):
             n = _number(e)
             if n is not None and cmp(n, nbound):
                 return True
@@ -164,8 +191,8 @@ def _length(pred: Predicate, get: Accessor) -> Check:
 
 def _fieldref(get: Accessor, other: Accessor) -> Check:
     def check(ctx: EventContext) -> bool:
-        mine = _elements(get(ctx.view))
-        theirs = _elements(other(ctx.view))
+        mine = ctx.elements(get)
+        theirs = ctx.elements(other)
         return any(m == t for m in mine for t in theirs)
 
     return check
@@ -179,7 +206,7 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
         op = expr.op
         if op is Op.EQ:
             return _eq(expr, get)
-        if op in (Op.WILDCARD, Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH, Op.REGEX):
+        if op in _TEXT_OPS:
             return _text(text_ids(expr), get, confirm)
         if op is Op.CIDR:
             return _cidr(expr, get)
@@ -193,7 +220,39 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
     if isinstance(expr, Not):
         inner = build_check(expr.term, accessors, text_ids, confirm)
         return lambda ctx: not inner(ctx)
-    terms = tuple(build_check(t, accessors, text_ids, confirm) for t in expr.terms)
+    # Terms that need no field scan run first: a failed `process.name == "bash"` spares the scan of
+    # the command line. Terms are pure, so the order changes the cost and never the result.
+    terms = tuple(build_check(t, accessors, text_ids, confirm) for t in sorted(expr.terms, key=_scans))
+    if len(terms) == 2:
+        a, b = terms
+        if isinstance(expr, AllOf):
+            return lambda ctx: a(ctx) and b(ctx)
+        return lambda ctx: a(ctx) or b(ctx)
     if isinstance(expr, AllOf):
-        return lambda ctx: all(t(ctx) for t in terms)
-    return lambda ctx: any(t(ctx) for t in terms)
+        def all_hold(ctx: EventContext) -> bool:
+            for t in terms:
+                if not t(ctx):
+                    return False
+            return True
+
+        return all_hold
+
+    def any_holds(ctx: EventContext) -> bool:
+        for t in terms:
+            if t(ctx):
+                return True
+        return False
+
+    return any_holds
+
+
+_TEXT_OPS = frozenset({Op.WILDCARD, Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH, Op.REGEX})
+
+
+def _scans(expr: Expr) -> bool:
+    """Does checking `expr` scan a field with Hyperscan (the costly kind of term)?"""
+    if isinstance(expr, Predicate):
+        return expr.op in _TEXT_OPS
+    if isinstance(expr, Not):
+        return _scans(expr.term)
+    return any(_scans(t) for t in expr.terms)
