@@ -234,3 +234,51 @@ class TestAnchorClauses:
         out, stats = _process(rs, b"".join(msgspec.json.encode(x) + b"\n" for x in lines))
         assert stats.candidates == 2
         assert [bool(rule_ids(json.loads(x))) for x in out] == [False, False, True, True]
+
+    def test_overlapping_sets_keep_the_selective_one(self) -> None:
+        """`wget ` and a bare space may share the space, so they are not joined: the clause keeps
+        `wget `, whatever the order of the rule's terms, and a line with spaces but no wget is not
+        decoded. (The public Sigma rule "Obfuscated IP Download Activity" made every line a candidate.)"""
+        from shellsieve.model.expr import AllOf, AnyOf, Op, Predicate
+
+        rs = self._rule(AllOf((
+            AnyOf((Predicate("process.command_line", Op.CONTAINS, ("http://%25%32%65",), False),
+                   Predicate("process.command_line", Op.REGEX, (" [0-7]{7,13}",), True))),
+            Predicate("process.command_line", Op.CONTAINS, ("wget ", "curl "), False))))
+        lines = [{"process": {"command_line": "ls -la /tmp"}},
+                 {"process": {"command_line": "wget http://x/ 01234567"}}]
+        out, stats = _process(rs, b"".join(msgspec.json.encode(x) + b"\n" for x in lines))
+        assert stats.candidates == 1 and [bool(rule_ids(json.loads(x))) for x in out] == [False, True]
+
+    def test_low_cardinality_value_is_never_the_only_anchor_kept(self) -> None:
+        """`host.os.type` is "linux" in nearly every line: where it cannot be joined with a selective
+        set, the selective set is kept, and a line holding only "linux" is not a candidate."""
+        from shellsieve.model.expr import AllOf, AnyOf, Op, Predicate
+
+        rs = self._rule(AllOf((AnyOf((Predicate("host.os.type", Op.EQ, ("linux",), False),
+                                      Predicate("host.os.type", Op.EQ, ("macos",), False))),
+                               Predicate("process.command_line", Op.CONTAINS, ('abc"li',), False))))
+        # raw, the literal is `abc\"li`: it may run into `"linux"`, so the two are not joined
+        lines = [{"host": {"os": {"type": "linux"}}, "process": {"command_line": "ls"}},
+                 {"host": {"os": {"type": "linux"}}, "process": {"command_line": 'echo abc"li'}}]
+        out, stats = _process(rs, b"".join(msgspec.json.encode(x) + b"\n" for x in lines))
+        assert stats.candidates == 1 and [bool(rule_ids(json.loads(x))) for x in out] == [False, True]
+
+def test_rules_sharing_a_field_pattern_share_its_id() -> None:
+    """`?*` (any non-empty value) is in hundreds of Elastic rules: one pattern, reported once per scan."""
+    from shellsieve.compile.ruleset import compile_rules
+    from shellsieve.diagnostics import Location
+    from shellsieve.model.expr import AllOf, Op, Predicate
+    from shellsieve.model.rule import Rule
+
+    def rule(i: int) -> Rule:
+        query = AllOf((Predicate("process.name", Op.EQ, (f"tool{i}",), True),
+                       Predicate("file.extension", Op.WILDCARD, ("?*",), False)))
+        return Rule(id=f"r{i}", name=f"r{i}", ruleset="eql", location=Location("t"), query=query)
+
+    rs, _ = compile_rules([rule(i) for i in range(50)])
+    assert rs.scan_field("so") == rs.scan_field("x") and len(rs.scan_field("so")) == 1
+    assert rs.scan_field("") == frozenset()
+    event = {"process": {"name": "tool7"}, "file": {"extension": "so"}}
+    docs = run_events(rs, [msgspec.json.encode(event)])
+    assert rule_ids(docs[0]) == ["r7"]

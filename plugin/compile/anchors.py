@@ -28,6 +28,7 @@ ESCAPE_MARKER = rb"(?:\A|[^\\])(?:\\\\)*\\[u/]"
 class Literal(NamedTuple):
     text: bytes  # as it appears in the raw line
     caseless: bool
+    common: bool = False  # a value of a low-cardinality field: in nearly every line (LOW_CARDINALITY)
 
 
 def json_escaped(text: str) -> bytes:
@@ -83,6 +84,15 @@ def _sequence_literal(items: list[tuple[object, object]], caseless: bool) -> Lit
     return Literal(best, caseless) if best else None
 
 
+# Fields with a handful of values in any corpus ("process", "start", "linux"): literals on them
+# occur in nearly every line, so they anchor a rule only when nothing else can.
+LOW_CARDINALITY = frozenset({
+    "event.category", "event.type", "event.kind", "event.outcome", "event.dataset", "event.module",
+    "event.action", "host.os.type", "host.os.family", "host.os.platform", "agent.type",
+    "data_stream.dataset",
+})
+
+
 def predicate_literals(pred: Predicate) -> list[Literal] | None:
     """Raw-line literals of which at least one occurs wherever `pred` holds; None if none can be named."""
     caseless = not pred.case_sensitive
@@ -127,16 +137,10 @@ def predicate_literals(pred: Predicate) -> list[Literal] | None:
         if not lit:
             return None
         out.append(Literal(lit, caseless))
+    if out and pred.field in LOW_CARDINALITY:
+        out = [lit._replace(common=True) for lit in out]
     return out or None
 
-
-# Fields with a handful of values in any corpus ("process", "start", "linux"): literals on them
-# occur in nearly every line, so they anchor a rule only when nothing else can.
-LOW_CARDINALITY = frozenset({
-    "event.category", "event.type", "event.kind", "event.outcome", "event.dataset", "event.module",
-    "event.action", "host.os.type", "host.os.family", "host.os.platform", "agent.type",
-    "data_stream.dataset",
-})
 
 
 # A rule's anchor as a condition in disjunctive form: the line must hold, for some clause, at least
@@ -148,8 +152,9 @@ MAX_CLAUSES = 16
 MAX_SETS = 2  # literal sets a clause needs before less selective ones stop joining
 
 
-def _set_score(lits: tuple[Literal, ...]) -> tuple[int, int]:
-    return (min(len(lit.text) for lit in lits), -len(lits))
+def _set_score(lits: tuple[Literal, ...]) -> tuple[bool, int, int]:
+    """How selective a literal set is (higher: fewer lines hold one of its literals)."""
+    return (not any(lit.common for lit in lits), min(len(lit.text) for lit in lits), -len(lits))
 
 
 def anchor_clauses(expr: Expr) -> list[Clause] | None:
@@ -178,8 +183,7 @@ def anchor_clauses(expr: Expr) -> list[Clause] | None:
             return None
         # Most selective first: fields with many values, then long literals. A low-cardinality field
         # ("linux", "start") joins only while clauses are short of MAX_SETS sets.
-        parts.sort(key=lambda p: (not (isinstance(p[0], Predicate) and p[0].field in LOW_CARDINALITY),
-                                  max(_set_score(s) for cl in p[1] for s in cl)), reverse=True)
+        parts.sort(key=lambda p: max(_set_score(s) for cl in p[1] for s in cl), reverse=True)
         acc: list[Clause] = [()]
         for _, clauses in parts:
             if all(len(c) >= MAX_SETS for c in acc):
@@ -188,5 +192,7 @@ def anchor_clauses(expr: Expr) -> list[Clause] | None:
             product += [a + b for a in acc if len(a) < MAX_SETS for b in clauses]
             if len(product) <= MAX_CLAUSES:
                 acc = product
-        return list(dict.fromkeys(tuple(dict.fromkeys(c)) for c in acc))
+        # Each clause's sets most selective first: where sets cannot be joined (compile/lines.py),
+        # the first is the one kept.
+        return list(dict.fromkeys(tuple(sorted(dict.fromkeys(c), key=_set_score, reverse=True)) for c in acc))
     raise TypeError(expr)
