@@ -7,9 +7,10 @@ value that several predicates read is scanned once.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from shellsieve.compile.anchors import LOW_CARDINALITY
 from shellsieve.events.view import Accessor
 from shellsieve.model.expr import AllOf, Expr, Not, Op, Predicate
 
@@ -220,9 +221,10 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
     if isinstance(expr, Not):
         inner = build_check(expr.term, accessors, text_ids, confirm)
         return lambda ctx: not inner(ctx)
-    # Terms that need no field scan run first: a failed `process.name == "bash"` spares the scan of
-    # the command line. Terms are pure, so the order changes the cost and never the result.
-    terms = tuple(build_check(t, accessors, text_ids, confirm) for t in sorted(expr.terms, key=_scans))
+    # Cheap and selective terms first: a failed `process.name == "bash"` spares the scan of the
+    # command line, and `host.os.type == "linux"`, true of nearly every event, is tested last.
+    # Terms are pure, so the order changes the cost and never the result.
+    terms = tuple(build_check(t, accessors, text_ids, confirm) for t in sorted(expr.terms, key=_cost))
     if len(terms) == 2:
         a, b = terms
         if isinstance(expr, AllOf):
@@ -249,10 +251,19 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
 _TEXT_OPS = frozenset({Op.WILDCARD, Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH, Op.REGEX})
 
 
-def _scans(expr: Expr) -> bool:
-    """Does checking `expr` scan a field with Hyperscan (the costly kind of term)?"""
+def _cost(expr: Expr) -> int:
+    """0: cheap and selective; 1: scans a field with Hyperscan; 2: only reads low-cardinality fields."""
+    preds = list(_predicates(expr))
+    if any(p.op in _TEXT_OPS for p in preds):
+        return 1
+    return 2 if all(p.field in LOW_CARDINALITY for p in preds) else 0
+
+
+def _predicates(expr: Expr) -> Iterator[Predicate]:
     if isinstance(expr, Predicate):
-        return expr.op in _TEXT_OPS
-    if isinstance(expr, Not):
-        return _scans(expr.term)
-    return any(_scans(t) for t in expr.terms)
+        yield expr
+    elif isinstance(expr, Not):
+        yield from _predicates(expr.term)
+    else:
+        for t in expr.terms:
+            yield from _predicates(t)

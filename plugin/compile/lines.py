@@ -112,6 +112,7 @@ def clause_pattern(clause: Clause) -> tuple[bytes, int] | None:
 class LineLayout:
     patterns: list[Pattern] = field(default_factory=list)
     rules: dict[int, list[int]] = field(default_factory=dict)  # pattern id -> rule indices
+    clause_ids: dict[Clause, list[int]] = field(default_factory=dict)  # clause -> its pattern ids
     marker_id: int = -1
 
 
@@ -120,7 +121,7 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
     layout = LineLayout()
     ids: dict[tuple[bytes, int], int] = {}
 
-    def add(expr_flags: tuple[bytes, int], ri: int) -> None:
+    def add(expr_flags: tuple[bytes, int], ri: int, clause: Clause) -> None:
         pid = ids.get(expr_flags)
         if pid is None:
             pid = ids[expr_flags] = len(layout.patterns)
@@ -128,15 +129,22 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
         rules = layout.rules.setdefault(pid, [])
         if not rules or rules[-1] != ri:
             rules.append(ri)
+        layout.clause_ids.setdefault(clause, []).append(pid)
 
     for ri, clauses in clauses_per_rule.items():
         for clause in clauses:
+            if clause in layout.clause_ids:  # another rule has the same clause: same patterns
+                for pid in layout.clause_ids[clause]:
+                    rules = layout.rules[pid]
+                    if rules[-1] != ri:
+                        rules.append(ri)
+                continue
             joined = clause_pattern(clause)
             if joined is not None:
-                add(joined, ri)
+                add(joined, ri, clause)
             else:  # one set: each literal its own pattern, shared with every rule naming it
                 for lit in clause[0]:
-                    add(literal_pattern(lit), ri)
+                    add(literal_pattern(lit), ri, clause)
     layout.marker_id = len(layout.patterns)
     layout.patterns.append(Pattern(ESCAPE_MARKER, 0, None))
     return layout

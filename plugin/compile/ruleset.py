@@ -37,6 +37,9 @@ class CompiledSequence:
     maxspan: float | None
     until: Check | None
     until_by: tuple[Accessor, ...]
+    # Line pattern ids per query (the steps, then `until`): a step whose anchors did not fire in a
+    # line cannot hold there, so its check is skipped. None: the rule has no anchors.
+    query_ids: tuple[frozenset[int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,7 @@ class _Layout:
     lines: LineLayout
     always: list[int]
     diags: list[Diagnostic]
+    query_ids: dict[int, tuple[frozenset[int], ...]]  # sequence rule -> line pattern ids per query
 
     def digest(self) -> bytes:
         both = self.fields + [Pattern(b"\n-- line database --\n", 0, None)] + self.lines.patterns
@@ -204,21 +208,28 @@ def _layout(kept: Kept) -> _Layout:
     fields: list[Pattern] = []
     pred_ids: dict[int, frozenset[int]] = {}
     regex_confirm = RegexConfirm()
+    # A pattern many rules share (`?*`, "any non-empty value", is in hundreds of Elastic rules) gets
+    # one id: each field scan then reports it once, not once per rule.
+    shared: dict[tuple[bytes, int, str | None], int] = {}
     for ri, (rule, fps) in enumerate(kept):
         for pred, lst in fps:
             ids = []
             for fp in lst:
-                pid = len(fields)
-                # SINGLEMATCH: a field scan needs which patterns match a value, not where or how often
-                fields.append(Pattern(fp.expression, fp.flags | hs.HS_FLAG_SINGLEMATCH, ri))
-                if fp.confirm is not None:
-                    regex_confirm.compiled[pid] = regex.compile(fp.confirm, python_flags(fp))
+                key = (fp.expression, fp.flags, fp.confirm)
+                pid = shared.get(key, len(fields))
+                if pid == len(fields):
+                    shared[key] = pid
+                    # SINGLEMATCH: a field scan needs which patterns match a value, not where or how often
+                    fields.append(Pattern(fp.expression, fp.flags | hs.HS_FLAG_SINGLEMATCH, ri))
+                    if fp.confirm is not None:
+                        regex_confirm.compiled[pid] = regex.compile(fp.confirm, python_flags(fp))
                 ids.append(pid)
             pred_ids[id(pred)] = frozenset(ids)
 
     diags: list[Diagnostic] = []
     always: list[int] = []
     clauses: dict[int, list[Clause]] = {}
+    queries: dict[int, list[list[Clause]]] = {}
     for ri, (rule, _) in enumerate(kept):
         # Every query of the rule, `until` included, must see its events: a sequence is a
         # candidate wherever any of its steps could match.
@@ -228,7 +239,12 @@ def _layout(kept: Kept) -> _Layout:
             diags.append(_diag(rule, Code.NO_ANCHOR, "", Code.NO_ANCHOR.title, "warning"))
             continue
         clauses[ri] = list(dict.fromkeys(c for cs in per_query for c in cs or ()))
-    return _Layout(fields, pred_ids, regex_confirm, line_layout(clauses), always, diags)
+        if isinstance(rule.query, Sequence):
+            queries[ri] = [cs or [] for cs in per_query]
+    lines = line_layout(clauses)
+    query_ids = {ri: tuple(frozenset(pid for c in cs for pid in lines.clause_ids[c]) for cs in per_query)
+                 for ri, per_query in queries.items()}
+    return _Layout(fields, pred_ids, regex_confirm, lines, always, diags, query_ids)
 
 
 def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
@@ -302,6 +318,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
                 maxspan=q.maxspan,
                 until=build(q.until.query) if q.until else None,
                 until_by=tuple(acc[f] for f in q.until.by) if q.until else (),
+                query_ids=layout.query_ids.get(ri),
             )
             compiled.append(CompiledRule(ri, rule, None, seq))
         else:

@@ -127,8 +127,8 @@ class BlockMatcher:
         self.stats.lines_out += n
         out: list[bytes] = []
         pos = 0
-        for start, (end, rules) in sorted(self._candidate_spans(block).items()):
-            result = self._evaluate(block[start:end], rules)
+        for start, (end, rules, pids) in sorted(self._candidate_spans(block).items()):
+            result = self._evaluate(block[start:end], rules, pids)
             assert result is not None  # only None under only_alerts, which takes the other path
             out.append(block[pos:start])
             out.append(result)
@@ -158,8 +158,8 @@ class BlockMatcher:
                     append(message_line(line))
                     emitted += 1
                 continue
-            rules = candidates.get(i)
-            if rules is None:
+            cand = candidates.get(i)
+            if cand is None:
                 if only_alerts:
                     continue
                 try:
@@ -172,7 +172,7 @@ class BlockMatcher:
                     append(b"\n")
                 emitted += 1
             else:
-                result = self._evaluate(line, rules)
+                result = self._evaluate(line, *cand)
                 if result is not None:
                     append(result)
                     emitted += 1
@@ -180,8 +180,9 @@ class BlockMatcher:
         self.expire_sequences()
         return b"".join(out)
 
-    def _candidate_spans(self, block: bytes) -> dict[int, tuple[int, Any]]:
-        """Line start -> (line end, candidate rules) for the lines where a whole anchor clause occurs.
+    def _candidate_spans(self, block: bytes) -> dict[int, tuple[int, Any, set[int]]]:
+        """Line start -> (line end, candidate rules, line pattern ids) for the lines where a whole anchor
+        clause occurs.
         A line-database hit is that already (compile/lines.py): found from the hit offsets alone,
         with no work on lines without hits."""
         hits: list[tuple[int, int]] = []
@@ -197,10 +198,10 @@ class BlockMatcher:
                 per_line[start] = {pid}
             else:
                 seen.add(pid)
-        spans: dict[int, tuple[int, Any]] = {}
+        spans: dict[int, tuple[int, Any, set[int]]] = {}
         find = block.find
         for start, pids in per_line.items():
-            spans[start] = (find(b"\n", start), self._rules_for(pids))
+            spans[start] = (find(b"\n", start), self._rules_for(pids), pids)
         return spans
 
     def _rules_for(self, pids: set[int]) -> Any:
@@ -212,18 +213,19 @@ class BlockMatcher:
             rules.update(raw_rules[pid])
         return rules
 
-    def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, frozenset[int] | set[int]]:
-        """Line index -> candidate rules (the line-by-line path and match_views)."""
+    def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, tuple[Any, set[int] | None]]:
+        """Line index -> (candidate rules, line pattern ids or None: all) for the line-by-line path and
+        match_views."""
         if not self.prefilter:
-            return dict.fromkeys(range(len(lines)), self.all_rules)
+            return dict.fromkeys(range(len(lines)), (self.all_rules, None))
         spans = self._candidate_spans(block)
         cands: dict[int, Any] = {}
         if spans:
             index = {start: i for i, start in enumerate(accumulate([0] + [len(x) + 1 for x in lines[:-1]]))}
-            cands = {index[start]: rules for start, (_, rules) in spans.items()}
+            cands = {index[start]: (rules, pids) for start, (_, rules, pids) in spans.items()}
         if self.always:
             for i in range(len(lines)):
-                cands.setdefault(i, self.always)
+                cands.setdefault(i, (self.always, None))
         return cands
 
     # -- per candidate line ----------------------------------------------------------------
@@ -240,20 +242,21 @@ class BlockMatcher:
             return None, _malformed(exc)
         return (doc, None) if isinstance(doc, dict) else (None, "not_object")
 
-    def _evaluate(self, line: bytes, rules: Any) -> bytes | None:
+    def _evaluate(self, line: bytes, rules: Any, pids: set[int] | None) -> bytes | None:
         self.stats.candidates += 1
         view, bad = self._decode(line)
         if view is None:
             self.stats.malformed[bad or "invalid_json"] += 1
             return None if self.only_alerts else message_line(line)
-        hits = self._hits(view, rules)
+        hits = self._hits(view, rules, pids)
         if not hits:
             return None if self.only_alerts else line + b"\n"
         doc = view if type(view) is dict else _decode_plain(line)
         return _encode(enrich(doc, hits)) + b"\n"
 
-    def _hits(self, view: Any, rules: Any) -> list[Hit]:
-        """Confirm the candidate rules on one decoded event; counts alerts and hits per rule."""
+    def _hits(self, view: Any, rules: Any, pids: set[int] | None) -> list[Hit]:
+        """Confirm the candidate rules on one decoded event; counts alerts and hits per rule.
+        `pids`: the line patterns that fired (None: unknown), which tell a sequence its live steps."""
         ctx = EventContext(view, self.rs.scan_field)
         hits: list[Hit] = []
         for ri in sorted(rules):
@@ -262,7 +265,7 @@ class BlockMatcher:
                 if cr.check(ctx):
                     hits.append(Hit(cr.rule))
             else:
-                hit = self._sequence(cr, ctx)
+                hit = self._sequence(cr, ctx, pids)
                 if hit is not None:
                     hits.append(hit)
         if hits:
@@ -283,12 +286,12 @@ class BlockMatcher:
         cands = self._candidates(b"\n".join(encoded) + b"\n", encoded)
         out: list[list[Hit]] = []
         for i, view in enumerate(views):
-            rules = cands.get(i)
-            if rules is None:
+            cand = cands.get(i)
+            if cand is None:
                 out.append([])
                 continue
             self.stats.candidates += 1
-            out.append(self._hits(view, rules))
+            out.append(self._hits(view, *cand))
         self.expire_sequences()
         return out
 
@@ -297,18 +300,23 @@ class BlockMatcher:
             if state.open:
                 state.expire(self._now)
 
-    def _sequence(self, cr: CompiledRule, ctx: EventContext) -> Hit | None:
+    def _sequence(self, cr: CompiledRule, ctx: EventContext, pids: set[int] | None) -> Hit | None:
         seq = cr.sequence
         assert seq is not None
         state = self.sequences[cr.index]
         view = ctx.view
         ts: float | None = None
-        if seq.until is not None and seq.until(ctx):
+        # A query whose anchors did not fire in this line cannot hold on it: its check is skipped.
+        ids = None if pids is None or self.rs.marker_id in pids else seq.query_ids
+        n = len(seq.steps)
+        if seq.until is not None and (ids is None or not ids[n].isdisjoint(pids)) and seq.until(ctx):
             key = _key(view, seq.until_by)
             if key is not None:
                 state.cancel(key)
         done = None
-        for step in range(len(seq.steps) - 1, -1, -1):
+        for step in range(n - 1, -1, -1):
+            if ids is not None and ids[step].isdisjoint(pids):  # type: ignore[arg-type]
+                continue
             if not seq.steps[step](ctx):
                 continue
             key = _key(view, seq.by[step])
