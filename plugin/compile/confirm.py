@@ -20,6 +20,47 @@ __all__ = ["EventContext", "Check", "build_check", "ScanFn"]
 ScanFn = Callable[[str], frozenset[int]]
 
 
+class _Elements(dict):  # type: ignore[type-arg]
+    """accessor -> the field's value as a list (an array field holds when any element does);
+    worked out on first use. A subscript is one C call on every later use."""
+
+    __slots__ = ("view",)
+
+    def __missing__(self, get: Accessor) -> list[Any]:
+        e = self[get] = _elements(get(self.view))
+        return e
+
+
+class _Strings(dict):  # type: ignore[type-arg]
+    """accessor -> the field's string elements, as a set."""
+
+    __slots__ = ("elements",)
+
+    def __missing__(self, get: Accessor) -> frozenset[str]:
+        s = self[get] = frozenset(e for e in self.elements[get] if isinstance(e, str))
+        return s
+
+
+class _Folded(dict):  # type: ignore[type-arg]
+    """accessor -> the field's string elements casefolded, as a set."""
+
+    __slots__ = ("strings",)
+
+    def __missing__(self, get: Accessor) -> frozenset[str]:
+        s = self[get] = frozenset(e.casefold() for e in self.strings[get])
+        return s
+
+
+class _Scans(dict):  # type: ignore[type-arg]
+    """value -> ids of the field patterns matching it (one Hyperscan scan)."""
+
+    __slots__ = ("scan",)
+
+    def __missing__(self, text: str) -> frozenset[int]:
+        h = self[text] = self.scan(text)
+        return h
+
+
 class EventContext:
     """One decoded event as confirm closures see it.
 
@@ -27,40 +68,18 @@ class EventContext:
     field's elements, their casefolded strings and each string's field scan are worked out once
     per event and shared by every predicate that reads them."""
 
-    __slots__ = ("view", "_scan", "_memo", "_elems", "_strings", "_folded")
+    __slots__ = ("view", "elements", "strings", "folded", "hits")
 
     def __init__(self, view: Any, scan: ScanFn) -> None:
         self.view = view
-        self._scan = scan
-        self._memo: dict[str, frozenset[int]] = {}
-        self._elems: dict[Accessor, list[Any]] = {}
-        self._strings: dict[Accessor, frozenset[str]] = {}
-        self._folded: dict[Accessor, frozenset[str]] = {}
-
-    def hits(self, text: str) -> frozenset[int]:
-        h = self._memo.get(text)
-        if h is None:
-            h = self._memo[text] = self._scan(text)
-        return h
-
-    def elements(self, get: Accessor) -> list[Any]:
-        """The field's value as a list: an array field holds when any element does."""
-        e = self._elems.get(get)
-        if e is None:
-            e = self._elems[get] = _elements(get(self.view))
-        return e
-
-    def strings(self, get: Accessor) -> frozenset[str]:
-        s = self._strings.get(get)
-        if s is None:
-            s = self._strings[get] = frozenset(e for e in self.elements(get) if isinstance(e, str))
-        return s
-
-    def folded(self, get: Accessor) -> frozenset[str]:
-        s = self._folded.get(get)
-        if s is None:
-            s = self._folded[get] = frozenset(e.casefold() for e in self.strings(get))
-        return s
+        self.elements = _Elements()
+        self.elements.view = view
+        self.strings = _Strings()
+        self.strings.elements = self.elements
+        self.folded = _Folded()
+        self.folded.strings = self.strings
+        self.hits = _Scans()
+        self.hits.scan = scan
 
 
 Check = Callable[[EventContext], bool]
@@ -84,10 +103,12 @@ def _eq(pred: Predicate, get: Accessor) -> Check:
     strings = frozenset(v if pred.case_sensitive else v.casefold() for v in pred.values if isinstance(v, str))
     strings |= {str(v) for v in pred.values if isinstance(v, (int, float)) and not isinstance(v, bool)}
     others = {_typed_key(v) for v in pred.values if not isinstance(v, str)}
-    of_event = EventContext.strings if pred.case_sensitive else EventContext.folded
-
-    def check(ctx: EventContext) -> bool:
-        return not strings.isdisjoint(of_event(ctx, get))
+    if pred.case_sensitive:
+        def check(ctx: EventContext) -> bool:
+            return not strings.isdisjoint(ctx.strings[get])
+    else:
+        def check(ctx: EventContext) -> bool:
+            return not strings.isdisjoint(ctx.folded[get])
 
     if not others:
         return check
@@ -95,15 +116,15 @@ def _eq(pred: Predicate, get: Accessor) -> Check:
     def check_numbers(ctx: EventContext) -> bool:
         if check(ctx):
             return True
-        return any(isinstance(e, (int, float)) and _typed_key(e) in others for e in ctx.elements(get))
+        return any(isinstance(e, (int, float)) and _typed_key(e) in others for e in ctx.elements[get])
 
     return check_numbers
 
 
 def _text(ids: frozenset[int], get: Accessor, confirm: Callable[[int, str], bool] | None) -> Check:
     def check(ctx: EventContext) -> bool:
-        for e in ctx.strings(get):
-            found = ctx.hits(e) & ids
+        for e in ctx.strings[get]:
+            found = ctx.hits[e] & ids
             if found and (confirm is None or any(confirm(i, e) for i in found)):
                 return True
         return False
@@ -115,7 +136,7 @@ def _cidr(pred: Predicate, get: Accessor) -> Check:
     nets = [ipaddress.ip_network(str(v), strict=False) for v in pred.values]
 
     def check(ctx: EventContext) -> bool:
-        for e in ctx.elements(get):
+        for e in ctx.elements[get]:
             try:
                 ip = ipaddress.ip_address(str(e))
             except ValueError:
@@ -165,12 +186,12 @@ def _compare(pred: Predicate, get: Accessor) -> Check:
         sbound = str(bound)
 
         def check_str(ctx: EventContext) -> bool:
-            return any(isinstance(e, str) and cmp(e, sbound) for e in ctx.elements(get))
+            return any(isinstance(e, str) and cmp(e, sbound) for e in ctx.elements[get])
 
         return check_str
 
     def check(ctx: EventContext) -> bool:
-        for e in ctx.elements(get):
+        for e in ctx.elements[get]:
             n = _number(e)
             if n is not None and cmp(n, nbound):
                 return True
@@ -192,8 +213,8 @@ def _length(pred: Predicate, get: Accessor) -> Check:
 
 def _fieldref(get: Accessor, other: Accessor) -> Check:
     def check(ctx: EventContext) -> bool:
-        mine = ctx.elements(get)
-        theirs = ctx.elements(other)
+        mine = ctx.elements[get]
+        theirs = ctx.elements[other]
         return any(m == t for m in mine for t in theirs)
 
     return check
