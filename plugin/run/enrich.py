@@ -68,10 +68,42 @@ def _alert_fields(rules: tuple[Rule, ...]) -> list[tuple[str, Any]]:
     return out
 
 
+def _tree(fields: list[tuple[str, Any]]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for dotted, value in fields:
+        put(tree, dotted, value)
+    return tree
+
+
+def _merge(doc: dict[str, Any], tree: dict[str, Any]) -> None:
+    """`put` of every leaf of `tree` into `doc`, a subtree at a time: a subtree the event lacks is
+    copied in whole, one level deep (its inner objects are shared, never changed)."""
+    for key, value in tree.items():
+        if type(value) is not dict:
+            doc[key] = value
+            continue
+        cur = doc.get(key)
+        if cur is None:
+            doc[key] = dict(value)
+        elif isinstance(cur, dict):
+            _merge(cur, value)
+        else:  # a non-object in the way: dotted keys here, as `put` writes them
+            for dotted, leaf in _leaves(value, key):
+                doc[dotted] = leaf
+
+
+def _leaves(tree: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
+    out = []
+    for key, value in tree.items():
+        path = f"{prefix}.{key}"
+        out.extend(_leaves(value, path) if type(value) is dict else [(path, value)])
+    return out
+
+
 # The alert fields depend only on which rules hit: built once per combination, not per alert. The
 # values are shared between events, which is safe because each document is encoded and dropped.
 # Keyed by the rules' ids; each entry holds its rules, so no id is reused while it is cached.
-_FIELDS: dict[tuple[int, ...], tuple[tuple[Rule, ...], list[tuple[str, Any]]]] = {}
+_FIELDS: dict[tuple[int, ...], tuple[tuple[Rule, ...], dict[str, Any]]] = {}
 _MAX_COMBINATIONS = 4096
 
 
@@ -81,12 +113,10 @@ def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
     key = tuple(id(r) for r in rules)
     entry = _FIELDS.get(key)
     if entry is None:
-        entry = (rules, _alert_fields(rules))
+        entry = (rules, _tree(_alert_fields(rules)))
         if len(_FIELDS) < _MAX_COMBINATIONS:
             _FIELDS[key] = entry
-    fields = entry[1]
-    for dotted, value in fields:
-        put(doc, dotted, value)
+    _merge(doc, entry[1])
     seqs = [dict(h.sequence, **{"rule.id": h.rule.id}) for h in hits if h.sequence is not None]
     if seqs:
         put(doc, "shellsieve.sequence", seqs)
