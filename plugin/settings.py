@@ -8,7 +8,7 @@ __all__ = ["Settings"]
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    read_bytes: int = 1 << 18  # at most one read: what the pipe holds, so batches grow under load, shrink when idle
+    read_bytes: int = 1 << 16  # one read1() from the pipe; batches grow under load, shrink when idle
     max_line_bytes: int = 1 << 20  # longer lines are forwarded unscanned and counted
     stats_interval_s: float = 10.0  # periodic `stats` event on stderr; 0 turns it off
     only_alerts: bool = False
