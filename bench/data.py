@@ -6,9 +6,11 @@ seed sequence needs; everything else is ordinary process starts. No blobs: the c
 
 from __future__ import annotations
 
+import calendar
 import random
-import sys
 import shlex
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,9 @@ def _network(i: int, ts: str, name: str) -> dict[str, Any]:
     }
 
 
+_START = calendar.timegm((2026, 11, 22, 10, 0, 0))
+
+
 def events(n: int, seed: int = 42) -> Iterator[dict[str, Any]]:
     """n events: 0.1% reverse shells (each followed by its connection), ~2% web-server children."""
     rng = random.Random(seed)
@@ -76,7 +81,8 @@ def events(n: int, seed: int = 42) -> Iterator[dict[str, Any]]:
     i = 0
     while emitted < n:
         i += 1
-        ts = f"2026-11-22T10:{(i // 600) % 60:02d}:{(i // 10) % 60:02d}.{(i % 10) * 100:03d}Z"
+        # ten events a second, never going back: a sequence's open state expires on event time
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(_START + i // 10)) + f".{(i % 10) * 100:03d}Z"
         r = rng.random()
         if r < 0.001:
             name, args = rng.choice(SHELLS)
