@@ -142,7 +142,6 @@ def predicate_literals(pred: Predicate) -> list[Literal] | None:
     return out or None
 
 
-
 # A rule's anchor as a condition in disjunctive form: the line must hold, for some clause, at least
 # one literal of every set in it. One literal set per rule (as anchors first were) let common values through:
 # the seed sequence's `process.parent.name : "bash"` alone made 17% of a Defend corpus candidates.

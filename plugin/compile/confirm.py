@@ -7,11 +7,11 @@ value that several predicates read is scanned once.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from shellsieve.events.view import Accessor
-from shellsieve.model.expr import AllOf, Expr, Not, Op, Predicate
+from shellsieve.model.expr import TEXT_OPS, AllOf, Expr, Not, Op, Predicate, predicates
 
 __all__ = ["EventContext", "Check", "build_check", "ScanFn"]
 
@@ -227,7 +227,7 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
         op = expr.op
         if op is Op.EQ:
             return _eq(expr, get)
-        if op in _TEXT_OPS:
+        if op in TEXT_OPS:
             return _text(text_ids(expr), get, confirm)
         if op is Op.CIDR:
             return _cidr(expr, get)
@@ -268,19 +268,7 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
     return any_holds
 
 
-_TEXT_OPS = frozenset({Op.WILDCARD, Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH, Op.REGEX})
-
-
 def _cost(expr: Expr) -> int:
     """1 if checking `expr` scans a field with Hyperscan, else 0 (a set lookup on a memoised field)."""
-    return int(any(p.op in _TEXT_OPS for p in _predicates(expr)))
+    return int(any(p.op in TEXT_OPS for p in predicates(expr)))
 
-
-def _predicates(expr: Expr) -> Iterator[Predicate]:
-    if isinstance(expr, Predicate):
-        yield expr
-    elif isinstance(expr, Not):
-        yield from _predicates(expr.term)
-    else:
-        for t in expr.terms:
-            yield from _predicates(t)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import hyperscan as hs
@@ -18,7 +18,7 @@ from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, pyt
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
 from shellsieve.events.view import Accessor, ViewSchema
-from shellsieve.model.expr import TEXT_OPS, AllOf, AnyOf, Expr, Not, Op, Predicate, fields_of, render
+from shellsieve.model.expr import TEXT_OPS, Expr, Op, Predicate, fields_of, predicates, render
 from shellsieve.model.rule import Rule, Sequence
 
 __all__ = ["Ruleset", "CompiledRule", "CompiledSequence", "compile_rules", "REGEX_TIMEOUT_S"]
@@ -100,16 +100,6 @@ def _on_field_match(pid: int, start: int, end: int, flags: int, hits: list[int])
     hits.append(pid)
 
 
-def _predicates(expr: Expr) -> Iterator[Predicate]:
-    if isinstance(expr, Predicate):
-        yield expr
-    elif isinstance(expr, Not):
-        yield from _predicates(expr.term)
-    elif isinstance(expr, (AllOf, AnyOf)):
-        for t in expr.terms:
-            yield from _predicates(t)
-
-
 def _queries(rule: Rule) -> list[Expr]:
     q = rule.query
     if isinstance(q, Sequence):
@@ -124,7 +114,7 @@ def _diag(rule: Rule, code: Code, construct: str, message: str, severity: str = 
 def _field_patterns_for(rule: Rule) -> list[tuple[Predicate, list[FieldPattern]]]:
     out = []
     for q in _queries(rule):
-        for p in _predicates(q):
+        for p in predicates(q):
             if p.op in TEXT_OPS:
                 out.append((p, field_patterns(p)))
     return out

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from typing import Union
 
 import msgspec
 
 from shellsieve.diagnostics import Location
 
-__all__ = ["Op", "Predicate", "AllOf", "AnyOf", "Not", "Expr", "render", "fields_of"]
+__all__ = ["Op", "Predicate", "AllOf", "AnyOf", "Not", "Expr", "render", "fields_of", "predicates"]
 
 
 class Op(enum.Enum):
@@ -105,3 +106,14 @@ def fields_of(expr: Expr) -> set[str]:
     if isinstance(expr, Not):
         return fields_of(expr.term)
     return set().union(*(fields_of(t) for t in expr.terms))
+
+
+def predicates(expr: Expr) -> Iterator[Predicate]:
+    """Every predicate of an expression, depth first."""
+    if isinstance(expr, Predicate):
+        yield expr
+    elif isinstance(expr, Not):
+        yield from predicates(expr.term)
+    else:
+        for t in expr.terms:
+            yield from predicates(t)
