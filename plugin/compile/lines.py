@@ -121,23 +121,24 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
     layout = LineLayout()
     ids: dict[tuple[bytes, int], int] = {}
 
+    def link(pid: int, ri: int) -> None:
+        rules = layout.rules.setdefault(pid, [])
+        if not rules or rules[-1] != ri:
+            rules.append(ri)
+
     def add(expr_flags: tuple[bytes, int], ri: int, clause: Clause) -> None:
         pid = ids.get(expr_flags)
         if pid is None:
             pid = ids[expr_flags] = len(layout.patterns)
             layout.patterns.append(Pattern(expr_flags[0], expr_flags[1], None))
-        rules = layout.rules.setdefault(pid, [])
-        if not rules or rules[-1] != ri:
-            rules.append(ri)
+        link(pid, ri)
         layout.clause_ids.setdefault(clause, []).append(pid)
 
     for ri, clauses in clauses_per_rule.items():
         for clause in clauses:
             if clause in layout.clause_ids:  # another rule has the same clause: same patterns
                 for pid in layout.clause_ids[clause]:
-                    rules = layout.rules[pid]
-                    if rules[-1] != ri:
-                        rules.append(ri)
+                    link(pid, ri)
                 continue
             joined = clause_pattern(clause)
             if joined is not None:
