@@ -7,7 +7,6 @@ from datetime import datetime
 from itertools import accumulate
 from typing import Any
 
-import hyperscan as hs
 import msgspec
 
 from shellsieve.compile.confirm import EventContext
@@ -90,7 +89,6 @@ class BlockMatcher:
         self._now = 0.0  # latest event time seen by a sequence rule: expiry runs on event time
         self.all_rules = frozenset(range(len(ruleset.rules)))
         self.always = frozenset(ruleset.always)
-        self._scratch = hs.Scratch(ruleset.database)
         self.sequences: dict[int, SequenceState] = {
             cr.index: SequenceState(len(cr.sequence.steps), cr.sequence.maxspan, max_open)
             for cr in ruleset.rules if cr.sequence is not None
@@ -180,13 +178,13 @@ class BlockMatcher:
         self.expire_sequences()
         return b"".join(out)
 
-    def _candidate_spans(self, block: bytes) -> dict[int, tuple[int, Any, set[int]]]:
-        """Line start -> (line end, candidate rules, line pattern ids) for the lines where a whole anchor
-        clause occurs.
+    def _candidate_spans(self, block: bytes) -> dict[int, tuple[int, Any, set[int] | None]]:
+        """Line start -> (line end, candidate rules, line pattern ids; None: every rule may hold) for the
+        lines where a whole anchor clause occurs.
         A line-database hit is that already (compile/lines.py): found from the hit offsets alone,
         with no work on lines without hits."""
         hits: list[tuple[int, int]] = []
-        self.rs.database.scan(block, match_event_handler=_on_raw, context=hits, scratch=self._scratch)
+        self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
         if not hits:
             return {}
         per_line: dict[int, set[int]] = {}
@@ -198,20 +196,19 @@ class BlockMatcher:
                 per_line[start] = {pid}
             else:
                 seen.add(pid)
-        spans: dict[int, tuple[int, Any, set[int]]] = {}
+        spans: dict[int, tuple[int, Any, set[int] | None]] = {}
         find = block.find
+        marker, raw_rules = self.rs.marker_id, self.rs.raw_rules
         for start, pids in per_line.items():
-            spans[start] = (find(b"\n", start), self._rules_for(pids), pids)
+            end = find(b"\n", start)
+            if marker in pids:  # an escape could spell any literal: every rule, every step
+                spans[start] = (end, self.all_rules, None)
+                continue
+            rules: set[int] = set(self.always)
+            for pid in pids:
+                rules.update(raw_rules[pid])
+            spans[start] = (end, rules, pids)
         return spans
-
-    def _rules_for(self, pids: set[int]) -> Any:
-        if self.rs.marker_id in pids:
-            return self.all_rules
-        raw_rules = self.rs.raw_rules
-        rules: set[int] = set(self.always)
-        for pid in pids:
-            rules.update(raw_rules[pid])
-        return rules
 
     def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, tuple[Any, set[int] | None]]:
         """Line index -> (candidate rules, line pattern ids or None: all) for the line-by-line path and
@@ -307,7 +304,7 @@ class BlockMatcher:
         view = ctx.view
         ts: float | None = None
         # A query whose anchors did not fire in this line cannot hold on it: its check is skipped.
-        ids = None if pids is None or self.rs.marker_id in pids else seq.query_ids
+        ids = None if pids is None else seq.query_ids
         n = len(seq.steps)
         if seq.until is not None and (ids is None or not ids[n].isdisjoint(pids)) and seq.until(ctx):
             key = _key(view, seq.until_by)
