@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from shellsieve.run.correlate import SequenceState
 
 
@@ -58,3 +63,30 @@ class TestSequenceState:
         s.advance("k", 0.0, 0, {})
         s.cancel("k")
         assert s.advance("k", 1.0, 1, {}) is None
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("advance"), st.sampled_from("abcd"), st.floats(0, 20), st.integers(0, 2)),
+        st.tuples(st.just("cancel"), st.sampled_from("abcd")),
+        st.tuples(st.just("expire"), st.floats(0, 30)),
+    ),
+    max_size=60,
+)
+
+
+class TestWaitingCounts:
+    @given(_OPS, st.integers(1, 4), st.sampled_from([None, 2.0]))
+    def test_waiting_counts_the_partials_at_each_stage(self, ops: list[tuple[Any, ...]], cap: int,
+                                                        maxspan: float | None) -> None:
+        """The matcher skips step i + 1 while `waiting[i]` is 0: the count must equal the open partials
+        at stage i after any mix of advances, completions, evictions, cancels and expiries."""
+        s = SequenceState(3, maxspan, cap)
+        for op in ops:
+            if op[0] == "advance":
+                s.advance(op[1], op[2], op[3], {})
+            elif op[0] == "cancel":
+                s.cancel(op[1])
+            else:
+                s.expire(op[1])
+            assert s.waiting == [sum(st_[i] is not None for st_ in s.open.values()) for i in range(3)]

@@ -306,12 +306,18 @@ class BlockMatcher:
         # A query whose anchors did not fire in this line cannot hold on it: its check is skipped.
         ids = None if pids is None else seq.query_ids
         n = len(seq.steps)
-        if seq.until is not None and (ids is None or not ids[n].isdisjoint(pids)) and seq.until(ctx):
+        if (seq.until is not None and state.open and (ids is None or not ids[n].isdisjoint(pids))
+                and seq.until(ctx)):
             key = _key(view, seq.until_by)
             if key is not None:
                 state.cancel(key)
+        # A later step can only advance a partial that waits at the stage before it: while none waits,
+        # the step is not checked (exact: the check is pure and advance() would do nothing).
+        waiting = state.waiting
         done = None
         for step in range(n - 1, -1, -1):
+            if step and not waiting[step - 1]:
+                continue
             if ids is not None and ids[step].isdisjoint(pids):  # type: ignore[arg-type]
                 continue
             if not seq.steps[step](ctx):
