@@ -264,6 +264,75 @@ class TestAnchorClauses:
         out, stats = _process(rs, b"".join(msgspec.json.encode(x) + b"\n" for x in lines))
         assert stats.candidates == 1 and [bool(rule_ids(json.loads(x))) for x in out] == [False, True]
 
+    def _candidates(self, query: object, events: list[dict[str, object]]) -> tuple[int, list[bool]]:
+        rs = self._rule(query)
+        out, stats = _process(rs, b"".join(msgspec.json.encode(x) + b"\n" for x in events))
+        return stats.candidates, [bool(rule_ids(json.loads(x))) for x in out]
+
+    def test_values_of_two_fields_are_joined(self) -> None:
+        """`"./` may end where `/Downloads/` begins, but not when they are the values of two fields:
+        a line needs both. (The Elastic ransomware-note sequence kept `/Downloads/`, `"/bin/` ...
+        alone and was checked on every line with a /bin/bash parent.)"""
+        from shellsieve.model.expr import AllOf, Op, Predicate
+
+        query = AllOf((Predicate("file.path", Op.WILDCARD, ("/home/*/Downloads/*", "/bin/*"), False),
+                       Predicate("process.executable", Op.WILDCARD, ("./*",), False)))
+        events = [{"file": {"path": "/bin/ls"}, "process": {"executable": "/usr/bin/mv"}},
+                  {"file": {"path": "/home/u/Downloads/a"}, "process": {"executable": "./x"}}]
+        assert self._candidates(query, events) == (1, [False, True])
+
+    def test_closing_quote_joins_a_literal_that_cannot_follow_it(self) -> None:
+        """`/bash"` ends a value and ` -i ` cannot begin in what follows a value (blanks, then `,]}`):
+        the two join even on one field, and a line holding `/bash"` alone is not decoded."""
+        from shellsieve.model.expr import AllOf, Op, Predicate
+
+        query = AllOf((Predicate("process.command_line", Op.ENDSWITH, ("/bash",), False),
+                       Predicate("process.command_line", Op.CONTAINS, (" -i ",), False)))
+        events = [{"process": {"command_line": "/bin/bash"}},
+                  {"process": {"command_line": "sh -i -c /bin/bash"}}]
+        assert self._candidates(query, events) == (1, [False, True])
+
+    def test_a_wide_set_left_out_of_the_join_stays_exact(self) -> None:
+        """Sixty long names are too wide to join with the parent (a slow scan): the names still
+        anchor the clause on their own, and only a line with both fires."""
+        from shellsieve.model.expr import AllOf, Op, Predicate
+
+        names = tuple(f"very-long-tool-name-number-{i:03d}" for i in range(60))
+        query = AllOf((Predicate("process.name", Op.EQ, names, True),
+                       Predicate("process.parent.name", Op.EQ, ("apache2",), True)))
+        events = [{"process": {"name": "ls", "parent": {"name": "apache2"}}},
+                  {"process": {"name": names[59], "parent": {"name": "apache2"}}},
+                  {"process": {"name": names[5], "parent": {"name": "sshd"}}},
+                  {"process": {"name": names[0], "parent": {"name": "apache2"}}}]
+        assert self._candidates(query, events) == (3, [False, True, False, True])
+
+    def test_small_regex_alternatives_spell_the_anchor(self) -> None:
+        """`-(W|R)` anchors on `-W` or `-R`, not on a bare `-` (the public Sigma rule "Pnscan Binary
+        Data Transmission Activity" was a candidate on every line with a dash)."""
+        from shellsieve.model.expr import AllOf, Op, Predicate
+
+        query = AllOf((Predicate("host.os.type", Op.EQ, ("linux",), False),
+                       Predicate("process.command_line", Op.REGEX, (r"-(W|R) [0-9a-f]{2}",), True)))
+        events = [{"host": {"os": {"type": "linux"}}, "process": {"command_line": "ls -la"}},
+                  {"host": {"os": {"type": "linux"}}, "process": {"command_line": "pnscan -R 6f"}}]
+        assert self._candidates(query, events) == (1, [False, True])
+
+    def test_any_of_is_as_selective_as_its_weakest_branch(self) -> None:
+        """A long literal in one branch of an any-of must not rank it above `"wget"`: the other branch
+        (`cat` and `.env`) would then be kept without `"wget"` (the Elastic rule "Potential Data
+        Exfiltration Through Wget" was a candidate on every line with "cat" in it)."""
+        from shellsieve.model.expr import AllOf, AnyOf, Op, Predicate
+
+        cmd = "process.command_line"
+        query = AllOf((Predicate("process.name", Op.EQ, ("wget",), True),
+                       AnyOf((Predicate(cmd, Op.CONTAINS, ("--post-file-long",), True),
+                              AllOf((Predicate(cmd, Op.CONTAINS, ("cat",), True),
+                                     Predicate(cmd, Op.CONTAINS, (".env",), True)))))))
+        events = [{"process": {"name": "cat", "command_line": "cat .env"}},
+                  {"process": {"name": "wget", "command_line": "wget -O- x | cat .env"}}]
+        assert self._candidates(query, events) == (1, [False, True])
+
+
 def test_rules_sharing_a_field_pattern_share_its_id() -> None:
     """`?*` (any non-empty value) is in hundreds of Elastic rules: one pattern, reported once per scan."""
     from shellsieve.compile.ruleset import compile_rules

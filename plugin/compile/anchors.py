@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re._constants as sre_c  # type: ignore[import-not-found]
 import re._parser as sre_parse  # type: ignore[import-not-found]
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -29,6 +29,7 @@ class Literal(NamedTuple):
     text: bytes  # as it appears in the raw line
     caseless: bool
     common: bool = False  # a value of a low-cardinality field: in nearly every line (LOW_CARDINALITY)
+    field: str = ""  # the field whose value holds it: literals of two fields never share a byte
 
 
 def json_escaped(text: str) -> bytes:
@@ -46,7 +47,7 @@ def _best(cands: list[bytes]) -> bytes | None:
 
 
 def _regex_literal(pattern: str, caseless: bool) -> list[Literal] | None:
-    """Longest literal run every match of `pattern` must contain; alternatives at top level give several."""
+    """Literals of which every match of `pattern` contains one; alternatives at top level give several."""
     try:
         parsed = sre_parse.parse(pattern)
     except Exception:
@@ -56,32 +57,71 @@ def _regex_literal(pattern: str, caseless: bool) -> list[Literal] | None:
     if len(items) == 1 and items[0][0] is sre_c.BRANCH:
         out: list[Literal] = []
         for branch in items[0][1][1]:
-            lit = _sequence_literal(list(branch), caseless)
-            if lit is None:
+            lits = _sequence_literals(list(branch), caseless)
+            if lits is None:
                 return None
-            out.append(lit)
+            out.extend(lits)
         return out
-    lit = _sequence_literal(items, caseless)
-    return [lit] if lit is not None else None
+    return _sequence_literals(items, caseless)
 
 
-def _sequence_literal(items: list[tuple[object, object]], caseless: bool) -> Literal | None:
-    """Best literal of a concatenation: a run of LITERAL nodes, or the best of a plain group inside it."""
-    cands: list[bytes] = []
-    run: list[str] = []
+MAX_SPELLINGS = 8  # strings a run of small alternatives (`-(W|R)`, `[xX]`) may expand to
+
+
+def _spellings(op: object, arg: Any) -> list[str] | None:
+    """The strings one regex node can match, when they are fixed and few."""
+    if op is sre_c.LITERAL:
+        return [chr(arg)]
+    if op is sre_c.IN and len(arg) <= MAX_SPELLINGS and all(o is sre_c.LITERAL for o, _ in arg):
+        return [chr(c) for _, c in arg]
+    if op is sre_c.SUBPATTERN and arg[1] == 0 and arg[2] == 0:  # a group that changes no flags
+        return _spelled(list(arg[3]))
+    if op is sre_c.BRANCH:
+        out: list[str] = []
+        for branch in arg[1]:
+            spelled = _spelled(list(branch))
+            if spelled is None:
+                return None
+            out.extend(spelled)
+        return out if len(out) <= MAX_SPELLINGS else None
+    return None
+
+
+def _spelled(items: list[tuple[object, Any]]) -> list[str] | None:
+    out = [""]
+    for op, arg in items:
+        opts = _spellings(op, arg)
+        if opts is None or len(out) * len(opts) > MAX_SPELLINGS:
+            return None
+        out = [a + b for a in out for b in opts]
+    return out
+
+
+def _sequence_literals(items: list[tuple[object, Any]], caseless: bool) -> list[Literal] | None:
+    best = _best_spellings(items)
+    return [Literal(json_escaped(x), caseless) for x in best] if best else None
+
+
+def _best_spellings(items: list[tuple[object, Any]]) -> list[str] | None:
+    """The best literal set of a concatenation: the spellings of a run of fixed nodes (`-(W|R)`
+    gives `-W`, `-R`), or the best set of a plain group inside it. Best: the longest shortest member."""
+    cands: list[list[str]] = []
+    run = [""]
     for op, arg in items + [(None, None)]:
-        if op is sre_c.LITERAL:
-            run.append(chr(arg))  # type: ignore[arg-type]
+        opts = _spellings(op, arg) if op is not None else None
+        if opts is not None and len(run) * len(opts) <= MAX_SPELLINGS:
+            run = [a + b for a in run for b in opts]
             continue
-        if run:
-            cands.append(json_escaped("".join(run)))
-            run = []
-        if op is sre_c.SUBPATTERN and arg[1] == 0 and arg[2] == 0:  # type: ignore[index]
-            inner = _sequence_literal(list(arg[3]), caseless)  # type: ignore[index]
+        cands.append(run)
+        run = opts if opts is not None else [""]
+        if opts is None and op is sre_c.SUBPATTERN and arg[1] == 0 and arg[2] == 0:
+            inner = _best_spellings(list(arg[3]))
             if inner is not None:
-                cands.append(inner.text)
-    best = _best(cands)
-    return Literal(best, caseless) if best else None
+                cands.append(inner)
+    cands = [c for c in cands if all(c)]  # one empty spelling would match anywhere
+    if not cands:
+        return None
+    return list(dict.fromkeys(max(cands, key=lambda c: (min(len(x) for x in c), -len(c)))))
 
 
 # Fields with a handful of values in any corpus ("process", "start", "linux"): literals on them
@@ -137,9 +177,8 @@ def predicate_literals(pred: Predicate) -> list[Literal] | None:
         if not lit:
             return None
         out.append(Literal(lit, caseless))
-    if out and pred.field in LOW_CARDINALITY:
-        out = [lit._replace(common=True) for lit in out]
-    return out or None
+    common = pred.field in LOW_CARDINALITY
+    return [lit._replace(common=common, field=pred.field) for lit in out] or None
 
 
 # A rule's anchor as a condition in disjunctive form: the line must hold, for some clause, at least
@@ -180,9 +219,11 @@ def anchor_clauses(expr: Expr) -> list[Clause] | None:
         parts = [(t, c) for t in expr.terms if (c := anchor_clauses(t))]
         if not parts:
             return None
-        # Most selective first: fields with many values, then long literals. A low-cardinality field
-        # ("linux", "start") joins only while clauses are short of MAX_SETS sets.
-        parts.sort(key=lambda p: max(_set_score(s) for cl in p[1] for s in cl), reverse=True)
+        # Most selective first: fields with many values, then long literals. A conjunct of one clause
+        # adds its set to every clause; an any-of multiplies the clauses only while they are short
+        # of MAX_SETS sets. compile/lines.py joins the best few sets of each clause.
+        # A part of several clauses (an any-of) is as selective as its weakest clause.
+        parts.sort(key=lambda p: min(max(_set_score(s) for s in cl) for cl in p[1]), reverse=True)
         acc: list[Clause] = [()]
         for _, clauses in parts:
             if all(len(c) >= MAX_SETS for c in acc):
