@@ -47,21 +47,22 @@ def _malformed(exc: BaseException) -> str:
 _LINE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
+def _is_utf8(data: bytes) -> bool:
+    """ASCII (the usual case) is UTF-8 without building a str: isascii runs at ~25 GB/s, decode ~2."""
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _invalid_utf8(block: bytes, lines: list[bytes]) -> set[int]:
     """Indices of lines that are not valid UTF-8: one check of the whole block, per line only if it fails."""
-    try:
-        block.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
+    if _is_utf8(block):
         return set()
-    bad = set()
-    for i, line in enumerate(lines):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            bad.add(i)
-    return bad
+    return {i for i, line in enumerate(lines) if not _is_utf8(line)}
 
 
 def _event_time(value: Any) -> float:
@@ -112,10 +113,14 @@ class BlockMatcher:
         """The block checked as JSON in one call, then only candidate lines touched: every other byte is
         copied through in slices. None when the block holds a line that is not a valid JSON object or
         not UTF-8 (the line-by-line path then counts and wraps it)."""
-        n = block.count(b"\n")
+        if not _is_utf8(block):
+            return None
+        # Each newline becomes a two-byte separator, so the growth counts the lines: bytes.count
+        # (3 GB/s) cost a third as much as the JSON check itself.
+        body = block[:-1].replace(b"\n", b", ")
+        n = len(body) - len(block) + 2
         try:
-            block.decode("utf-8")
-            valid = len(_block_validator.decode(b"[" + block[:-1].replace(b"\n", b",") + b"]")) == n
+            valid = len(_block_validator.decode(b"[" + body + b"]")) == n
         except (*_LINE_ERRORS, msgspec.ValidationError):
             valid = False
         if not valid:  # `{..},{..}` on one line also lands here: n lines must be n objects
