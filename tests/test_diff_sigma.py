@@ -45,7 +45,7 @@ from conftest import RULESETS, rule_ids, run_events
 from shellsieve.cli import build
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.model.fields import SIGMA_FIELDS
-from shellsieve.rules.sigma import OS_TYPES
+from shellsieve.rules.sigma import CATEGORIES, OS_TYPES
 
 SIGMA = RULESETS / "sigma"
 EVENTS_PER_RULE = 12
@@ -180,9 +180,12 @@ def test_sigma_rules_agree_with_the_reference(compiled: Ruleset) -> None:
         expected = [sigma_reference.matches(rule, f) for f in flats]
         events = [_ecs(f) for f in flats]
         product = str(rule.logsource.product or "")
-        if product in OS_TYPES:  # the reference ignores the logsource: the events come from it
-            for ev in events:
+        category = CATEGORIES.get(str(rule.logsource.category or ""))
+        for ev in events:  # the reference ignores the logsource: the events come from it
+            if product in OS_TYPES:
                 ev.setdefault("host", {}).setdefault("os", {})["type"] = product
+            if category is not None:
+                ev.setdefault("event", {})["category"] = [category]
         got = [rid in rule_ids(d) for d in run_events(compiled, events)]
         compared += 1
         positives += any(expected)

@@ -18,8 +18,9 @@ SIGMA = Path(__file__).resolve().parents[2] / "shared" / "rulesets" / "sigma"
 SEED = SIGMA / "windows" / "process_creation" / "proc_creation_win_webshell_tool_recon.yml"
 RID = "11111111-2222-3333-4444-555555555555"
 RID2 = "22222222-2222-3333-4444-555555555555"
-# no product: the value and condition tests compare the query alone (TestLogsource adds the OS)
-HEADER = f"title: t\nid: {RID}\nlogsource: {{category: process_creation}}\n"  # 3 lines
+# no product, no mapped category: the value and condition tests compare the query alone
+# (TestLogsource adds the OS and the event kind)
+HEADER = f"title: t\nid: {RID}\nlogsource: {{service: test}}\n"  # 3 lines
 BODY = "detection:\n  sel:\n    Image: x\n  condition: sel\n"
 
 
@@ -59,11 +60,23 @@ class TestLogsource:
     RULE = ("title: t\nid: " + RID + "\nlogsource: {category: process_creation, product: windows}\n"
             "detection:\n  sel:\n    Image|endswith: '.exe'\n  condition: not sel\n")
 
-    def test_product_is_a_host_os_condition(self, tmp_path: Path) -> None:
+    def test_product_and_category_are_host_os_and_event_category_conditions(self, tmp_path: Path) -> None:
         rules, diags, _ = _load(tmp_path, self.RULE)
         assert diags == []
-        assert rules[0].query == AllOf((P("host.os.type", Op.EQ, "windows"),
+        assert rules[0].query == AllOf((P("host.os.type", Op.EQ, "windows"), P("event.category", Op.EQ, "process"),
                                         Not(P("process.executable", Op.ENDSWITH, ".exe"))))
+
+    def test_network_rule_leaves_process_starts_alone(self, tmp_path: Path) -> None:
+        """SigmaHQ's "Linux Reverse Shell Indicator" (network_connection, Image ends with /bin/bash)
+        fired on every bash process start before the category became a condition."""
+        rule = ("title: t\nid: " + RID + "\nlogsource: {category: network_connection, product: linux}\n"
+                "detection:\n  sel:\n    Image|endswith: /bin/bash\n  condition: sel\n")
+        rules, _, _ = _load(tmp_path, rule)
+        ruleset, _ = compile_rules(rules)
+        bash = {"host": {"os": {"type": "linux"}}, "process": {"executable": "/bin/bash"}}
+        events = [{**bash, "event": {"category": ["process"], "type": ["start"]}},
+                  {**bash, "event": {"category": ["network"], "type": ["start"]}}]
+        assert [bool(rule_ids(d)) for d in run_events(ruleset, events)] == [False, True]
 
     def test_windows_rule_leaves_linux_and_unknown_events_alone(self, tmp_path: Path) -> None:
         """Without the condition this negation fires on every Linux event (and it has no anchor,
@@ -71,10 +84,11 @@ class TestLogsource:
         rules, _, _ = _load(tmp_path, self.RULE)
         ruleset, diags = compile_rules(rules)
         assert not [d for d in diags if d.code is Code.NO_ANCHOR]
-        events = [{"host": {"os": {"type": "linux"}}, "process": {"executable": "/usr/bin/id"}},
-                  {"process": {"executable": "/usr/bin/id"}},
-                  {"host": {"os": {"type": "windows"}}, "process": {"executable": "C:\\x\\a.com"}},
-                  {"host": {"os": {"type": "windows"}}, "process": {"executable": "C:\\x\\a.exe"}}]
+        proc = {"event": {"category": ["process"]}}
+        events = [{**proc, "host": {"os": {"type": "linux"}}, "process": {"executable": "/usr/bin/id"}},
+                  {**proc, "process": {"executable": "/usr/bin/id"}},
+                  {**proc, "host": {"os": {"type": "windows"}}, "process": {"executable": "C:\\x\\a.com"}},
+                  {**proc, "host": {"os": {"type": "windows"}}, "process": {"executable": "C:\\x\\a.exe"}}]
         assert [bool(rule_ids(d)) for d in run_events(ruleset, events)] == [False, False, True, False]
 
 
@@ -102,11 +116,11 @@ class TestSeedRule:
 
     def test_condition_shape(self, rule: Rule) -> None:
         """`1 of selection_webserver_* and selection_recon` is AllOf(AnyOf(three selections), recon),
-        on Windows events (`product: windows`)."""
+        on Windows process events (`product: windows`, `category: process_creation`)."""
         q = rule.query
-        assert isinstance(q, AllOf) and len(q.terms) == 3
-        os_type, web, recon = q.terms
-        assert os_type == P("host.os.type", Op.EQ, "windows")
+        assert isinstance(q, AllOf) and len(q.terms) == 4
+        os_type, category, web, recon = q.terms
+        assert (os_type, category) == (P("host.os.type", Op.EQ, "windows"), P("event.category", Op.EQ, "process"))
         assert isinstance(web, AnyOf) and len(web.terms) == 3
         image, tomcat1, tomcat2 = web.terms
         parent = "process.parent.executable"

@@ -272,17 +272,28 @@ def _group(data: Any) -> str:
 
 
 OS_TYPES = ("windows", "linux", "macos")  # Sigma logsource products that are ECS host.os.type values
+# Sigma logsource categories -> the ECS event.category of their events (every decoder here sets it).
+# A category not listed adds no condition.
+CATEGORIES = {"process_creation": "process", "network_connection": "network", "dns_query": "network",
+              "file_event": "file", "file_change": "file", "file_delete": "file", "file_rename": "file",
+              "file_access": "file"}
 
 
 def _translate(rule: SigmaRule, doc: _Doc, loc: Location) -> Rule:
     # Several conditions of one rule are alternatives (pySigma emits one query for each).
     query = any_of([_condition(c.parsed, doc) for c in rule.detection.parsed_condition])
     product = str(rule.logsource.product or "").lower()
-    if product in OS_TYPES:
-        # The logsource is where a SIEM runs the rule (its index); in one mixed stream that is the
-        # event's OS, which every ECS producer and every decoder here sets. Without it a Windows
-        # rule such as "Image not ending in .exe" fires on every Linux event.
-        query = all_of([Predicate("host.os.type", Op.EQ, (product,), False), query])
+    category = CATEGORIES.get(str(rule.logsource.category or "").lower())
+    # The logsource is where a SIEM runs the rule (its index); in one mixed stream that is the
+    # event's OS and kind, which every ECS producer and every decoder here sets. Without them a
+    # Windows rule such as "Image not ending in .exe" fires on every Linux event, and a
+    # `network_connection` rule such as "Image ends with /bin/bash" (SigmaHQ's "Linux Reverse Shell
+    # Indicator") on every bash process start.
+    where = [Predicate("host.os.type", Op.EQ, (product,), False)] if product in OS_TYPES else []
+    if category is not None:
+        where.append(Predicate("event.category", Op.EQ, (category,), False))
+    if where:
+        query = all_of([*where, query])
     level = str(rule.level) if rule.level is not None else None
     severity, risk = LEVELS.get(level or "medium", LEVELS["medium"])
     return Rule(
