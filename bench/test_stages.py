@@ -85,7 +85,7 @@ def test_decode_candidates(benchmark: Any, ruleset: Ruleset, lines: list[bytes],
 def test_confirm(benchmark: Any, ruleset: Ruleset, lines: list[bytes], candidates: dict[int, Any]) -> None:
     decode = ruleset.schema.decoder.decode
     work = [(decode(lines[i]), sorted(r for r in rules if ruleset.rules[r].check is not None))
-            for i, (rules, _) in candidates.items()]
+            for i, (rules, _, _) in candidates.items()]
 
     def run() -> int:
         n = 0

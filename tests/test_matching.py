@@ -332,6 +332,21 @@ class TestAnchorClauses:
                   {"process": {"name": "wget", "command_line": "wget -O- x | cat .env"}}]
         assert self._candidates(query, events) == (1, [False, True])
 
+    def test_a_later_step_is_a_candidate_only_while_a_partial_waits_for_it(self) -> None:
+        """The last step `process.name == "ls"` fires its anchor on every `ls` line, but a line is
+        decoded for it only once the first step (`curl`) has held for the same host, within the same
+        block too (Elastic's Linux sequences end on steps any exec matches)."""
+        from shellsieve.model.expr import Op, Predicate
+        from shellsieve.model.rule import Sequence, Step
+
+        query = Sequence(steps=(Step(Predicate("process.name", Op.EQ, ("curl",), True), ("host.id",)),
+                                Step(Predicate("process.name", Op.EQ, ("ls",), True), ("host.id",))))
+        t = iter(range(100))
+        events = [{"@timestamp": f"2026-01-01T00:00:{next(t):02d}Z", "host": {"id": h},
+                   "process": {"name": name}} for h, name in
+                  [("a", "ls"), ("a", "ls"), ("a", "curl"), ("b", "ls"), ("a", "ls"), ("a", "ls")]]
+        assert self._candidates(query, events) == (3, [False, False, False, False, True, False])
+
 
 def test_rules_sharing_a_field_pattern_share_its_id() -> None:
     """`?*` (any non-empty value) is in hundreds of Elastic rules: one pattern, reported once per scan."""

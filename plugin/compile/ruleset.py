@@ -76,6 +76,9 @@ class Ruleset:
     database: hs.Database  # the line database: every input byte goes through it (compile/lines.py)
     field_database: hs.Database | None  # every text pattern of every rule, matched against decoded values
     raw_rules: dict[int, tuple[int, ...]]  # line pattern id -> rule indices: a hit makes them candidates
+    # line pattern id -> (sequence rule, query index >= 1) for the anchors of later steps and `until`:
+    # a hit makes the rule a candidate only while that query is live (run/match.py)
+    late_rules: dict[int, tuple[tuple[int, int], ...]]
     marker_id: int  # the escape marker's id: a line where it fires is a candidate for every rule
     always: tuple[int, ...]  # rules without an anchor: evaluated on every event
     schema: ViewSchema
@@ -259,6 +262,26 @@ def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
     return kept, layout, (field_db, line_db), diags
 
 
+def _split_candidates(layout: _Layout) -> tuple[dict[int, tuple[int, ...]],
+                                                dict[int, tuple[tuple[int, int], ...]]]:
+    """Line pattern id -> the rules its hit always makes candidates (single-event rules, first steps),
+    and -> the (sequence, later query) pairs it makes candidates only while a partial waits for them.
+
+    Linux sequences often end on a step any exec matches (`process where event.type == "start"`):
+    its anchors fire on every line, yet the step can only matter once an earlier step has held.
+    """
+    raw: dict[int, list[int]] = {}
+    late: dict[int, list[tuple[int, int]]] = {}
+    for pid, rule_indices in layout.lines.rules.items():
+        for ri in rule_indices:
+            per_query = layout.query_ids.get(ri)
+            if per_query is None or pid in per_query[0]:
+                raw.setdefault(pid, []).append(ri)
+                continue
+            late.setdefault(pid, []).extend((ri, k) for k, ids in enumerate(per_query) if pid in ids)
+    return {k: tuple(v) for k, v in raw.items()}, {k: tuple(v) for k, v in late.items()}
+
+
 def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tuple[Ruleset, list[Diagnostic]]:
     """Compile rules into one database; a rule that cannot be run faithfully is skipped with a Diagnostic.
 
@@ -314,10 +337,11 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
         else:
             compiled.append(CompiledRule(ri, rule, build(q), None))
 
+    raw_rules, late_rules = _split_candidates(layout)
     seconds = time.perf_counter() - t0
     return Ruleset(
         rules=tuple(compiled), database=line_db, field_database=field_db,
-        raw_rules={k: tuple(v) for k, v in layout.lines.rules.items()}, marker_id=layout.lines.marker_id,
+        raw_rules=raw_rules, late_rules=late_rules, marker_id=layout.lines.marker_id,
         always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,
         database_bytes=(field_db.size() if field_db else 0) + line_db.size(),

@@ -130,7 +130,11 @@ class BlockMatcher:
         self.stats.lines_out += n
         out: list[bytes] = []
         pos = 0
-        for start, (end, rules, pids) in sorted(self._candidate_spans(block).items()):
+        for start, (end, rules, pids, late) in sorted(self._candidate_spans(block).items()):
+            if late:
+                rules = self._with_live(rules, late)
+                if not rules:
+                    continue  # a valid JSON line no rule can hold on: it stays in the block's bytes
             result = self._evaluate(block[start:end], rules, pids)
             assert result is not None  # only None under only_alerts, which takes the other path
             out.append(block[pos:start])
@@ -162,6 +166,9 @@ class BlockMatcher:
                     emitted += 1
                 continue
             cand = candidates.get(i)
+            if cand is not None and cand[2]:
+                rules = self._with_live(cand[0], cand[2])
+                cand = (rules, cand[1], ()) if rules else None
             if cand is None:
                 if only_alerts:
                     continue
@@ -175,7 +182,7 @@ class BlockMatcher:
                     append(b"\n")
                 emitted += 1
             else:
-                result = self._evaluate(line, *cand)
+                result = self._evaluate(line, cand[0], cand[1])
                 if result is not None:
                     append(result)
                     emitted += 1
@@ -183,9 +190,10 @@ class BlockMatcher:
         self.expire_sequences()
         return b"".join(out)
 
-    def _candidate_spans(self, block: bytes) -> dict[int, tuple[int, Any, set[int] | None]]:
-        """Line start -> (line end, candidate rules, line pattern ids; None: every rule may hold) for the
-        lines where a whole anchor clause occurs.
+    def _candidate_spans(self, block: bytes) -> dict[int, tuple[int, Any, set[int] | None, Any]]:
+        """Line start -> (line end, candidate rules, line pattern ids (None: every rule may hold),
+        (sequence, query) pairs that are candidates while live) for the lines where a whole anchor
+        clause occurs.
         A line-database hit is that already (compile/lines.py): found from the hit offsets alone,
         with no work on lines without hits."""
         hits: list[tuple[int, int]] = []
@@ -201,33 +209,53 @@ class BlockMatcher:
                 per_line[start] = {pid}
             else:
                 seen.add(pid)
-        spans: dict[int, tuple[int, Any, set[int] | None]] = {}
+        spans: dict[int, tuple[int, Any, set[int] | None, Any]] = {}
         find = block.find
-        marker, raw_rules = self.rs.marker_id, self.rs.raw_rules
+        marker, raw_rules, late_rules = self.rs.marker_id, self.rs.raw_rules, self.rs.late_rules
         for start, pids in per_line.items():
             end = find(b"\n", start)
             if marker in pids:  # an escape could spell any literal: every rule, every step
-                spans[start] = (end, self.all_rules, None)
+                spans[start] = (end, self.all_rules, None, ())
                 continue
             rules: set[int] = set(self.always)
+            late: list[tuple[int, int]] = []
             for pid in pids:
-                rules.update(raw_rules[pid])
-            spans[start] = (end, rules, pids)
+                r = raw_rules.get(pid)
+                if r is not None:
+                    rules.update(r)
+                lr = late_rules.get(pid)
+                if lr is not None:
+                    late.extend(lr)
+            spans[start] = (end, rules, pids, late)
         return spans
 
-    def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, tuple[Any, set[int] | None]]:
-        """Line index -> (candidate rules, line pattern ids or None: all) for the line-by-line path and
-        match_views."""
+    def _with_live(self, rules: Any, late: list[tuple[int, int]]) -> Any:
+        """`rules` plus the sequences whose later query fired while it can matter: step k once a
+        partial waits at step k - 1, `until` while any sequence is open. Read at the line's turn,
+        after the lines before it have advanced the state."""
+        live = set(rules)
+        seqs = self.sequences
+        for ri, k in late:
+            if ri in live:
+                continue
+            state = seqs[ri]
+            if state.open if k == state.n_steps else state.waiting[k - 1]:
+                live.add(ri)
+        return live
+
+    def _candidates(self, block: bytes, lines: list[bytes]) -> dict[int, tuple[Any, set[int] | None, Any]]:
+        """Line index -> (candidate rules, line pattern ids or None: all, live-gated sequence queries)
+        for the line-by-line path and match_views."""
         if not self.prefilter:
-            return dict.fromkeys(range(len(lines)), (self.all_rules, None))
+            return dict.fromkeys(range(len(lines)), (self.all_rules, None, ()))
         spans = self._candidate_spans(block)
         cands: dict[int, Any] = {}
         if spans:
             index = {start: i for i, start in enumerate(accumulate([0] + [len(x) + 1 for x in lines[:-1]]))}
-            cands = {index[start]: (rules, pids) for start, (_, rules, pids) in spans.items()}
+            cands = {index[start]: (rules, pids, late) for start, (_, rules, pids, late) in spans.items()}
         if self.always:
             for i in range(len(lines)):
-                cands.setdefault(i, (self.always, None))
+                cands.setdefault(i, (self.always, None, ()))
         return cands
 
     # -- per candidate line ----------------------------------------------------------------
@@ -289,11 +317,12 @@ class BlockMatcher:
         out: list[list[Hit]] = []
         for i, view in enumerate(views):
             cand = cands.get(i)
-            if cand is None:
+            rules = None if cand is None else self._with_live(cand[0], cand[2]) if cand[2] else cand[0]
+            if not rules:
                 out.append([])
                 continue
             self.stats.candidates += 1
-            out.append(self._hits(view, *cand))
+            out.append(self._hits(view, rules, cand[1]))  # type: ignore[index]
         self.expire_sequences()
         return out
 
