@@ -54,7 +54,14 @@ class TestMalformed:
         [b'{"a":1} \t{"b":2}', b"  \t"],       # the same with JSON whitespace between them
         [b'{"a":{"b":1}', b'}{"c":2}'],        # one object over two lines, then a line of two
         [b'{"a":1}', b'{"b":', b'2}{"c":3}'],
-    ], ids=["blank", "whitespace", "split-object", "split-value"])
+        # as many objects as lines, each line opening with `{` and separated as JSON allows: a line of
+        # two, and one object over two lines (an array or a string spans the newline)
+        [b'{"a":1}', b'{}, {}', b'{"x":[{}', b'{}]}'],
+        [b'{}, {}', b'{"x":"', b'"}'],
+        [b'{"a":[{}', b'{}]}', b'{"b":1}, {"c":2}'],
+        [b'     {"a":[1', b'2]}', b'{}'],     # starts late, ends past its line
+    ], ids=["blank", "whitespace", "split-object", "split-value", "two-and-split-array", "two-and-split-string",
+            "split-then-two", "shifted"])
     def test_lines_that_are_not_one_object_each_are_wrapped(self, shipped: Ruleset, lines: list[bytes]) -> None:
         """A stream of valid JSON whose lines are not one object each: every such line is wrapped."""
         out, stats = _process(shipped, b"\n".join(lines) + b"\n")
