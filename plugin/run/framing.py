@@ -28,12 +28,17 @@ class Framer:
             out.append((chunk[: nl + 1], False))
             chunk = chunk[nl + 1 :]
             self._passing = False
-        data = self._tail + chunk if self._tail else chunk
-        last = data.rfind(b"\n")
+        # The block is cut from the chunk before the tail is joined: one copy of its bytes, not two
+        # (tail + chunk, then the slice), and none when the chunk ends on a newline.
+        last = chunk.rfind(b"\n")
         if last < 0:
-            self._tail = data
+            self._tail += chunk
         else:
-            block, self._tail = data[: last + 1], data[last + 1 :]
+            if self._tail:
+                block = self._tail + memoryview(chunk)[: last + 1]
+            else:
+                block = chunk if last + 1 == len(chunk) else chunk[: last + 1]
+            self._tail = chunk[last + 1 :]
             out.append((block, True))
         if len(self._tail) > self.max_line:
             self.too_long += 1

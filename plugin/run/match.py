@@ -152,7 +152,8 @@ class BlockMatcher:
         self.stats.lines_in += n
         self.stats.bytes_in += len(block)
         self.stats.lines_out += n
-        out: list[bytes] = []
+        out: list[Any] = []
+        view = memoryview(block)  # the slices between candidates are copied once, by the join
         pos = 0
         for start, (end, rules, pids, late) in sorted(self._candidate_spans(block).items()):
             if late:
@@ -161,12 +162,12 @@ class BlockMatcher:
                     continue  # a valid JSON line no rule can hold on: it stays in the block's bytes
             result = self._evaluate(block[start:end], rules, pids)
             assert result is not None  # only None under only_alerts, which takes the other path
-            out.append(block[pos:start])
+            out.append(view[pos:start])
             out.append(result)
             pos = end + 1
         if not out:
             return block
-        out.append(block[pos:])
+        out.append(view[pos:])
         return b"".join(out)
 
     def _process_lines(self, block: bytes) -> bytes:
