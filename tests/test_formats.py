@@ -178,6 +178,22 @@ def test_formats_are_detected_line_by_line(shipped: Ruleset) -> None:
             assert doc == msgspec.json.decode(line)
 
 
+@pytest.mark.parametrize("fmts", [("ecs", "wazuh-audit", "sysmon-winlogbeat"), ("sysmon-evtx", "ecs"),
+                                  ("ecs", "wazuh-command")])
+def test_json_shapes_in_one_block_are_told_apart(shipped: Ruleset, fmts: tuple[str, ...]) -> None:
+    """Every line opens a JSON object, so only the format markers in the line database's scan can
+    tell a Sysmon or Wazuh line from ECS: such a block is routed line by line, not as ECS."""
+    lines: list[bytes] = []
+    for fmt in fmts:
+        lines += WRITERS[fmt](WINDOWS_SCENARIOS[0][1] if fmt.startswith("sysmon") else LINUX_SCENARIOS[0][1])
+    docs, stats = run_lines(shipped, lines)
+    assert len(docs) == len(lines)
+    want = Counter("sysmon" if f.startswith("sysmon") else "wazuh" if f.startswith("wazuh") else f for f in fmts)
+    assert set(stats.formats) == set(want)
+    alerts = [r for d in docs for r in rule_ids(d)]
+    assert sorted(alerts) == sorted([WEBSHELL_RECON if f.startswith("sysmon") else PHP_FSOCKOPEN for f in fmts])
+
+
 @pytest.fixture(scope="module")
 def public() -> Ruleset:
     """Two public Sigma linux rules: one written for auditd records, one for process creation."""

@@ -80,6 +80,7 @@ class Ruleset:
     # a hit makes the rule a candidate only while that query is live (run/match.py)
     late_rules: dict[int, tuple[tuple[int, int], ...]]
     marker_id: int  # the escape marker's id: a line where it fires is a candidate for every rule
+    format_ids: frozenset[int]  # ids of ECS_MARKERS: a block where one fires is not routed as ECS
     always: tuple[int, ...]  # rules without an anchor: evaluated on every event
     schema: ViewSchema
     regex_confirm: RegexConfirm
@@ -342,6 +343,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     return Ruleset(
         rules=tuple(compiled), database=line_db, field_database=field_db,
         raw_rules=raw_rules, late_rules=late_rules, marker_id=layout.lines.marker_id,
+        format_ids=layout.lines.format_ids,
         always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,
         database_bytes=(field_db.size() if field_db else 0) + line_db.size(),

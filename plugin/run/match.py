@@ -131,20 +131,38 @@ class BlockMatcher:
                                               "process.pid")]
 
     # -- per block -------------------------------------------------------------------------
+    @property
+    def fast(self) -> bool:
+        """Whether ECS blocks take the raw-scan fast path (and `process` can probe their format)."""
+        return self.prefilter and not self.only_alerts and not self.always
+
     def process(self, block: bytes) -> bytes:
         """`block` holds whole lines, each ending in b"\\n"; returns the output for all of them."""
-        if self.prefilter and not self.only_alerts and not self.always:
-            out = self._process_fast(block)
+        if self.fast:
+            out = self._process_fast(block, probe=False)
             if out is not None:
                 self.expire_sequences()
                 return out
         return self._process_lines(block)
 
-    def _process_fast(self, block: bytes) -> bytes | None:
-        """The block checked as JSON in one call, then only candidate lines touched: every other byte is
-        copied through in slices. None when the block holds a line that is not a valid JSON object or
-        not UTF-8 (the line-by-line path then counts and wraps it)."""
+    def process_ecs(self, block: bytes) -> bytes | None:
+        """`process` for a block of unknown format (only when `fast`): None, having counted nothing,
+        unless it is all ECS for the fast path. Else a line holds a Sysmon or Wazuh key or is not one
+        JSON object (a text line, a malformed one), and the caller routes the block line by line."""
+        out = self._process_fast(block, probe=True)
+        if out is not None:
+            self.expire_sequences()
+        return out
+
+    def _process_fast(self, block: bytes, probe: bool) -> bytes | None:
+        """One raw scan, the block checked as JSON in one call, then only candidate lines touched:
+        every other byte is copied through in slices. None when the block holds a line that is not a
+        valid JSON object or not UTF-8 (the line-by-line path then counts and wraps it), or under
+        `probe` a format marker."""
         if not _is_utf8(block):
+            return None
+        spans = self._candidate_spans(block, probe)
+        if spans is None:
             return None
         n = _count_objects(block)
         if n is None:
@@ -155,11 +173,11 @@ class BlockMatcher:
         out: list[Any] = []
         view = memoryview(block)  # the slices between candidates are copied once, by the join
         pos = 0
-        for start, (end, rules, pids, late) in sorted(self._candidate_spans(block).items()):
+        for start, (end, rules, pids, late) in sorted(spans.items()):
             if late:
                 rules = self._with_live(rules, late)
-                if not rules:
-                    continue  # a valid JSON line no rule can hold on: it stays in the block's bytes
+            if not rules:
+                continue  # a valid JSON line no rule can hold on: it stays in the block's bytes
             result = self._evaluate(block[start:end], rules, pids)
             assert result is not None  # only None under only_alerts, which takes the other path
             out.append(view[pos:start])
@@ -215,16 +233,19 @@ class BlockMatcher:
         self.expire_sequences()
         return b"".join(out)
 
-    def _candidate_spans(self, block: bytes) -> dict[int, tuple[int, Any, set[int] | None, Any]]:
+    def _candidate_spans(self, block: bytes, probe: bool = False
+                         ) -> dict[int, tuple[int, Any, set[int] | None, Any]] | None:
         """Line start -> (line end, candidate rules, line pattern ids (None: every rule may hold),
         (sequence, query) pairs that are candidates while live) for the lines where a whole anchor
-        clause occurs.
+        clause occurs; under `probe`, None if a format marker fires.
         A line-database hit is that already (compile/lines.py): found from the hit offsets alone,
         with no work on lines without hits."""
         hits: list[tuple[int, int]] = []
         self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
         if not hits:
             return {}
+        if probe and not self.rs.format_ids.isdisjoint([pid for pid, _ in hits]):
+            return None
         per_line: dict[int, set[int]] = {}
         rfind = block.rfind
         for pid, end in hits:
@@ -275,7 +296,7 @@ class BlockMatcher:
             return dict.fromkeys(range(len(lines)), (self.all_rules, None, ()))
         spans = self._candidate_spans(block)
         cands: dict[int, Any] = {}
-        if spans:
+        if spans:  # (never None without probe)
             index = {start: i for i, start in enumerate(accumulate([0] + [len(x) + 1 for x in lines[:-1]]))}
             cands = {index[start]: (rules, pids, late) for start, (_, rules, pids, late) in spans.items()}
         if self.always:

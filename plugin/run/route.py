@@ -81,9 +81,17 @@ class Router:
     # -- the loop's interface ---------------------------------------------------------------
     def process(self, block: bytes, now: float) -> bytes:
         """`block` holds whole lines each ending in b"\\n"; returns what may leave now, in order."""
-        if self.fmt == "ecs" or (self.fmt == "auto" and not self._queue and all_ecs(block)):
-            before = self.stats.lines_in
+        out: bytes | None = None
+        before = self.stats.lines_in
+        if self.fmt == "ecs":
             out = self.matcher.process(block)
+        elif self.fmt == "auto" and not self._queue and block[:1] == b"{":
+            # The fast path's own scan holds the format markers; without it, a separate probe.
+            if self.matcher.fast:
+                out = self.matcher.process_ecs(block)
+            elif all_ecs(block):
+                out = self.matcher.process(block)
+        if out is not None:
             self.stats.formats["ecs"] += self.stats.lines_in - before
             return out
         lines = block.split(b"\n")
