@@ -209,8 +209,9 @@ class BlockMatcher:
                     emitted += 1
                 continue
             cand = candidates.get(i)
-            if cand is not None and cand[2]:
-                rules = self._with_live(cand[0], cand[2])
+            if cand is not None:
+                rules = self._with_live(cand[0], cand[2]) if cand[2] else cand[0]
+                # no rule left (a later step nobody waits for, a format key): as if no anchor fired
                 cand = (rules, cand[1], ()) if rules else None
             if cand is None:
                 if only_alerts:
