@@ -15,9 +15,9 @@ from itertools import permutations
 import hyperscan as hs
 
 from shellsieve.compile.anchors import ESCAPE_MARKER, Clause, Literal
-from shellsieve.events.formats import ECS_MARKERS
 from shellsieve.compile.database import Pattern
 from shellsieve.compile.regex import literal_regex
+from shellsieve.events.formats import ECS_MARKERS
 
 __all__ = ["LineLayout", "line_layout", "literal_pattern", "clause_pattern"]
 
