@@ -354,6 +354,41 @@ class TestAnchorClauses:
                   [("a", "ls"), ("a", "ls"), ("a", "curl"), ("b", "ls"), ("a", "ls"), ("a", "ls")]]
         assert self._candidates(query, events) == (3, [False, False, False, False, True, False])
 
+    def test_a_regex_without_literals_is_its_own_anchor(self) -> None:
+        """The Elastic rule "Potential Linux Tunneling and/or Port Forwarding" has a regex of digits,
+        dots and colons only (no literal longer than `.`); those bytes are never escaped, so the
+        regex itself anchors the rule instead of "process" and "linux", on every line before."""
+        from shellsieve.model.expr import AllOf, Op, Predicate
+
+        ip = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+        query = AllOf((Predicate("host.os.type", Op.EQ, ("linux",), True),
+                       Predicate("process.command_line", Op.REGEX, (rf"(?s)\A(?:.*{ip}:[0-9]{{1,5}}:{ip}.*)\z",), True)))
+        events = [{"host": {"os": {"type": "linux"}}, "process": {"command_line": "ssh -L 8080 10.0.0.1"}},
+                  {"host": {"os": {"type": "linux"}}, "process": {"command_line": "ssh -L 1.2.3.4:80:5.6.7.8 x"}},
+                  {"host": {"os": {"type": "linux"}}, "process": {"command_line": "x 1.2.3.4:80:5.6.7.8\t\"y\""}},
+                  {"host": {"os": {"type": "linux"}}, "process": {"command_line": "1.2.3.4:80:5.6.7"}}]
+        assert self._candidates(query, events) == (2, [False, True, True, False])
+
+
+def test_safe_regex_refuses_what_json_or_python_could_spell_otherwise() -> None:
+    """A regex anchors on its own only if each match is the same bytes in the raw line."""
+    from shellsieve.compile.anchors import _regex_literal, _safe_regex
+
+    import re
+
+    found = _safe_regex(r"[0-9]{2}:[0-9]{2}")
+    assert found is not None and found[1] == 5
+    assert re.search(found[0], b'"at 12:34"') and not re.search(found[0], b'"at 1:34"')
+    assert _safe_regex(r"(?s)\A(?:.*ab-cd.*)\z") == (rb"\x61\x62\x2d\x63\x64", 5)  # anchors and .* left out
+    for refused in [r"\d\d:\d\d",      # Python's \d matches non-ASCII digits
+                    r"(?i)ab-cd",         # and ignore-case `k` matches the Kelvin sign
+                    r'ab"cd', r"ab\\cd",  # JSON escapes these
+                    r"ab[^-]cd", r"ab.cd",  # could match either
+                    r"ab"]:               # shorter than MIN_REGEX_WIDTH
+        assert _safe_regex(refused) is None, refused
+    # EQL's stored form ends in \z, which Python's parser spells \Z: its literals are found
+    assert [x.text for x in _regex_literal(r"(?s)\A(?:.*foo\.bar.*)\z", False) or []] == [b"foo.bar"]
+
 
 def test_rules_sharing_a_field_pattern_share_its_id() -> None:
     """`?*` (any non-empty value) is in hundreds of Elastic rules: one pattern, reported once per scan."""

@@ -30,6 +30,12 @@ class Literal(NamedTuple):
     caseless: bool
     common: bool = False  # a value of a low-cardinality field: in nearly every line (LOW_CARDINALITY)
     field: str = ""  # the field whose value holds it: literals of two fields never share a byte
+    regex: bytes = b""  # instead of `text`: a Hyperscan regex over bytes JSON never escapes (_safe_regex)
+    size: int = 0  # the regex's shortest match, its weight when ranked against literals
+
+    @property
+    def weight(self) -> int:
+        return self.size if self.regex else len(self.text)
 
 
 def json_escaped(text: str) -> bytes:
@@ -46,11 +52,21 @@ def _best(cands: list[bytes]) -> bytes | None:
     return max(cands, key=len) if cands else None
 
 
+def _parse(pattern: str) -> Any:
+    # EQL regexes are stored as `(?s)\A(?:...)\z`; Python's parser spells the end `\Z`. An odd run
+    # of backslashes before the `z` makes it `\z` (an even one is an escaped backslash, then `z`).
+    if pattern.endswith("\\z") and (len(pattern) - 1 - len(pattern[:-1].rstrip("\\"))) % 2 == 1:
+        pattern = pattern[:-2] + "\\Z"
+    try:
+        return sre_parse.parse(pattern)
+    except Exception:
+        return None
+
+
 def _regex_literal(pattern: str, caseless: bool) -> list[Literal] | None:
     """Literals of which every match of `pattern` contains one; alternatives at top level give several."""
-    try:
-        parsed = sre_parse.parse(pattern)
-    except Exception:
+    parsed = _parse(pattern)
+    if parsed is None:
         return None
     caseless = caseless or bool(parsed.state.flags & sre_c.SRE_FLAG_IGNORECASE)
     items = list(parsed)
@@ -124,6 +140,84 @@ def _best_spellings(items: list[tuple[object, Any]]) -> list[str] | None:
     return list(dict.fromkeys(max(cands, key=lambda c: (min(len(x) for x in c), -len(c)))))
 
 
+# Bytes canonical JSON writes as they are inside a string: printable ASCII but `"` and `\`. Any
+# other spelling of them (`\u0041`, `\/`) fires the escape marker.
+_SAFE = frozenset(range(0x20, 0x7F)) - {0x22, 0x5C}
+_LETTERS = frozenset(range(0x41, 0x5B)) | frozenset(range(0x61, 0x7B))
+MIN_REGEX_WIDTH = 4  # shortest match of a regex anchor: shorter ones fire on too many lines
+
+
+def _safe_regex(pattern: str) -> tuple[bytes, int] | None:
+    r"""A regex whose every match is spelled the same in the raw line: (a Hyperscan regex for it,
+    its shortest match), or None. Only literals and classes of _SAFE bytes, repeats, groups and
+    alternatives; leading and trailing anchors and `.*` are left out (a weaker condition). Not
+    `\d`, `\w` or ignore-case letters: Python's match non-ASCII digits and letters (`K` for `k`)."""
+    parsed = _parse(pattern)
+    if parsed is None:
+        return None
+    caseless = bool(parsed.state.flags & sre_c.SRE_FLAG_IGNORECASE)
+    items = list(parsed)
+
+    def trim(items: list[tuple[object, Any]]) -> list[tuple[object, Any]]:
+        while items and (items[0][0] is sre_c.AT or _any_run(items[0])):
+            items = items[1:]
+        while items and (items[-1][0] is sre_c.AT or _any_run(items[-1])):
+            items = items[:-1]
+        return items
+
+    items = trim(items)
+    if len(items) == 1 and items[0][0] is sre_c.SUBPATTERN and items[0][1][1] == items[0][1][2] == 0:
+        items = trim(list(items[0][1][3]))
+    out = _unparse(items, caseless)
+    if out is None:
+        return None
+    width = sre_parse.SubPattern(parsed.state, items).getwidth()[0]
+    return (out, width) if width >= MIN_REGEX_WIDTH else None
+
+
+def _any_run(item: tuple[object, Any]) -> bool:
+    op, arg = item
+    return op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT) and [o for o, _ in arg[2]] == [sre_c.ANY]
+
+
+def _unparse(items: list[tuple[object, Any]], caseless: bool) -> bytes | None:
+    out = []
+    for op, arg in items:
+        if op is sre_c.LITERAL:
+            if arg not in _SAFE or (caseless and arg in _LETTERS):
+                return None
+            out.append(b"\\x%02x" % arg)
+        elif op is sre_c.IN:
+            members = []
+            for o, a in arg:
+                lo, hi = (a, a) if o is sre_c.LITERAL else a if o is sre_c.RANGE else (None, None)
+                if lo is None or not all(c in _SAFE and not (caseless and c in _LETTERS)
+                                         for c in range(lo, hi + 1)):
+                    return None  # NEGATE, a category, or a byte JSON escapes
+                members.append(b"\\x%02x-\\x%02x" % (lo, hi))
+            out.append(b"[" + b"".join(members) + b"]")
+        elif op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT):
+            lo, hi, sub = arg
+            inner = _unparse(list(sub), caseless)
+            if inner is None:
+                return None
+            count = b"{%d,}" % lo if hi == sre_c.MAXREPEAT else b"{%d,%d}" % (lo, hi)
+            out.append(b"(?:" + inner + b")" + count)
+        elif op is sre_c.SUBPATTERN and arg[1] == arg[2] == 0:
+            inner = _unparse(list(arg[3]), caseless)
+            if inner is None:
+                return None
+            out.append(b"(?:" + inner + b")")
+        elif op is sre_c.BRANCH:
+            alts = [_unparse(list(b), caseless) for b in arg[1]]
+            if any(a is None for a in alts):
+                return None
+            out.append(b"(?:" + b"|".join(alts) + b")")  # type: ignore[arg-type]
+        else:
+            return None
+    return b"".join(out) if out else None
+
+
 # Fields with a handful of values in any corpus ("process", "start", "linux"): literals on them
 # occur in nearly every line, so they anchor a rule only when nothing else can.
 LOW_CARDINALITY = frozenset({
@@ -168,6 +262,11 @@ def predicate_literals(pred: Predicate) -> list[Literal] | None:
             lit = _best(cands)
         elif pred.op is Op.REGEX:
             lits = _regex_literal(str(v), caseless)
+            if lits is None or min(len(x.text) for x in lits) < MIN_REGEX_WIDTH:
+                # `[0-9]{1,3}\.[0-9]{1,3}...:` holds no literal worth the name, but is itself one
+                safe = _safe_regex(str(v))
+                if safe is not None:
+                    lits = [Literal(b"", caseless, regex=safe[0], size=safe[1])]
             if lits is None:
                 return None
             out.extend(lits)
@@ -192,7 +291,7 @@ MAX_SETS = 2  # literal sets a clause needs before less selective ones stop join
 
 def _set_score(lits: tuple[Literal, ...]) -> tuple[bool, int, int]:
     """How selective a literal set is (higher: fewer lines hold one of its literals)."""
-    return (not any(lit.common for lit in lits), min(len(lit.text) for lit in lits), -len(lits))
+    return (not any(lit.common for lit in lits), min(lit.weight for lit in lits), -len(lits))
 
 
 def anchor_clauses(expr: Expr) -> list[Clause] | None:

@@ -43,6 +43,8 @@ def _closes_value(text: bytes) -> bool:
 
 
 def _body(lit: Literal) -> bytes:
+    if lit.regex:
+        return lit.regex
     # anchors are JSON-escaped UTF-8 text; non-ASCII letters of a caseless one need their case forms
     try:
         body = literal_regex(lit.text.decode("utf-8"), lit.caseless, escape_all=True)
@@ -68,6 +70,8 @@ def _may_overlap(a: Literal, b: Literal) -> bool:
 
     Literals of two different fields lie in two different JSON values of the line, and a literal's
     match ends at the latest at the `,]}` after its value: they never overlap."""
+    if a.regex or b.regex:
+        return True  # a regex anchor stays alone: a join would run it after every common literal
     if _apart(a.field, b.field):
         return False
     x, y = a.text, b.text
