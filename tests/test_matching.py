@@ -82,7 +82,7 @@ class TestMalformed:
 
     def test_bad_candidate_line_is_wrapped(self, shipped: Ruleset) -> None:
         """A line that hits a prefilter literal but is not JSON is still forwarded and counted."""
-        line = b'php -r "fsockopen(\\"1.2.3.4\\",80)" {broken'
+        line = b'{"process": {"command_line": "php -r \\"fsockopen(\\\\\\"1.2.3.4\\\\\\",80)\\"" {broken'
         out, stats = _process(shipped, line + b"\n")
         assert msgspec.json.decode(out[0]) == {"message": line.decode()}
         assert stats.candidates == 1 and stats.malformed["invalid_json"] == 1
@@ -368,6 +368,81 @@ class TestAnchorClauses:
                   {"host": {"os": {"type": "linux"}}, "process": {"command_line": "x 1.2.3.4:80:5.6.7.8\t\"y\""}},
                   {"host": {"os": {"type": "linux"}}, "process": {"command_line": "1.2.3.4:80:5.6.7"}}]
         assert self._candidates(query, events) == (2, [False, True, True, False])
+
+    def _raw(self, query: object, lines: list[bytes]) -> tuple[int, list[bool]]:
+        """Candidates and alerts of the fast path on raw lines, which must equal decoding them all."""
+        rs = self._rule(query)
+        block = b"".join(x + b"\n" for x in lines)
+        stats = Stats()
+        out = BlockMatcher(rs, stats).process(block)
+        assert out == BlockMatcher(rs, Stats(), prefilter=False).process(block)
+        return stats.candidates, [bool(rule_ids(json.loads(x))) for x in out.splitlines()]
+
+    def test_a_literal_counts_only_in_a_value_under_its_key(self) -> None:
+        """`/usr/bin/` is in the executable of nearly every process event; a rule on the command line
+        decodes only lines where it lies in a string under a `command_line` key (the Sigma rule
+        "Potential Suspicious Change To Sensitive/Critical Files" was checked on every line)."""
+        from shellsieve.model.expr import Op, Predicate
+
+        query = Predicate("process.command_line", Op.CONTAINS, ("/usr/bin/",), True)
+        lines = [b'{"process":{"executable":"/usr/bin/ls","command_line":"ls"}}',
+                 b'{"process":{"command_line":"ls /usr/bin/"}}',
+                 b'{"process.command_line" :\t"x \\"q\\" \\\\ /usr/bin/"}',  # flat, blanks, escapes
+                 b'{"process":{"command_line":["a", "/usr/bin/x"]}}',  # an array's element
+                 b'{"process":{"command_line":"a\\\\","x":"/usr/bin/"}}',  # `\\` before the quote
+                 b'{"process":{"command_line":"ls","/usr/bin/x":1}}',  # in a key
+                 b'{"process":{"parent":{"command_line":"/usr/bin/x"}}}',  # the same key elsewhere
+                 b'{"process":{"xcommand_line":"/usr/bin/x"}}']
+        assert self._raw(query, lines) == (4, [False, True, True, True, False, False, False, False])
+
+    def test_a_number_anchor_holds_every_spelling_of_the_number(self) -> None:
+        """33 is `33`, `3.3e1`, `330e-1` or "33" to the confirm (numbers compare by value): the
+        anchor is its digits with an optional point, delimited, under the key. `1033`, or a 33
+        under another key, is not decoded."""
+        from shellsieve.model.expr import Op, Predicate
+
+        query = Predicate("user.id", Op.EQ, (33,), True)
+        lines = [b'{"user":{"id":33}}', b'{"user":{"id":3.3e1}}', b'{"user":{"id": 330E-1 }}',
+                 b'{"user":{"id":"33"}}', b'{"user":{"id":[1,33.0]}}', b'{"user":{"id":1033}}',
+                 b'{"user":{"id":34,"n":33}}', b'{"user":{"id":"x33"}}']
+        assert self._raw(query, lines) == (5, [True] * 5 + [False] * 3)
+
+    def test_a_join_counts_where_its_keyed_set_is_under_its_key(self) -> None:
+        """`"/home/` joined with "process" fired on every line with a /home/ working directory; the
+        join now also needs one of its first set's literals under `executable` (three Elastic
+        privilege-escalation sequences were checked on every line)."""
+        from shellsieve.model.expr import AllOf, Op, Predicate
+
+        query = AllOf((Predicate("event.category", Op.EQ, ("process",), True),
+                       Predicate("process.executable", Op.WILDCARD, ("/home/*", "/tmp/*"), True)))
+        lines = [b'{"event":{"category":["process"]},"process":{"executable":"/bin/ls","working_directory":"/home/u"}}',
+                 b'{"event":{"category":["process"]},"process":{"executable":"/home/u/x","working_directory":"/"}}',
+                 b'{"event":{"category":"process"},"process":{"working_directory":"/tmp/","executable":"/tmp/y"}}']
+        assert self._raw(query, lines) == (2, [False, True, True])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.recursive(
+        st.one_of(st.integers(-40, 40), st.sampled_from([33.0, 3.3, 330, 0.5]),
+                  st.lists(st.sampled_from(list('ab /:,"\\[]{}') + ["/usr/bin/", "33", "command_line"]),
+                           max_size=8).map("".join)),
+        lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                st.dictionaries(st.sampled_from(["process", "command_line", "id", "user", "x",
+                                                                 "process.command_line", "user.id"]),
+                                                inner, max_size=3)),
+        max_leaves=12), st.randoms(use_true_random=False))
+    def test_keyed_anchors_never_miss_a_match(self, doc: object, rng: object) -> None:
+        """Any shape of JSON, any odd spacing: the keyed anchors give what decoding every line gives."""
+        import random
+
+        from shellsieve.model.expr import AnyOf, Op, Predicate
+        from test_diff_fastpath import messy
+
+        if not isinstance(doc, dict):
+            doc = {"process": doc}
+        query = AnyOf((Predicate("process.command_line", Op.CONTAINS, ("/usr/bin/",), True),
+                       Predicate("user.id", Op.EQ, (33,), True)))
+        assert isinstance(rng, random.Random)
+        self._raw(query, [msgspec.json.encode(doc), messy(doc, rng, 0.0).encode()])
 
 
 def test_safe_regex_refuses_what_json_or_python_could_spell_otherwise() -> None:

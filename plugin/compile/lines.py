@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import permutations
+from typing import NamedTuple
 
 import hyperscan as hs
 
@@ -19,7 +20,7 @@ from shellsieve.compile.database import Pattern
 from shellsieve.compile.regex import literal_regex
 from shellsieve.events.formats import ECS_MARKERS
 
-__all__ = ["LineLayout", "line_layout", "literal_pattern", "clause_pattern"]
+__all__ = ["Keyed", "Need", "LineLayout", "keyed", "line_layout", "literal_pattern", "clause_pattern"]
 
 # Never across a line: JSON strings cannot hold a raw newline, so one line is one event.
 _GAP = rb"[^\n]*"
@@ -142,11 +143,43 @@ def clause_pattern(clause: Clause) -> tuple[bytes, int] | None:
     return None
 
 
+class Keyed(NamedTuple):
+    """A literal pattern whose hit counts only in a string under `key` (run/keys.py checks)."""
+
+    key: bytes
+    size: int  # bytes of the literal's text: its hit starts that far before its end
+    closes: bool  # the match goes on past the closing quote to the value end (`[ \t\r]*[,\]}]`)
+    number: bool = False  # the hit ends inside a number or a numeric string (size unknown)
+
+
+def keyed(lit: Literal) -> Keyed | None:
+    """What a hit of `lit` alone must be preceded by, when its match length is known (ASCII text:
+    a caseless non-ASCII letter may match a case form of another length)."""
+    if not lit.key:
+        return None
+    if lit.number:
+        return Keyed(lit.key, 0, False, number=True)
+    if lit.regex or not lit.text.isascii():
+        return None
+    return Keyed(lit.key, len(lit.text), _closes_value(lit.text))
+
+
+class Need(NamedTuple):
+    """One literal of a join's keyed first set, as run/keys.py finds it in a line."""
+
+    regex: bytes  # a number's regex (Python's `re` reads it too), else b""
+    text: bytes
+    caseless: bool
+    key: Keyed
+
+
 @dataclass
 class LineLayout:
     patterns: list[Pattern] = field(default_factory=list)
     rules: dict[int, list[int]] = field(default_factory=dict)  # pattern id -> rule indices
     clause_ids: dict[Clause, list[int]] = field(default_factory=dict)  # clause -> its pattern ids
+    keyed: dict[int, Keyed] = field(default_factory=dict)  # pattern id -> the key its hit must be under
+    requires: dict[int, tuple[Need, ...]] = field(default_factory=dict)  # join id -> its first set, keyed
     marker_id: int = -1
     format_ids: frozenset[int] = frozenset()  # keys of the other JSON shapes (events/formats.py)
 
@@ -155,18 +188,27 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
     """Pattern ids for every rule's clauses, shared between rules; then the escape marker and the
     format markers."""
     layout = LineLayout()
-    ids: dict[tuple[bytes, int], int] = {}
+    # A keyed literal is its own pattern: the same bytes unkeyed (another field) must not be filtered;
+    # a join is one per set of keyed patterns it needs.
+    ids: dict[tuple[bytes, int, Keyed | tuple[Need, ...] | None], int] = {}
 
     def link(pid: int, ri: int) -> None:
         rules = layout.rules.setdefault(pid, [])
         if not rules or rules[-1] != ri:
             rules.append(ri)
 
-    def add(expr_flags: tuple[bytes, int], ri: int, clause: Clause) -> None:
-        pid = ids.get(expr_flags)
+    def pattern(expr_flags: tuple[bytes, int], key: Keyed | tuple[Need, ...] | None = None) -> int:
+        pid = ids.get((*expr_flags, key))
         if pid is None:
-            pid = ids[expr_flags] = len(layout.patterns)
+            pid = ids[(*expr_flags, key)] = len(layout.patterns)
             layout.patterns.append(Pattern(expr_flags[0], expr_flags[1], None))
+            if isinstance(key, Keyed):
+                layout.keyed[pid] = key
+            elif key is not None:
+                layout.requires[pid] = key
+        return pid
+
+    def add(pid: int, ri: int, clause: Clause) -> None:
         link(pid, ri)
         layout.clause_ids.setdefault(clause, []).append(pid)
 
@@ -178,10 +220,16 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
                 continue
             joined = clause_pattern(clause)
             if joined is not None:
-                add(joined, ri, clause)
+                # A join cannot say where its literals lie; when its first set (always joined) is
+                # keyed, a hit counts only on a line where that set passes a key check (run/keys.py
+                # finds its literals in the line: as patterns of their own they would fire on most).
+                keys = [keyed(lit) for lit in clause[0]]
+                needs = (tuple(Need(lit.regex, lit.text, lit.caseless, k) for lit, k in zip(clause[0], keys))
+                         if all(k is not None for k in keys) else None)
+                add(pattern(joined, needs), ri, clause)
             else:  # one set: each literal its own pattern, shared with every rule naming it
                 for lit in clause[0]:
-                    add(literal_pattern(lit), ri, clause)
+                    add(pattern(literal_pattern(lit), keyed(lit)), ri, clause)
     layout.marker_id = len(layout.patterns)
     layout.patterns.append(Pattern(ESCAPE_MARKER, 0, None))
     # The format probe rides on the same scan: a block holding a Sysmon or Wazuh key is routed line

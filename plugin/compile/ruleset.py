@@ -13,7 +13,7 @@ from shellsieve.compile.cache import FORMAT, CacheEntry, DatabaseCache, patterns
 from shellsieve.compile.anchors import Clause, anchor_clauses
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
-from shellsieve.compile.lines import LineLayout, line_layout
+from shellsieve.compile.lines import Keyed, LineLayout, Need, line_layout
 from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
@@ -79,6 +79,8 @@ class Ruleset:
     # line pattern id -> (sequence rule, query index >= 1) for the anchors of later steps and `until`:
     # a hit makes the rule a candidate only while that query is live (run/match.py)
     late_rules: dict[int, tuple[tuple[int, int], ...]]
+    keyed: dict[int, Keyed]  # line pattern id -> the key a hit must be under (run/keys.py)
+    requires: dict[int, tuple[Need, ...]]  # a join's id -> its keyed first set: one must pass (run/keys.py)
     marker_id: int  # the escape marker's id: a line where it fires is a candidate for every rule
     format_ids: frozenset[int]  # ids of ECS_MARKERS: a block where one fires is not routed as ECS
     always: tuple[int, ...]  # rules without an anchor: evaluated on every event
@@ -342,7 +344,8 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     seconds = time.perf_counter() - t0
     return Ruleset(
         rules=tuple(compiled), database=line_db, field_database=field_db,
-        raw_rules=raw_rules, late_rules=late_rules, marker_id=layout.lines.marker_id,
+        raw_rules=raw_rules, late_rules=late_rules, keyed=layout.lines.keyed, requires=layout.lines.requires,
+        marker_id=layout.lines.marker_id,
         format_ids=layout.lines.format_ids,
         always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,

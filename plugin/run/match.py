@@ -14,6 +14,7 @@ from shellsieve.compile.confirm import EventContext
 from shellsieve.compile.ruleset import CompiledRule, Ruleset
 from shellsieve.run.correlate import SequenceState
 from shellsieve.run.enrich import Hit, enrich, message_line
+from shellsieve.run.keys import KeyedSet, under_key
 from shellsieve.run.stats import Stats
 
 __all__ = ["BlockMatcher"]
@@ -122,6 +123,7 @@ class BlockMatcher:
         self._now = 0.0  # latest event time seen by a sequence rule: expiry runs on event time
         self.all_rules = frozenset(range(len(ruleset.rules)))
         self.always = frozenset(ruleset.always)
+        self._requires = {pid: KeyedSet(needs) for pid, needs in ruleset.requires.items()}
         self.sequences: dict[int, SequenceState] = {
             cr.index: SequenceState(len(cr.sequence.steps), cr.sequence.maxspan, max_open)
             for cr in ruleset.rules if cr.sequence is not None
@@ -250,8 +252,12 @@ class BlockMatcher:
             return None
         per_line: dict[int, set[int]] = {}
         rfind = block.rfind
+        keyed = self.rs.keyed
         for pid, end in hits:
             start = rfind(b"\n", 0, end) + 1
+            k = keyed.get(pid)
+            if k is not None and not under_key(block, start, end, k):
+                continue
             seen = per_line.get(start)
             if seen is None:
                 per_line[start] = {pid}
@@ -260,11 +266,14 @@ class BlockMatcher:
         spans: dict[int, tuple[int, Any, set[int] | None, Any]] = {}
         find = block.find
         marker, raw_rules, late_rules = self.rs.marker_id, self.rs.raw_rules, self.rs.late_rules
+        requires = self._requires
         for start, pids in per_line.items():
             end = find(b"\n", start)
             if marker in pids:  # an escape could spell any literal: every rule, every step
                 spans[start] = (end, self.all_rules, None, ())
                 continue
+            if not requires.keys().isdisjoint(pids):  # a join counts where its keyed set passes
+                pids = {pid for pid in pids if pid not in requires or requires[pid].passes(block, start, end)}
             rules: set[int] = set(self.always)
             late: list[tuple[int, int]] = []
             for pid in pids:
@@ -274,7 +283,8 @@ class BlockMatcher:
                 lr = late_rules.get(pid)
                 if lr is not None:
                     late.extend(lr)
-            spans[start] = (end, rules, pids, late)
+            if rules or late:  # else only joins whose keyed set failed
+                spans[start] = (end, rules, pids, late)
         return spans
 
     def _with_live(self, rules: Any, late: list[tuple[int, int]]) -> Any:

@@ -1,0 +1,140 @@
+"""Is a literal's hit in a string under its field's key? A check of a few bytes before the hit.
+
+A common literal (`/usr/bin/`, `"bash"`) is in nearly every line, but rarely in the field a rule
+reads: `process.command_line` rarely holds `/usr/bin/` where `process.executable` always does. A
+Hyperscan pattern that spells the key before the literal runs ~10x slower (any byte of the string
+between them, in every pattern); this check after the hit costs a few slices.
+
+A necessary condition, never more: where the rule holds, the literal lies inside the string value
+of the field (a line with a non-canonical escape is a candidate for every rule before this runs), so
+the nearest unescaped quote before it opens that string, and the key and a colon precede it. Any
+other occurrence may pass or fail. A string in an array (`[` or `,` before it) passes: its key is
+further back.
+"""
+
+from __future__ import annotations
+
+import re
+
+from shellsieve.compile.lines import Keyed, Need
+
+__all__ = ["KeyedSet", "under_key"]
+
+_QUOTE, _BACKSLASH, _COLON = 0x22, 0x5C, 0x3A
+_BLANK = b" \t\r"
+_NUMBER = b"0123456789.eE+-"
+_KEY_START = b'".'  # a nested key's opening quote, or the dot before a flat key's last part
+
+
+def _skip_blanks_back(line: bytes, i: int) -> int:
+    """Index of the last byte at or before `i` that is not a JSON blank (-1 if none)."""
+    while i >= 0 and line[i] in _BLANK:
+        i -= 1
+    return i
+
+
+def _escaped(block: bytes, q: int, start: int) -> bool:
+    """Is the quote at `q` escaped (an odd run of backslashes before it, within the line)?"""
+    run = q
+    while run > start and block[run - 1] == _BACKSLASH:
+        run -= 1
+    return (q - run) % 2 == 1
+
+
+def _is_key(block: bytes, pos: int, start: int) -> bool:
+    """Is the string whose closing quote is at or after `pos` followed by a colon?"""
+    q = block.find(b'"', pos)
+    while q > 0 and _escaped(block, q, start):
+        q = block.find(b'"', q + 1)
+    if q < 0:
+        return False
+    i = q + 1
+    while i < len(block) and block[i] in _BLANK:
+        i += 1
+    return i < len(block) and block[i] == _COLON
+
+
+def under_key(block: bytes, start: int, end: int, k: Keyed) -> bool:
+    """The hit of `k`'s literal ending at `end` (its line begins at `start`) may be a value under `k.key`."""
+    if k.number:  # back from the byte after the number, over its bytes: to a quote or what precedes it
+        end -= 1
+        lit = end
+        while lit > start and block[lit - 1] in _NUMBER:
+            lit -= 1
+        if block[lit - 1] != _QUOTE:
+            return _after_value(block, start, _skip_blanks_back(block, lit - 1), k, -1)
+        lit -= 1  # a numeric string: its opening quote
+    else:
+        if k.closes:  # the match ran through the value end: back over `,]}` and blanks to the quote
+            end = _skip_blanks_back(block, end - 2) + 1
+        lit = end - k.size
+    if block[lit] == _QUOTE:
+        q = lit  # the literal opens its string (`"/tmp/`, `"bash"`)
+    else:
+        q = block.rfind(b'"', start, lit)
+        while q > 0 and _escaped(block, q, start):
+            q = block.rfind(b'"', start, q)
+        if q < 0:
+            return False
+    return _after_value(block, start, _skip_blanks_back(block, q - 1), k, end - 1 if k.closes else end)
+
+
+def _after_value(block: bytes, start: int, i: int, k: Keyed, string_end: int) -> bool:
+    """`block[i]` precedes the value (a string whose closing quote is at or after `string_end`,
+    or a bare number: -1): a colon after `k.key`, or `[` / `,` in an array."""
+    if i < start:
+        return False
+    c = block[i]
+    if c != _COLON:
+        if c == 0x5B:  # `[`: an array's first element
+            return True
+        # after `,` an element, or a key (`"executable":` holds `exec`): a key is followed by `:`
+        return c == 0x2C and (string_end < 0 or not _is_key(block, string_end, start))
+    i = _skip_blanks_back(block, i - 1)
+    key = k.key
+    n = len(key)
+    return (i - n - 1 >= start and block[i] == _QUOTE and block[i - n:i] == key
+            and block[i - n - 1] in _KEY_START)
+
+
+class KeyedSet:
+    """A join's first set (compile/lines.py): does one of its literals lie under its key in a line?
+
+    Its literals are found in the lines the join fired on with bytes.find (a number with Python's
+    `re`): as Hyperscan patterns of their own, a common literal (`"/home/`) would call back on every
+    line. Every occurrence is tried, overlapping ones too, as only the one in the field's value must
+    pass."""
+
+    def __init__(self, needs: tuple[Need, ...]) -> None:
+        self.texts: list[tuple[bytes, bool, Keyed]] = []
+        self.numbers: list[tuple[re.Pattern[bytes], Keyed]] = []
+        for expr, text, caseless, k in needs:
+            if k.number:
+                self.numbers.append((re.compile(b"(?=(" + expr + b"))"), k))
+            else:
+                self.texts.append((text.lower() if caseless else text, caseless, k))
+
+    def passes(self, block: bytes, start: int, end: int) -> bool:
+        folded = None
+        for text, caseless, k in self.texts:
+            if caseless:
+                if folded is None:
+                    folded = block[start:end].lower()  # ASCII only, as Hyperscan folds: same offsets
+                hay, base = folded, start
+            else:
+                hay, base = block, 0
+            i = hay.find(text, start - base, end - base)
+            while i >= 0:
+                hit = i + base + len(text)
+                if k.closes:  # the literal's pattern goes on to the value end
+                    while hit < end and block[hit] in _BLANK:
+                        hit += 1
+                    hit = hit + 1 if hit < end and block[hit] in b",]}" else -1
+                if hit > 0 and under_key(block, start, hit, k):
+                    return True
+                i = hay.find(text, i + 1, end - base)
+        for rx, k in self.numbers:
+            for m in rx.finditer(block, start, end):
+                if under_key(block, start, m.end(1), k):
+                    return True
+        return False
