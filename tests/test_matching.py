@@ -420,6 +420,21 @@ class TestAnchorClauses:
                  b'{"event":{"category":"process"},"process":{"working_directory":"/tmp/","executable":"/tmp/y"}}']
         assert self._raw(query, lines) == (2, [False, True, True])
 
+    @pytest.mark.parametrize(("value", "event"), [
+        ("kill", "\u212aill"),      # the Kelvin sign casefolds to an ASCII k
+        ("pass", "pa\u00df"),       # ß casefolds to "ss"
+        ("stra\u00dfe", "STRASSE"),
+        ("\u03c3x", "\u03c2X"),     # final sigma and sigma fold alike
+        ("bash", "BaSh")])
+    def test_a_caseless_equal_is_found_however_the_event_folds(self, value: str, event: str) -> None:
+        """A caseless equality compares casefolded strings; the anchor is the casefolded value with
+        every character folding to each of its characters, and a line holding a character that
+        folds to ASCII or to several characters is a candidate for every rule."""
+        from shellsieve.model.expr import Op, Predicate
+
+        query = Predicate("process.name", Op.EQ, (value,), False)
+        assert self._raw(query, [msgspec.json.encode({"process": {"name": event}})]) == (1, [True])
+
     @settings(max_examples=300, deadline=None)
     @given(st.recursive(
         st.one_of(st.integers(-40, 40), st.sampled_from([33.0, 3.3, 330, 0.5]),

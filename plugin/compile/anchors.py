@@ -4,11 +4,13 @@ A rule is only evaluated on a line where one of its anchor literals occurs. Lite
 the form canonical JSON escaping gives them (`"` -> `\\"`, `\\` -> `\\\\`, control characters as
 `\\n`, `\\t` ...). A line with a non-canonical escape (`\\uXXXX`, `\\/`) could spell any literal
 differently, so the ruleset also holds ESCAPE_MARKER: a line where it fires is a candidate for
-every rule.
+every rule. So is a line holding a character whose casefold is ASCII or several characters
+(fold_marker): a caseless equality compares casefolded strings.
 """
 
 from __future__ import annotations
 
+import functools
 import re._constants as sre_c  # type: ignore[import-not-found]
 import re._parser as sre_parse  # type: ignore[import-not-found]
 from decimal import Decimal
@@ -16,13 +18,29 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from shellsieve.compile.regex import wildcard_parts
+from shellsieve.compile.regex import CASED_END, wildcard_parts
 from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
 
-__all__ = ["Literal", "Clause", "anchor_clauses", "predicate_literals", "ESCAPE_MARKER", "json_escaped"]
+__all__ = ["Literal", "Clause", "anchor_clauses", "predicate_literals", "ESCAPE_MARKER", "json_escaped",
+           "marker_pattern"]
 
 # An odd run of backslashes before `u` or `/`: a \uXXXX or \/ escape in a JSON string.
 ESCAPE_MARKER = rb"(?:\A|[^\\])(?:\\\\)*\\[u/]"
+
+
+@functools.cache
+def fold_marker() -> bytes:
+    """Characters a caseless equality folds to ASCII (`K` Kelvin sign, `ſ`) or to several
+    characters (`ß` -> "ss", ligatures): a line holding one could equal any literal under
+    casefold, so it is a candidate for every rule, as with an escape."""
+    chars = [chr(c) for c in range(0x80, CASED_END)
+             if (f := chr(c).casefold()) != chr(c) and (f.isascii() or len(f) > 1)]
+    return b"|".join(b"".join(b"\\x%02x" % b for b in c.encode()) for c in chars)
+
+
+def marker_pattern() -> bytes:
+    """The line-database pattern of every line an anchor cannot speak for (ESCAPE_MARKER, fold_marker)."""
+    return ESCAPE_MARKER + b"|" + fold_marker()
 
 
 
@@ -266,7 +284,8 @@ def predicate_literals(pred: Predicate) -> list[Literal] | None:
                 out.append(Literal(b"", False, regex=num[0], size=num[1], number=True))
                 continue
             else:
-                lit = _quoted(str(v))
+                # confirm compares casefolded strings: "STRASSE" equals "straße" (fold_marker)
+                lit = _quoted(str(v) if pred.case_sensitive else str(v).casefold())
         elif pred.op is Op.CONTAINS:
             lit = json_escaped(str(v))
         elif pred.op is Op.STARTSWITH:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import hyperscan as hs
 
-from shellsieve.compile.anchors import ESCAPE_MARKER, Clause, Literal
+from shellsieve.compile.anchors import Clause, Literal, marker_pattern
 from shellsieve.compile.database import Pattern
 from shellsieve.compile.regex import literal_regex
 from shellsieve.events.formats import ECS_MARKERS
@@ -48,7 +48,7 @@ def _body(lit: Literal) -> bytes:
         return lit.regex
     # anchors are JSON-escaped UTF-8 text; non-ASCII letters of a caseless one need their case forms
     try:
-        body = literal_regex(lit.text.decode("utf-8"), lit.caseless, escape_all=True)
+        body = literal_regex(lit.text.decode("utf-8"), lit.caseless, escape_all=True, folds=True)
     except UnicodeDecodeError:
         body = b"".join(b"\\x%02x" % b for b in lit.text)
     if _closes_value(lit.text):
@@ -231,7 +231,7 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
                 for lit in clause[0]:
                     add(pattern(literal_pattern(lit), keyed(lit)), ri, clause)
     layout.marker_id = len(layout.patterns)
-    layout.patterns.append(Pattern(ESCAPE_MARKER, 0, None))
+    layout.patterns.append(Pattern(marker_pattern(), 0, None))
     # The format probe rides on the same scan: a block holding a Sysmon or Wazuh key is routed line
     # by line, and an ECS block is not scanned a second time (~9% of the shipped fast path).
     first = len(layout.patterns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import hyperscan as hs
@@ -42,18 +43,38 @@ def _bytes(text: str, escape_all: bool) -> bytes:
     )
 
 
-def literal_regex(text: str, caseless: bool = False, escape_all: bool = False) -> bytes:
+# Cased characters end at U+1E943 (Adlam): no character past it has another case or fold.
+CASED_END = 0x1E944
+
+
+@functools.cache
+def fold_partners() -> dict[str, tuple[str, ...]]:
+    """Casefolded character -> every character that casefolds to it alone (`σ`: σ, Σ, ς). Built
+    once, when a caseless non-ASCII anchor needs it (~30 ms)."""
+    rev: dict[str, list[str]] = {}
+    for code in range(0x80, CASED_END):
+        c = chr(code)
+        f = c.casefold()
+        if f != c and len(f) == 1:
+            rev.setdefault(f, [f]).append(c)
+    return {f: tuple(cs) for f, cs in rev.items()}
+
+
+def literal_regex(text: str, caseless: bool = False, escape_all: bool = False, folds: bool = False) -> bytes:
     """A literal as a Hyperscan regex, non-alphanumeric bytes escaped as \\xHH.
 
     HS_FLAG_CASELESS folds ASCII letters only (the database scans bytes, not UTF-8), so for a
     caseless literal every other letter with case forms becomes an alternation of their encodings:
-    Sigma's `contains: 'В'` must match "в" too.
+    Sigma's `contains: 'В'` must match "в" too. `folds` adds every character with the same
+    casefold (`ς` for `σ`), as a caseless equality compares casefolded strings.
     """
     if not caseless or text.isascii():
         return _bytes(text, escape_all)
     out = []
     for c in text:
         forms = dict.fromkeys(f for f in (c, c.lower(), c.upper()) if len(f) == 1)
+        if folds and not c.isascii():
+            forms.update(dict.fromkeys(fold_partners().get(c.casefold(), ())))
         if c.isascii() or len(forms) == 1:
             out.append(_bytes(c, escape_all))
         else:
