@@ -395,6 +395,18 @@ class TestAnchorClauses:
                  b'{"process":{"xcommand_line":"/usr/bin/x"}}']
         assert self._raw(query, lines) == (4, [False, True, True, True, False, False, False, False])
 
+    def test_a_key_check_gives_up_after_a_bounded_walk(self) -> None:
+        """The walk back to a string's opening quote is bounded: past 16 escaped quotes (or 64
+        backslashes or blanks) the check says candidate, so a hostile line of `\\"` repeated before
+        a literal that hits as often is linear (an 88 KB one took 15 s before), and nothing is missed."""
+        from shellsieve.model.expr import Op, Predicate
+
+        query = Predicate("process.command_line", Op.CONTAINS, ("/usr/bin/",), True)
+        lines = [b'{"process":{"command_line":"' + b'\\"' * 100 + b'/usr/bin/"}}',  # holds: still found
+                 b'{"process":{"x":"' + b'\\"' * 100 + b'/usr/bin/"}}',  # gave up: decoded, no alert
+                 b'{"process":{"x":"' + b'\\"' * 10 + b'/usr/bin/"}}']  # walked: under "x", not decoded
+        assert self._raw(query, lines) == (2, [True, False, False])
+
     def test_a_number_anchor_holds_every_spelling_of_the_number(self) -> None:
         """33 is `33`, `3.3e1`, `330e-1` or "33" to the confirm (numbers compare by value): the
         anchor is its digits with an optional point, delimited, under the key. `1033`, or a 33

@@ -24,59 +24,100 @@ _QUOTE, _BACKSLASH, _COLON = 0x22, 0x5C, 0x3A
 _BLANK = b" \t\r"
 _NUMBER = b"0123456789.eE+-"
 _KEY_START = b'".'  # a nested key's opening quote, or the dot before a flat key's last part
+# Every walk is bounded: past the bound the check gives up and says yes (a candidate, never a miss),
+# so a hostile line (`\"` a hundred thousand times before a literal that hits as often) stays linear.
+_MAX_RUN = 64  # blanks, backslashes or number bytes walked over
+_MAX_QUOTES = 16  # escaped quotes walked past
 
 
-def _skip_blanks_back(line: bytes, i: int) -> int:
-    """Index of the last byte at or before `i` that is not a JSON blank (-1 if none)."""
-    while i >= 0 and line[i] in _BLANK:
+class _GiveUp(Exception):
+    pass
+
+
+def _skip_blanks_back(block: bytes, i: int, start: int) -> int:
+    """Index of the last byte at or before `i` that is not a JSON blank (below `start` if none)."""
+    if i < start or block[i] not in _BLANK:
+        return i  # the usual case: no blank at all
+    stop = max(start - 1, i - _MAX_RUN)
+    while i > stop and block[i] in _BLANK:
         i -= 1
+    if i == stop and i >= start:
+        raise _GiveUp
     return i
 
 
 def _escaped(block: bytes, q: int, start: int) -> bool:
     """Is the quote at `q` escaped (an odd run of backslashes before it, within the line)?"""
+    if q <= start or block[q - 1] != _BACKSLASH:
+        return False  # the usual case
     run = q
-    while run > start and block[run - 1] == _BACKSLASH:
+    stop = max(start, q - _MAX_RUN)
+    while run > stop and block[run - 1] == _BACKSLASH:
         run -= 1
+    if run == stop and run > start:
+        raise _GiveUp
     return (q - run) % 2 == 1
 
 
 def _is_key(block: bytes, pos: int, start: int) -> bool:
     """Is the string whose closing quote is at or after `pos` followed by a colon?"""
     q = block.find(b'"', pos)
-    while q > 0 and _escaped(block, q, start):
+    for _ in range(_MAX_QUOTES):
+        if q < 0 or not _escaped(block, q, start):
+            break
         q = block.find(b'"', q + 1)
+    else:
+        raise _GiveUp
     if q < 0:
         return False
     i = q + 1
-    while i < len(block) and block[i] in _BLANK:
+    end = min(len(block), i + _MAX_RUN)
+    while i < end and block[i] in _BLANK:
         i += 1
-    return i < len(block) and block[i] == _COLON
+    if i == end:
+        raise _GiveUp
+    return block[i] == _COLON
 
 
 def under_key(block: bytes, start: int, end: int, k: Keyed) -> bool:
     """The hit of `k`'s literal ending at `end` (its line begins at `start`) may be a value under `k.key`."""
+    try:
+        return _under_key(block, start, end, k)
+    except _GiveUp:
+        return True
+
+
+def _under_key(block: bytes, start: int, end: int, k: Keyed) -> bool:
     if k.number:  # back from the byte after the number, over its bytes: to a quote or what precedes it
         end -= 1
         lit = end
-        while lit > start and block[lit - 1] in _NUMBER:
+        stop = max(start, end - _MAX_RUN)
+        while lit > stop and block[lit - 1] in _NUMBER:
             lit -= 1
+        if lit == stop and lit > start:
+            return True  # a number this long: give up
         if block[lit - 1] != _QUOTE:
-            return _after_value(block, start, _skip_blanks_back(block, lit - 1), k, -1)
+            return _after_value(block, start, _skip_blanks_back(block, lit - 1, start), k, -1)
         lit -= 1  # a numeric string: its opening quote
     else:
         if k.closes:  # the match ran through the value end: back over `,]}` and blanks to the quote
-            end = _skip_blanks_back(block, end - 2) + 1
+            end = _skip_blanks_back(block, end - 2, start) + 1
         lit = end - k.size
     if block[lit] == _QUOTE:
         q = lit  # the literal opens its string (`"/tmp/`, `"bash"`)
     else:
         q = block.rfind(b'"', start, lit)
-        while q > 0 and _escaped(block, q, start):
-            q = block.rfind(b'"', start, q)
         if q < 0:
             return False
-    return _after_value(block, start, _skip_blanks_back(block, q - 1), k, end - 1 if k.closes else end)
+        walked = 0
+        while _escaped(block, q, start):
+            walked += 1
+            if walked == _MAX_QUOTES:
+                return True
+            q = block.rfind(b'"', start, q)
+            if q < 0:
+                return False
+    return _after_value(block, start, _skip_blanks_back(block, q - 1, start), k, end - 1 if k.closes else end)
 
 
 def _after_value(block: bytes, start: int, i: int, k: Keyed, string_end: int) -> bool:
@@ -90,7 +131,7 @@ def _after_value(block: bytes, start: int, i: int, k: Keyed, string_end: int) ->
             return True
         # after `,` an element, or a key (`"executable":` holds `exec`): a key is followed by `:`
         return c == 0x2C and (string_end < 0 or not _is_key(block, string_end, start))
-    i = _skip_blanks_back(block, i - 1)
+    i = _skip_blanks_back(block, i - 1, start)
     key = k.key
     n = len(key)
     return (i - n - 1 >= start and block[i] == _QUOTE and block[i - n:i] == key
@@ -124,7 +165,9 @@ class KeyedSet:
             else:
                 hay, base = block, 0
             i = hay.find(text, start - base, end - base)
-            while i >= 0:
+            for _ in range(_MAX_RUN):  # occurrences tried; past them, give up (a candidate)
+                if i < 0:
+                    break
                 hit = i + base + len(text)
                 if k.closes:  # the literal's pattern goes on to the value end
                     while hit < end and block[hit] in _BLANK:
@@ -133,8 +176,10 @@ class KeyedSet:
                 if hit > 0 and under_key(block, start, hit, k):
                     return True
                 i = hay.find(text, i + 1, end - base)
+            else:
+                return True
         for rx, k in self.numbers:
-            for m in rx.finditer(block, start, end):
-                if under_key(block, start, m.end(1), k):
+            for n, m in enumerate(rx.finditer(block, start, end)):
+                if n == _MAX_RUN or under_key(block, start, m.end(1), k):
                     return True
         return False

@@ -255,10 +255,10 @@ class BlockMatcher:
         keyed = self.rs.keyed
         for pid, end in hits:
             start = rfind(b"\n", 0, end) + 1
-            k = keyed.get(pid)
-            if k is not None and not under_key(block, start, end, k):
-                continue
             seen = per_line.get(start)
+            k = keyed.get(pid)
+            if k is not None and not (seen is not None and pid in seen) and not under_key(block, start, end, k):
+                continue
             if seen is None:
                 per_line[start] = {pid}
             else:
