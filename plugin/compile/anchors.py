@@ -11,6 +11,7 @@ every rule. So is a line holding a character whose casefold is ASCII or several 
 from __future__ import annotations
 
 import functools
+import math
 import re._constants as sre_c  # type: ignore[import-not-found]
 import re._parser as sre_parse  # type: ignore[import-not-found]
 from decimal import Decimal
@@ -259,12 +260,9 @@ def _number_regex(v: int | float) -> tuple[bytes, int] | None:
     r"""Every JSON spelling of the number `v` and its text as a regex, as confirm compares numbers by
     value: the significant digits with an optional point between them, leading `0.0...`, trailing
     zeros, an exponent. 33 is `33`, `33.0`, `3.3e1`, `330e-1` or the string "33", never `1033`."""
-    try:
-        digits = Decimal(repr(v)).normalize().as_tuple().digits
-    except (ArithmeticError, ValueError):
-        return None  # inf, nan
-    if not isinstance(digits, tuple) or not digits:
-        return None
+    if not math.isfinite(v):
+        return None  # no JSON number spells inf or nan: no anchor, the rule is simply weaker
+    digits = Decimal(repr(v)).normalize().as_tuple().digits
     return _NUMBER_BEFORE + rb"\.?".join(str(d).encode() for d in digits) + _NUMBER_AFTER, len(digits) + 2
 
 
