@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from shellsieve.compile.regex import CASED_END, wildcard_parts
+from shellsieve.compile.regex import casefolds, wildcard_parts
 from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
 
 __all__ = ["Literal", "Clause", "anchor_clauses", "predicate_literals", "ESCAPE_MARKER", "json_escaped",
@@ -34,8 +34,7 @@ def fold_marker() -> bytes:
     """Characters a caseless equality folds to ASCII (`K` Kelvin sign, `ſ`) or to several
     characters (`ß` -> "ss", ligatures): a line holding one could equal any literal under
     casefold, so it is a candidate for every rule, as with an escape."""
-    chars = [chr(c) for c in range(0x80, CASED_END)
-             if (f := chr(c).casefold()) != chr(c) and (f.isascii() or len(f) > 1)]
+    chars = [c for c, f in casefolds() if f.isascii() or len(f) > 1]
     return b"|".join(b"".join(b"\\x%02x" % b for b in c.encode()) for c in chars)
 
 

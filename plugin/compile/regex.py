@@ -48,14 +48,17 @@ CASED_END = 0x1E944
 
 
 @functools.cache
+def casefolds() -> tuple[tuple[str, str], ...]:
+    """(character, its casefold) for every non-ASCII character the casefold changes (~30 ms, once)."""
+    return tuple((c, f) for c in map(chr, range(0x80, CASED_END)) if (f := c.casefold()) != c)
+
+
+@functools.cache
 def fold_partners() -> dict[str, tuple[str, ...]]:
-    """Casefolded character -> every character that casefolds to it alone (`σ`: σ, Σ, ς). Built
-    once, when a caseless non-ASCII anchor needs it (~30 ms)."""
+    """Casefolded character -> every character that casefolds to it alone (`σ`: σ, Σ, ς)."""
     rev: dict[str, list[str]] = {}
-    for code in range(0x80, CASED_END):
-        c = chr(code)
-        f = c.casefold()
-        if f != c and len(f) == 1:
+    for c, f in casefolds():
+        if len(f) == 1:
             rev.setdefault(f, [f]).append(c)
     return {f: tuple(cs) for f, cs in rev.items()}
 

@@ -70,13 +70,18 @@ def _is_key(block: bytes, pos: int, start: int) -> bool:
         raise _GiveUp
     if q < 0:
         return False
-    i = q + 1
-    end = min(len(block), i + _MAX_RUN)
-    while i < end and block[i] in _BLANK:
+    i = _skip_blanks(block, q + 1, len(block))
+    return i < len(block) and block[i] == _COLON
+
+
+def _skip_blanks(block: bytes, i: int, end: int) -> int:
+    """Index of the first byte at or after `i` (before `end`) that is not a JSON blank, or `end`."""
+    stop = min(end, i + _MAX_RUN)
+    while i < stop and block[i] in _BLANK:
         i += 1
-    if i == end:
+    if i == stop < end:
         raise _GiveUp
-    return block[i] == _COLON
+    return i
 
 
 def under_key(block: bytes, start: int, end: int, k: Keyed) -> bool:
@@ -170,8 +175,10 @@ class KeyedSet:
                     break
                 hit = i + base + len(text)
                 if k.closes:  # the literal's pattern goes on to the value end
-                    while hit < end and block[hit] in _BLANK:
-                        hit += 1
+                    try:
+                        hit = _skip_blanks(block, hit, end)
+                    except _GiveUp:
+                        return True
                     hit = hit + 1 if hit < end and block[hit] in b",]}" else -1
                 if hit > 0 and under_key(block, start, hit, k):
                     return True
