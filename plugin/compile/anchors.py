@@ -376,7 +376,9 @@ def anchor_clauses(expr: Expr) -> list[Clause] | None:
     weakens the condition (a dropped conjunct, a capped product), so it stays necessary."""
     if isinstance(expr, Predicate):
         lits = predicate_literals(expr)
-        return [(tuple(lits),)] if lits else None
+        # one order for a set: the same values listed in another order by another rule give the
+        # same pattern, found once per line instead of twice
+        return [(tuple(sorted(set(lits))),)] if lits else None
     if isinstance(expr, Not):
         return None
     if isinstance(expr, AnyOf):
@@ -389,7 +391,7 @@ def anchor_clauses(expr: Expr) -> list[Clause] | None:
         out = list(dict.fromkeys(out))
         if len(out) > MAX_CLAUSES:  # too many branches: keep each branch's best set, OR-ed together
             best = [max(c, key=_set_score) for c in out]
-            return [(tuple(dict.fromkeys(lit for s in best for lit in s)),)]
+            return [(tuple(sorted({lit for s in best for lit in s})),)]
         return out
     if isinstance(expr, AllOf):
         parts = [(t, c) for t in expr.terms if (c := anchor_clauses(t))]
