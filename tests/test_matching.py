@@ -432,6 +432,22 @@ class TestAnchorClauses:
                  b'{"event":{"category":"process"},"process":{"working_directory":"/tmp/","executable":"/tmp/y"}}']
         assert self._raw(query, lines) == (2, [False, True, True])
 
+    def test_a_keyed_set_that_opens_the_value_is_read_after_its_key(self) -> None:
+        """A first set whose literals all open the value (`"/tmp/`) is checked right after the key
+        and colon, with blanks, flat keys and arrays; another key ending in the same word, or the
+        key spelled inside a string, does not count."""
+        from shellsieve.model.expr import AllOf, Op, Predicate
+
+        query = AllOf((Predicate("event.category", Op.EQ, ("process",), True),
+                       Predicate("process.executable", Op.WILDCARD, ("/home/*", "/tmp/*"), False)))
+        cat = b'{"event":{"category":["process"]},'
+        lines = [cat + b'"process":{"executable" :\t"/TMP/x"}}',
+                 cat + b'"process.executable":"/home/a"}',
+                 cat + b'"process":{"executable":["/bin/a","/tmp/b"]}}',
+                 cat + b'"process":{"parent_executable":"/tmp/x","executable":"/bin/ls"}}',
+                 cat + b'"process":{"command_line":"x \\"executable\\":\\"/tmp/y\\"","executable":"/bin/ls"}}']
+        assert self._raw(query, lines) == (3, [True, True, True, False, False])
+
     @pytest.mark.parametrize(("value", "event"), [
         ("kill", "\u212aill"),      # the Kelvin sign casefolds to an ASCII k
         ("pass", "pa\u00df"),       # ß casefolds to "ss"

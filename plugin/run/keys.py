@@ -143,6 +143,25 @@ def _after_value(block: bytes, start: int, i: int, k: Keyed, string_end: int) ->
             and block[i - n - 1] in _KEY_START)
 
 
+def _opens_value(need: Need) -> bool:
+    """A text literal that begins with its string's opening quote (`"/tmp/`): where the rule holds,
+    it begins the value right after the key and colon."""
+    return not need.key.number and need.text.startswith(b'"') and need.text.isascii()
+
+
+def _value_start_regex(key: bytes, group: list[Need]) -> re.Pattern[bytes]:
+    """The key, its colon, then one of the literals opening the value, or `[` (an array: its
+    elements are not walked, so it passes). `key"` is a string's end, as the byte before the
+    quote is no backslash; the byte before the key (`"` or `.`) is checked after a match."""
+    alts = []
+    for need in group:
+        lit = re.escape(need.text)
+        if need.key.closes:
+            lit += rb"[ \t\r]*[,\]}]"
+        alts.append(b"(?i:" + lit + b")" if need.caseless else lit)
+    return re.compile(re.escape(key) + rb'"[ \t\r]*:[ \t\r]*(?:\[|' + b"|".join(alts) + b")")
+
+
 class KeyedSet:
     """A join's first set (compile/lines.py): does one of its literals lie under its key in a line?
 
@@ -154,13 +173,25 @@ class KeyedSet:
     def __init__(self, needs: tuple[Need, ...]) -> None:
         self.texts: list[tuple[bytes, bool, Keyed]] = []
         self.numbers: list[tuple[re.Pattern[bytes], Keyed]] = []
-        for expr, text, caseless, k in needs:
-            if k.number:
-                self.numbers.append((re.compile(b"(?=(" + expr + b"))"), k))
-            else:
-                self.texts.append((text.lower() if caseless else text, caseless, k))
+        self.starts: list[re.Pattern[bytes]] = []
+        by_key: dict[bytes, list[Need]] = {}
+        for need in needs:
+            by_key.setdefault(need.key.key, []).append(need)
+        for key, group in by_key.items():
+            if all(_opens_value(n) for n in group):
+                self.starts.append(_value_start_regex(key, group))
+                continue
+            for expr, text, caseless, k in group:
+                if k.number:
+                    self.numbers.append((re.compile(b"(?=(" + expr + b"))"), k))
+                else:
+                    self.texts.append((text.lower() if caseless else text, caseless, k))
 
     def passes(self, block: bytes, start: int, end: int) -> bool:
+        for rx in self.starts:
+            for n, m in enumerate(rx.finditer(block, start, end)):
+                if n == _MAX_QUOTES or block[m.start() - 1] in _KEY_START:
+                    return True
         folded = None
         for text, caseless, k in self.texts:
             if caseless:

@@ -123,7 +123,9 @@ class BlockMatcher:
         self._now = 0.0  # latest event time seen by a sequence rule: expiry runs on event time
         self.all_rules = frozenset(range(len(ruleset.rules)))
         self.always = frozenset(ruleset.always)
-        self._requires = {pid: KeyedSet(needs) for pid, needs in ruleset.requires.items()}
+        sets: dict[Any, KeyedSet] = {}  # one per set of needs: joins sharing a first set share its regexes
+        self._requires = {pid: sets.get(needs) or sets.setdefault(needs, KeyedSet(needs))
+                          for pid, needs in ruleset.requires.items()}
         self.sequences: dict[int, SequenceState] = {
             cr.index: SequenceState(len(cr.sequence.steps), cr.sequence.maxspan, max_open)
             for cr in ruleset.rules if cr.sequence is not None
