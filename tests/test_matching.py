@@ -354,6 +354,35 @@ class TestAnchorClauses:
                   [("a", "ls"), ("a", "ls"), ("a", "curl"), ("b", "ls"), ("a", "ls"), ("a", "ls")]]
         assert self._candidates(query, events) == (3, [False, False, False, False, True, False])
 
+    def test_a_later_step_is_found_in_any_block_after_its_first(self) -> None:
+        """A block where no partial is open and no first step fires drops its later-step hits
+        unread. A partial opened in an earlier block, in the same block, or on a line with an
+        escape (which spells the first step's name) still meets its later step."""
+        from shellsieve.model.expr import Op, Predicate
+        from shellsieve.model.rule import Sequence, Step
+
+        query = Sequence(steps=(Step(Predicate("process.name", Op.EQ, ("curl",), True), ("host.id",)),
+                                Step(Predicate("process.name", Op.EQ, ("ls",), True), ("host.id",))),
+                         maxspan=30.0)
+        rs = self._rule(query)
+
+        def line(second: int, name: bytes) -> bytes:
+            return b'{"@timestamp":"2026-01-01T00:00:%02dZ","host":{"id":"a"},"process":{"name":"%s"}}\n' % (
+                second, name)
+
+        blocks = [line(0, b"ls"),  # nothing open, no first step: this `ls` is dropped unread
+                  line(1, b"curl"),  # opens a partial that the next block's `ls` completes
+                  line(2, b"ls") + line(3, b"ls"),
+                  line(4, b"cu\\u0072l") + line(5, b"ls"),  # an escaped first step, then in-block
+                  line(40, b"ls")]  # the partial of 4 s expired (maxspan 30 s): not a candidate
+        stats = Stats()
+        fast, slow = BlockMatcher(rs, stats), BlockMatcher(rs, Stats(), prefilter=False)
+        outs = [fast.process(b) for b in blocks]
+        assert outs == [slow.process(b) for b in blocks]
+        alerts = [bool(rule_ids(json.loads(x))) for out in outs for x in out.splitlines()]
+        assert alerts == [False, False, True, False, False, True, False]
+        assert stats.candidates == 4  # curl, ls, the escaped curl, ls (the sequence closed at 2 s)
+
     def test_a_regex_without_literals_is_its_own_anchor(self) -> None:
         """The Elastic rule "Potential Linux Tunneling and/or Port Forwarding" has a regex of digits,
         dots and colons only (no literal longer than `.`); those bytes are never escaped, so the

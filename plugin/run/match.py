@@ -27,6 +27,7 @@ class _Any(msgspec.Struct):
 _validator = msgspec.json.Decoder(_Any)
 _block_raw = msgspec.json.Decoder(list[msgspec.Raw])  # a whole block as one JSON array, in one C call
 _decode_plain = msgspec.json.decode
+_first = itemgetter(0)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -130,6 +131,11 @@ class BlockMatcher:
             cr.index: SequenceState(len(cr.sequence.steps), cr.sequence.maxspan, max_open)
             for cr in ruleset.rules if cr.sequence is not None
         }
+        # A pattern only later steps need -> those sequences; a pattern of first steps -> theirs.
+        self._late_only = {pid: frozenset(ri for ri, _ in pairs) for pid, pairs in ruleset.late_rules.items()
+                           if pid not in ruleset.raw_rules}
+        self._starts = {pid: s for pid, rules in ruleset.raw_rules.items()
+                        if (s := frozenset(ri for ri in rules if ri in self.sequences))}
         acc = ruleset.accessors
         self._ts = acc["@timestamp"]
         self._quote = [(f, acc[f]) for f in ("@timestamp", "process.command_line", "process.entity_id",
@@ -255,7 +261,10 @@ class BlockMatcher:
         per_line: dict[int, set[int]] = {}
         rfind = block.rfind
         keyed = self.rs.keyed
+        idle = self._idle_late(hits)
         for pid, end in hits:
+            if pid in idle:
+                continue
             start = rfind(b"\n", 0, end) + 1
             seen = per_line.get(start)
             k = keyed.get(pid)
@@ -288,6 +297,22 @@ class BlockMatcher:
             if rules or late:  # else only joins whose keyed set failed
                 spans[start] = (end, rules, pids, late)
         return spans
+
+    def _idle_late(self, hits: list[tuple[int, int]]) -> set[int]:
+        """The patterns that fired only for later steps of sequences that cannot wait for them in
+        this block: nothing open at its start, no first step's pattern in it (nor the escape marker,
+        which makes every step a candidate). A partial only comes into being where a first step
+        holds, so dropping their hits changes nothing (`_with_live` would find none live); most late
+        patterns (`"bash"`, `"process"`) fire on most lines of a Linux host."""
+        fired = set(map(_first, hits))
+        late = fired & self._late_only.keys()
+        if not late or self.rs.marker_id in fired:
+            return set()
+        seqs = self.sequences
+        maybe = {ri for ri, state in seqs.items() if state.open}
+        for pid in fired & self._starts.keys():
+            maybe |= self._starts[pid]
+        return {pid for pid in late if self._late_only[pid].isdisjoint(maybe)}
 
     def _with_live(self, rules: Any, late: list[tuple[int, int]]) -> Any:
         """`rules` plus the sequences whose later query fired while it can matter: step k once a
