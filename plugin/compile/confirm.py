@@ -19,6 +19,9 @@ __all__ = ["EventContext", "Check", "build_check", "ScanFn"]
 ScanFn = Callable[[str], frozenset[int]]
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 class _Elements(dict):  # type: ignore[type-arg]
     """accessor -> the field's value as a list (an array field holds when any element does);
     worked out on first use. A subscript is one C call on every later use."""
@@ -36,7 +39,14 @@ class _Strings(dict):  # type: ignore[type-arg]
     __slots__ = ("elements",)
 
     def __missing__(self, get: Accessor) -> frozenset[str]:
-        s = self[get] = frozenset(e for e in self.elements[get] if isinstance(e, str))
+        v = get(self.elements.view)
+        if type(v) is str:  # the usual case, without the element list or a generator
+            s = frozenset((v,))
+        elif v is None:
+            s = _NONE
+        else:
+            s = frozenset(e for e in self.elements[get] if isinstance(e, str))
+        self[get] = s
         return s
 
 
@@ -46,7 +56,7 @@ class _Folded(dict):  # type: ignore[type-arg]
     __slots__ = ("strings",)
 
     def __missing__(self, get: Accessor) -> frozenset[str]:
-        s = self[get] = frozenset(e.casefold() for e in self.strings[get])
+        s = self[get] = frozenset(map(str.casefold, self.strings[get]))
         return s
 
 
