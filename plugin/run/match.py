@@ -262,18 +262,19 @@ class BlockMatcher:
         rfind = block.rfind
         keyed = self.rs.keyed
         idle = self._idle_late(hits)
+        if idle:
+            hits = [h for h in hits if h[0] not in idle]
         for pid, end in hits:
-            if pid in idle:
-                continue
             start = rfind(b"\n", 0, end) + 1
             seen = per_line.get(start)
-            k = keyed.get(pid)
-            if k is not None and not (seen is not None and pid in seen) and not under_key(block, start, end, k):
-                continue
             if seen is None:
-                per_line[start] = {pid}
-            else:
-                seen.add(pid)
+                k = keyed.get(pid)
+                if k is None or under_key(block, start, end, k):
+                    per_line[start] = {pid}
+            elif pid not in seen:  # a keyed pattern is checked until it passes once in a line
+                k = keyed.get(pid)
+                if k is None or under_key(block, start, end, k):
+                    seen.add(pid)
         spans: dict[int, tuple[int, Any, set[int] | None, Any]] = {}
         find = block.find
         marker, raw_rules, late_rules = self.rs.marker_id, self.rs.raw_rules, self.rs.late_rules
