@@ -383,6 +383,23 @@ class TestAnchorClauses:
         assert alerts == [False, False, True, False, False, True, False]
         assert stats.candidates == 4  # curl, ls, the escaped curl, ls (the sequence closed at 2 s)
 
+    def test_field_scans_remembered_across_events_stay_exact(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A value's field scan is remembered for later events (names and paths recur on a host);
+        the memo is bounded in entries and value length, forgets everything when full, and never
+        changes a verdict."""
+        from shellsieve.model.expr import Op, Predicate
+        from shellsieve.run import match
+
+        monkeypatch.setattr(match, "MEMO_ENTRIES", 8)
+        monkeypatch.setattr(match, "MEMO_MAX_CHARS", 20)
+        query = Predicate("process.command_line", Op.WILDCARD, ("*nc*-e*",), True)
+        # every line holds both anchors; the verdict depends on their order
+        values = [f"v{i % 5} " + ("nc -e" if i % 3 == 0 else "-e nc") for i in range(40)]
+        values += [f"u{i} nc -e" for i in range(12)] + values  # past 8 values the memo starts over
+        values += ["z" * 30 + " nc -e", "z" * 30 + " -e nc", "z" * 30 + " nc -e"]  # too long to be remembered
+        lines = [msgspec.json.encode({"process": {"command_line": v}}) for v in values]
+        assert self._raw(query, lines) == (len(values), [v.endswith("nc -e") for v in values])
+
     def test_a_regex_without_literals_is_its_own_anchor(self) -> None:
         """The Elastic rule "Potential Linux Tunneling and/or Port Forwarding" has a regex of digits,
         dots and colons only (no literal longer than `.`); those bytes are never escaped, so the

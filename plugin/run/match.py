@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from itertools import accumulate
 from operator import add, itemgetter
@@ -99,6 +100,30 @@ def _count_objects(block: bytes) -> int | None:
     return n
 
 
+# Field scans remembered across events: names, paths and many command lines recur on a host. Bounded:
+# at most this many values of at most this many characters (a few MiB), forgotten all at once when full.
+MEMO_ENTRIES = 16_384
+MEMO_MAX_CHARS = 256
+
+
+def _memoized(scan: Callable[[str], frozenset[int]]) -> Callable[[str], frozenset[int]]:
+    """`scan` (the field patterns a value matches: a pure function of the value), remembered."""
+    memo: dict[str, frozenset[int]] = {}
+    get = memo.get
+
+    def memo_scan(text: str) -> frozenset[int]:
+        ids = get(text)
+        if ids is None:
+            ids = scan(text)
+            if len(text) <= MEMO_MAX_CHARS:
+                if len(memo) >= MEMO_ENTRIES:
+                    memo.clear()
+                memo[text] = ids
+        return ids
+
+    return memo_scan
+
+
 def _event_time(value: Any) -> float:
     if isinstance(value, str):
         try:
@@ -136,6 +161,7 @@ class BlockMatcher:
                            if pid not in ruleset.raw_rules}
         self._starts = {pid: s for pid, rules in ruleset.raw_rules.items()
                         if (s := frozenset(ri for ri in rules if ri in self.sequences))}
+        self._scan_field = _memoized(ruleset.scan_field)
         acc = ruleset.accessors
         self._ts = acc["@timestamp"]
         self._quote = [(f, acc[f]) for f in ("@timestamp", "process.command_line", "process.entity_id",
@@ -373,7 +399,7 @@ class BlockMatcher:
     def _hits(self, view: Any, rules: Any, pids: set[int] | None) -> list[Hit]:
         """Confirm the candidate rules on one decoded event; counts alerts and hits per rule.
         `pids`: the line patterns that fired (None: unknown), which tell a sequence its live steps."""
-        ctx = EventContext(view, self.rs.scan_field)
+        ctx = EventContext(view, self._scan_field)
         hits: list[Hit] = []
         for ri in sorted(rules):
             cr = self.rs.rules[ri]
