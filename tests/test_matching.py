@@ -533,6 +533,30 @@ class TestAnchorClauses:
         assert isinstance(rng, random.Random)
         self._raw(query, [msgspec.json.encode(doc), messy(doc, rng, 0.0).encode()])
 
+    @settings(max_examples=300, deadline=None)
+    @given(st.recursive(
+        st.one_of(st.sampled_from(["/tmp/x", "/HOME/y", "/bin/z"]),
+                  st.lists(st.sampled_from(list('a /:,"\\[]{}') + ["/tmp/", "/HOME/", "executable", '"/tmp/']),
+                           max_size=6).map("".join)),
+        lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                st.dictionaries(st.sampled_from(["process", "executable", "parent_executable",
+                                                                 "process.executable", "x"]),
+                                                inner, max_size=3)),
+        max_leaves=10), st.randoms(use_true_random=False))
+    def test_value_opening_keyed_sets_never_miss_a_match(self, doc: object, rng: object) -> None:
+        """The join of a first set that opens the value (checked by one regex from the key) gives
+        what decoding every line gives, on any shape and spacing."""
+        import random
+
+        from shellsieve.model.expr import AllOf, Op, Predicate
+        from test_diff_fastpath import messy
+
+        doc = {"event": {"category": "process"}, "process": doc}
+        query = AllOf((Predicate("event.category", Op.EQ, ("process",), True),
+                       Predicate("process.executable", Op.WILDCARD, ("/home/*", "/tmp/*"), False)))
+        assert isinstance(rng, random.Random)
+        self._raw(query, [msgspec.json.encode(doc), messy(doc, rng, 0.0).encode()])
+
 
 def test_safe_regex_refuses_what_json_or_python_could_spell_otherwise() -> None:
     """A regex anchors on its own only if each match is the same bytes in the raw line."""
