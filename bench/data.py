@@ -74,8 +74,17 @@ def _network(i: int, ts: str, name: str) -> dict[str, Any]:
 _START = calendar.timegm((2026, 11, 22, 10, 0, 0))
 
 
-def events(n: int, seed: int = 42) -> Iterator[dict[str, Any]]:
-    """n events: 0.1% reverse shells (each followed by its connection), ~2% web-server children."""
+def events(n: int, seed: int = 42, unique: bool = False) -> Iterator[dict[str, Any]]:
+    """n events: 0.1% reverse shells (each followed by its connection), ~2% web-server children.
+    The benign commands come from a short list, so command lines recur, as a host's cron jobs and
+    agents do; `unique` appends ` #<n>` to every command line, so that no two are the same."""
+    for ev in _events(n, seed):
+        if unique and "command_line" in ev["process"]:
+            ev["process"]["command_line"] += f" #{ev['process']['entity_id'][3:]}"
+        yield ev
+
+
+def _events(n: int, seed: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     emitted = 0
     i = 0
@@ -102,12 +111,12 @@ def events(n: int, seed: int = 42) -> Iterator[dict[str, Any]]:
         emitted += 1
 
 
-def write_corpus(path: str, n: int, seed: int = 42) -> int:
+def write_corpus(path: str, n: int, seed: int = 42, unique: bool = False) -> int:
     """Write n events as NDJSON; returns the byte count."""
     enc = msgspec.json.Encoder()
     size = 0
     with open(path, "wb") as f:
-        for ev in events(n, seed):
+        for ev in events(n, seed, unique):
             line = enc.encode(ev) + b"\n"
             size += len(line)
             f.write(line)

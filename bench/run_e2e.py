@@ -224,6 +224,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--no-public", action="store_true", help="leave out the rows with the public rulesets")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each compared row; the fastest is kept")
+    ap.add_argument("--unique-command-lines", action="store_true",
+                    help="append a unique token to every ECS command line (no field scan is then remembered)")
     args = ap.parse_args()
     py = sys.executable
     cli = str(Path(py).parent / "shellsieve")
@@ -232,7 +234,7 @@ def main() -> None:
         tmp = Path(tmpdir)
         ecs, audit, cmd = tmp / "events.ndjson", tmp / "audit.log", tmp / "cmdline.log"
         print(f"writing the corpora ({args.events:,} events)...", file=sys.stderr)
-        write_corpus(str(ecs), args.events)
+        write_corpus(str(ecs), args.events, unique=args.unique_command_lines)
         write_audit_corpus(str(audit), args.events)
         write_cmdline_corpus(str(cmd), args.events)
         n = args.events
@@ -274,7 +276,8 @@ def main() -> None:
     print(f"corpus: {n:,} ECS events, {rows['floor: read+write (python)'].size / 1e6:.1f} MB "
           f"({rows['floor: read+write (python)'].size / n:.0f} B/event); the same events as "
           f"{rows['shellsieve, shipped, auditd'].lines:,} auditd records and "
-          f"{rows['shellsieve, shipped, cmdlines'].lines:,} command lines")
+          f"{rows['shellsieve, shipped, cmdlines'].lines:,} command lines"
+          + ("; every ECS command line made unique" if args.unique_command_lines else ""))
     head = (f"{'row':32} {'events/s':>10} {'steady ev/s':>12} {'MB/s':>7} {'cpu s':>7} {'rss MiB':>8} "
             f"{'/scan floor':>11} {'x baseline':>10} {'x eql':>7}")
     print(head)
