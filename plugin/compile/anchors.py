@@ -43,7 +43,6 @@ def marker_pattern() -> bytes:
     return ESCAPE_MARKER + b"|" + fold_marker()
 
 
-
 class Literal(NamedTuple):
     text: bytes  # as it appears in the raw line
     caseless: bool

@@ -45,7 +45,7 @@ class _Strings(dict):  # type: ignore[type-arg]
         elif v is None:
             s = _NONE
         else:
-            s = frozenset(e for e in self.elements[get] if isinstance(e, str))
+            s = frozenset(e for e in _elements(v) if isinstance(e, str))
         self[get] = s
         return s
 

@@ -149,9 +149,9 @@ class BlockMatcher:
         self._now = 0.0  # latest event time seen by a sequence rule: expiry runs on event time
         self.all_rules = frozenset(range(len(ruleset.rules)))
         self.always = frozenset(ruleset.always)
-        sets: dict[Any, KeyedSet] = {}  # one per set of needs: joins sharing a first set share its regexes
-        self._requires = {pid: sets.get(needs) or sets.setdefault(needs, KeyedSet(needs))
-                          for pid, needs in ruleset.requires.items()}
+        # one KeyedSet per first set: joins sharing a first set share its regexes
+        sets = {needs: KeyedSet(needs) for needs in set(ruleset.requires.values())}
+        self._requires = {pid: sets[needs] for pid, needs in ruleset.requires.items()}
         self.sequences: dict[int, SequenceState] = {
             cr.index: SequenceState(len(cr.sequence.steps), cr.sequence.maxspan, max_open)
             for cr in ruleset.rules if cr.sequence is not None
@@ -293,14 +293,15 @@ class BlockMatcher:
         for pid, end in hits:
             start = rfind(b"\n", 0, end) + 1
             seen = per_line.get(start)
+            if seen is not None and pid in seen:
+                continue  # a keyed pattern is checked until it passes once in a line
+            k = keyed.get(pid)
+            if k is not None and not under_key(block, start, end, k):
+                continue
             if seen is None:
-                k = keyed.get(pid)
-                if k is None or under_key(block, start, end, k):
-                    per_line[start] = {pid}
-            elif pid not in seen:  # a keyed pattern is checked until it passes once in a line
-                k = keyed.get(pid)
-                if k is None or under_key(block, start, end, k):
-                    seen.add(pid)
+                per_line[start] = {pid}
+            else:
+                seen.add(pid)
         spans: dict[int, tuple[int, Any, set[int] | None, Any]] = {}
         find = block.find
         marker, raw_rules, late_rules = self.rs.marker_id, self.rs.raw_rules, self.rs.late_rules
