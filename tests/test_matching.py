@@ -392,7 +392,8 @@ class TestAnchorClauses:
 
         monkeypatch.setattr(match, "MEMO_ENTRIES", 8)
         monkeypatch.setattr(match, "MEMO_MAX_CHARS", 20)
-        query = Predicate("process.command_line", Op.WILDCARD, ("*nc*-e*",), True)
+        # a regex: the field database decides it (a plain `*nc*-e*` is decided in Python, compile/globs.py)
+        query = Predicate("process.command_line", Op.REGEX, ("nc.*-e",), True)
         # every line holds both anchors; the verdict depends on their order
         values = [f"v{i % 5} " + ("nc -e" if i % 3 == 0 else "-e nc") for i in range(40)]
         values += [f"u{i} nc -e" for i in range(12)] + values  # past 8 values the memo starts over

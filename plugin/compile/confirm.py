@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from shellsieve.compile.globs import StrTest, literal_test
 from shellsieve.events.view import Accessor
 from shellsieve.model.expr import TEXT_OPS, AllOf, Expr, Not, Op, Predicate, predicates
 
@@ -141,6 +142,27 @@ def _text(ids: frozenset[int], get: Accessor, confirm: Callable[[int, str], bool
     return check
 
 
+def _literal_text(test: StrTest, lower: bool, ids: frozenset[int], get: Accessor) -> Check:
+    """`_text` decided in Python (compile/globs.py); a caseless test leaves a non-ASCII value to
+    the field scan, whose case folding `str.lower` does not share."""
+    if not lower:
+        def check(ctx: EventContext) -> bool:
+            for e in ctx.strings[get]:
+                if test(e):
+                    return True
+            return False
+
+        return check
+
+    def check_lowered(ctx: EventContext) -> bool:
+        for e in ctx.strings[get]:
+            if test(e.lower()) if e.isascii() else ctx.hits[e] & ids:
+                return True
+        return False
+
+    return check_lowered
+
+
 def _cidr(pred: Predicate, get: Accessor) -> Check:
     nets = [ipaddress.ip_network(str(v), strict=False) for v in pred.values]
 
@@ -238,6 +260,9 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
         if op is Op.EQ:
             return _eq(expr, get)
         if op in TEXT_OPS:
+            literal = literal_test(expr)
+            if literal is not None:
+                return _literal_text(*literal, text_ids(expr), get)
             return _text(text_ids(expr), get, confirm)
         if op is Op.CIDR:
             return _cidr(expr, get)
@@ -279,6 +304,7 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
 
 
 def _cost(expr: Expr) -> int:
-    """1 if checking `expr` scans a field with Hyperscan, else 0 (a set lookup on a memoised field)."""
-    return int(any(p.op in TEXT_OPS for p in predicates(expr)))
+    """1 if checking `expr` scans a field with Hyperscan, else 0 (a set lookup on a memoised field,
+    a string test in Python)."""
+    return int(any(p.op in TEXT_OPS and literal_test(p) is None for p in predicates(expr)))
 
