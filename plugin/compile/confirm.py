@@ -12,7 +12,7 @@ from typing import Any
 
 from shellsieve.compile.globs import StrTest, literal_test
 from shellsieve.events.view import Accessor
-from shellsieve.model.expr import TEXT_OPS, AllOf, Expr, Not, Op, Predicate, predicates
+from shellsieve.model.expr import TEXT_OPS, AllOf, Expr, Not, Op, Predicate
 
 __all__ = ["EventContext", "Check", "build_check", "ScanFn"]
 
@@ -254,37 +254,46 @@ def _fieldref(get: Accessor, other: Accessor) -> Check:
 def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[Predicate], frozenset[int]],
                 confirm: Callable[[int, str], bool] | None) -> Check:
     """Closure for `expr`; `text_ids` gives the database ids of a text predicate's patterns."""
+    return _build(expr, accessors, text_ids, confirm)[0]
+
+
+def _build(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[Predicate], frozenset[int]],
+           confirm: Callable[[int, str], bool] | None) -> tuple[Check, bool]:
+    """(closure, whether it may scan a field with Hyperscan), each predicate looked at once."""
     if isinstance(expr, Predicate):
         get = accessors[expr.field]
         op = expr.op
         if op is Op.EQ:
-            return _eq(expr, get)
+            return _eq(expr, get), False
         if op in TEXT_OPS:
             literal = literal_test(expr)
             if literal is not None:
-                return _literal_text(*literal, text_ids(expr), get)
-            return _text(text_ids(expr), get, confirm)
+                return _literal_text(*literal, text_ids(expr), get), False
+            return _text(text_ids(expr), get, confirm), True
         if op is Op.CIDR:
-            return _cidr(expr, get)
+            return _cidr(expr, get), False
         if op is Op.EXISTS:
-            return _exists(get)
+            return _exists(get), False
         if op in (Op.LT, Op.LE, Op.GT, Op.GE):
-            return _compare(expr, get)
+            return _compare(expr, get), False
         if op is Op.FIELDREF:
-            return _fieldref(get, accessors[str(expr.values[0])])
-        return _length(expr, get)
+            return _fieldref(get, accessors[str(expr.values[0])]), False
+        return _length(expr, get), False
     if isinstance(expr, Not):
-        inner = build_check(expr.term, accessors, text_ids, confirm)
-        return lambda ctx: not inner(ctx)
-    # Terms that need no field scan first, in the rule's own order: a failed `process.name == "bash"`
-    # spares the scan of the command line. Terms are pure, so the order changes the cost, never the
-    # result. (Testing low-cardinality fields last made no measurable difference.)
-    terms = tuple(build_check(t, accessors, text_ids, confirm) for t in sorted(expr.terms, key=_cost))
+        inner, scans = _build(expr.term, accessors, text_ids, confirm)
+        return (lambda ctx: not inner(ctx)), scans
+    # Terms that need no field scan first (a set lookup on a memoised field, a string test in Python),
+    # in the rule's own order: a failed `process.name == "bash"` spares the scan of the command line.
+    # Terms are pure, so the order changes the cost, never the result. (Testing low-cardinality fields
+    # last made no measurable difference.)
+    built = sorted((_build(t, accessors, text_ids, confirm) for t in expr.terms), key=lambda b: b[1])
+    terms = tuple(check for check, _ in built)
+    scans = any(s for _, s in built)
     if len(terms) == 2:
         a, b = terms
         if isinstance(expr, AllOf):
-            return lambda ctx: a(ctx) and b(ctx)
-        return lambda ctx: a(ctx) or b(ctx)
+            return (lambda ctx: a(ctx) and b(ctx)), scans
+        return (lambda ctx: a(ctx) or b(ctx)), scans
     if isinstance(expr, AllOf):
         def all_hold(ctx: EventContext) -> bool:
             for t in terms:
@@ -292,7 +301,7 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
                     return False
             return True
 
-        return all_hold
+        return all_hold, scans
 
     def any_holds(ctx: EventContext) -> bool:
         for t in terms:
@@ -300,11 +309,4 @@ def build_check(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[
                 return True
         return False
 
-    return any_holds
-
-
-def _cost(expr: Expr) -> int:
-    """1 if checking `expr` scans a field with Hyperscan, else 0 (a set lookup on a memoised field,
-    a string test in Python)."""
-    return int(any(p.op in TEXT_OPS and literal_test(p) is None for p in predicates(expr)))
-
+    return any_holds, scans

@@ -26,7 +26,7 @@ StrTest = Callable[[str], bool]
 
 
 def _glob(parts: list[str]) -> StrTest:
-    """`*`-separated literals (at least three parts): the first opens the value, the last closes it,
+    """`*`-separated literals (at least two parts): the first opens the value, the last closes it,
     the others follow in order between them. Leftmost placement is enough: a match exists iff the
     greedy one does."""
     head, *middle, tail = parts
@@ -124,7 +124,7 @@ def literal_test(pred: Predicate) -> tuple[StrTest, bool] | None:
         elif len(parts) == 3 and not parts[0] and not parts[2]:
             subs.append(parts[1])
         else:
-            globs.append(parts if len(parts) > 2 else [parts[0], "", parts[1]])
+            globs.append(parts)
     tests: list[StrTest] = []
     if equal:
         tests.append(equal.__contains__)
