@@ -16,6 +16,8 @@ from conftest import PHP_FSOCKOPEN, rule_ids
 from format_samples import Exec, wazuh_cmdline
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.run.enrich import Hit, _alert_fields, _tree, enrich
+from shellsieve.run.match import BlockMatcher
+from shellsieve.run.stats import Stats
 from test_formats import run_lines
 
 PHP = "php -r '$s=fsockopen(\"10.10.10.10\",9001);'"
@@ -161,3 +163,20 @@ class TestPipeline:
         out = docs[0]
         assert rule_ids(out) == [PHP_FSOCKOPEN] and out["wazuh"] == "manager-1"
         assert out["shellsieve"]["input"] == {"rule": {"level": 3, "id": "80700"}}
+
+    def test_our_alert_through_a_second_filter(self, run: Any) -> None:
+        """Our own alert read again (a second filter in the pipeline): the first alert is kept whole
+        under shellsieve.input, the second written in the same shape as the first."""
+        (first,) = run([{"process": {"command_line": PHP}}])
+        (second,) = run([first])
+        assert {k: second[k] for k in ("rule", "threat")} == {k: first[k] for k in ("rule", "threat")}
+        assert second["event"] == first["event"]
+        assert second["shellsieve"]["input"] == {k: first[k] for k in ("rule", "threat")} | {
+            "event": first["event"]}
+
+    def test_forged_alert_without_hits_leaves_as_it_came(self, shipped: Ruleset) -> None:
+        """A line we do not alert on is never rewritten, whatever it claims: the filter vouches only for
+        the alerts it writes (see the report of issue 19 for what a SIEM keys on)."""
+        forged = {"event": {"kind": "alert"}, "rule": {"id": PHP_FSOCKOPEN}, "process": {"command_line": "ls"}}
+        line = msgspec.json.encode(forged)
+        assert BlockMatcher(shipped, Stats()).process(line + b"\n") == line + b"\n"
