@@ -11,7 +11,9 @@ import json
 import random
 import subprocess
 import sys
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,8 @@ def strict_json(line: bytes) -> Any:
     return json.loads(line.decode("utf-8"), strict=True, object_pairs_hook=no_dup, parse_constant=no_constant)
 
 
-def _ecs(seq: int, rng: random.Random, alert: bool) -> bytes:
+def ecs_event(seq: int, rng: random.Random, alert: bool, timestamp: str | None = None) -> bytes:
+    """One ECS process start numbered `seq`; by default a thousand events per second of event time."""
     pid = rng.randrange(2, 4_000_000)
     if alert:
         args = ["php", "-r", PHP_SHELL[7:].strip("'")]
@@ -65,7 +68,7 @@ def _ecs(seq: int, rng: random.Random, alert: bool) -> bytes:
         args = [name, *(f"/var/lib/x{rng.randrange(1000)}" for _ in range(rng.randrange(3)))]
         cmd, exe = " ".join(args), f"/usr/bin/{name}"
     return _enc({
-        "@timestamp": f"2026-11-22T10:{seq // 60_000 % 60:02d}:{seq // 1000 % 60:02d}.{seq % 1000:03d}Z",
+        "@timestamp": timestamp or f"2026-11-22T10:{seq // 60_000 % 60:02d}:{seq // 1000 % 60:02d}.{seq % 1000:03d}Z",
         "event": {"sequence": seq, "category": ["process"], "type": ["start"], "action": "exec"},
         "host": {"id": f"h{rng.randrange(50)}", "os": {"type": "linux"}},
         "process": {"pid": pid, "entity_id": f"e{seq}", "name": name, "executable": exe, "args": args,
@@ -129,25 +132,30 @@ class Corpus:
         return Counter(MALFORMED_REASON[k] for k in self.kinds if k in MALFORMED_REASON)
 
 
-def make_corpus(n: int, seed: int = 42, odd_rate: float = 0.01, alert_rate: float = 0.002,
-                kinds: tuple[str, ...] = ODD_KINDS) -> Corpus:
-    """`n` lines: ECS events, a share `alert_rate` of them reverse shells, and a share `odd_rate` of odd
-    lines, their kinds taken in turn from `kinds` so that every kind is present once n * odd_rate >= len(kinds)."""
+def iter_corpus(n: int, seed: int = 42, odd_rate: float = 0.01, alert_rate: float = 0.002,
+                kinds: tuple[str, ...] = ODD_KINDS) -> Iterator[tuple[str, bytes]]:
+    """(kind, line) for `n` lines: ECS events, a share `alert_rate` of them reverse shells, and a share
+    `odd_rate` of odd lines, their kinds taken in turn from `kinds` (each kind is present once
+    n * odd_rate >= len(kinds)). The same seed gives the same lines: a full-size run regenerates them
+    to check the output instead of holding them."""
     rng = random.Random(seed)
-    lines: list[bytes] = []
-    kinds_out: list[str] = []
     odd = 0
     for seq in range(n):
         r = rng.random()
         if r < odd_rate:
             kind = kinds[odd % len(kinds)]
             odd += 1
-            lines.append(odd_line(kind, seq))
+            yield kind, odd_line(kind, seq)
         else:
             kind = "alert" if r < odd_rate + alert_rate else "ecs"
-            lines.append(_ecs(seq, rng, kind == "alert"))
-        kinds_out.append(kind)
-    return Corpus(lines, kinds_out, list(range(n)))
+            yield kind, ecs_event(seq, rng, kind == "alert")
+
+
+def make_corpus(n: int, seed: int = 42, odd_rate: float = 0.01, alert_rate: float = 0.002,
+                kinds: tuple[str, ...] = ODD_KINDS) -> Corpus:
+    """iter_corpus held in memory."""
+    pairs = list(iter_corpus(n, seed, odd_rate, alert_rate, kinds))
+    return Corpus([line for _, line in pairs], [k for k, _ in pairs], list(range(n)))
 
 
 @dataclass
@@ -159,18 +167,32 @@ class Result:
     logs: list[dict[str, Any]]
 
 
-def run_cli(data: bytes, cache_dir: Path, *args: str, timeout: float = 120) -> Result:
-    """The real `shellsieve run` with the shipped rules over `data` on its stdin."""
-    res = subprocess.run([CLI, "run", "--stats-interval", "0", "--cache-dir", str(cache_dir), *args],
-                         input=data, capture_output=True, timeout=timeout)
+def run_cli(data: bytes | Path, cache_dir: Path, *args: str, timeout: float = 120,
+            stdout_path: Path | None = None) -> Result:
+    """The real `shellsieve run` with the shipped rules over `data` (bytes, or a file) on its stdin.
+    With `stdout_path` the output is written there, not held (`Result.stdout` is empty), so that a
+    full-size run need not hold it in memory."""
+    with tempfile.TemporaryFile() as err:
+        out = stdout_path.open("w+b") if stdout_path else tempfile.TemporaryFile()
+        with out:
+            cmd = [CLI, "run", "--stats-interval", "0", "--cache-dir", str(cache_dir), *args]
+            if isinstance(data, Path):
+                with data.open("rb") as stdin:
+                    proc = subprocess.run(cmd, stdin=stdin, stdout=out, stderr=err, timeout=timeout)
+            else:
+                proc = subprocess.run(cmd, input=data, stdout=out, stderr=err, timeout=timeout)
+            out.seek(0)
+            stdout = b"" if stdout_path else out.read()
+        err.seek(0)
+        stderr = err.read()
     logs = []
-    for line in res.stderr.splitlines():
+    for line in stderr.splitlines():
         try:
             logs.append(json.loads(line))
         except ValueError:
             logs.append({"event": "not_json", "line": line.decode("utf-8", "replace")})
     stopped = next((x for x in logs if x.get("event") == "stopped"), {})
-    return Result(res.stdout, res.stderr, res.returncode, stopped, logs)
+    return Result(stdout, stderr, proc.returncode, stopped, logs)
 
 
 @pytest.fixture(scope="session")
