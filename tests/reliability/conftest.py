@@ -32,6 +32,7 @@ PHP_FSOCKOPEN = "100103"
 MALFORMED_REASON = {
     "invalid_json": "invalid_json",
     "lone_surrogate": "invalid_json",  # JSON-legal `\ud800`, which msgspec refuses
+    "control_json": "invalid_json",  # a raw control byte (ESC, NUL) inside a JSON string
     "invalid_utf8": "invalid_utf8",
     "not_object": "not_object",
     "too_deep": "too_deep",
@@ -39,7 +40,8 @@ MALFORMED_REASON = {
     "sysmon_broken": "invalid_xml",
 }
 # Lines that are not ECS JSON objects; each leaves as {"message": "<the line>"} (or as the exact input).
-ODD_KINDS = (*MALFORMED_REASON, "empty", "bom", "cmdline", "syslog", "auditd", "sysmon_syslog", "crlf")
+ODD_KINDS = (*MALFORMED_REASON, "empty", "bom", "cmdline", "control_text", "syslog", "auditd", "sysmon_syslog",
+             "crlf")
 
 
 def strict_json(line: bytes) -> Any:
@@ -85,6 +87,8 @@ def odd_line(kind: str, seq: int) -> bytes:
         return b"{" + tag + b', "process": {"name": "ls"'
     if kind == "lone_surrogate":
         return b"{" + tag + b',"process":{"command_line":"ls \\ud800"}}'
+    if kind == "control_json":
+        return b"{" + tag + b',"process":{"command_line":"ls \x1b[31m\x00 /tmp"}}'
     if kind == "invalid_utf8":
         return b"{" + tag + b',"process":{"command_line":"ls \xff\xfe /tmp"}}'
     if kind == "not_object":
@@ -102,6 +106,8 @@ def odd_line(kind: str, seq: int) -> bytes:
         return b"\xef\xbb\xbf{" + tag + b"}"
     if kind == "cmdline":
         return b"ls -la /tmp/seq-%d" % seq
+    if kind == "control_text":
+        return b"ls \x1b]0;title\x07 \x00\x7f seq-%d" % seq
     if kind == "syslog":
         return b"Nov 22 10:00:00 web-01 CRON[811]: (root) CMD (run-parts /etc/cron.hourly) seq %d" % seq
     if kind == "auditd":  # a whole event on one line is unusual; an EOE alone closes nothing: one line each

@@ -53,7 +53,7 @@ def check_lines(pairs: Iterable[tuple[str, bytes]], out: Iterable[bytes]) -> int
         if kind == "ecs" or (got == line and kind != "alert"):
             assert got == line, where  # no hit: byte for byte
             continue
-        doc = strict_json(got)  # a line we rewrote is strict JSON
+        doc = strict_json(got)  # a line we rewrote is strict JSON: no raw control byte in it
         assert isinstance(doc, dict), where
         if kind == "alert":
             assert _seq_in(doc) == seq and PHP_FSOCKOPEN in _rule_ids(doc), where
