@@ -1,4 +1,7 @@
-"""Hits -> ECS alert fields, in rule order; non-JSON lines -> {"message": ...}."""
+"""Hits -> ECS alert fields, in rule order; non-JSON lines -> {"message": ...}.
+
+Our alert fields always have the same shape: the input's own values where they go are kept under
+`shellsieve.input` (see `_claim`)."""
 
 from __future__ import annotations
 
@@ -76,8 +79,9 @@ def _tree(fields: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _merge(doc: dict[str, Any], tree: dict[str, Any]) -> None:
-    """`put` of every leaf of `tree` into `doc`, a subtree at a time: a subtree the event lacks is
-    copied in whole, one level deep (its inner objects are shared, never changed)."""
+    """Every leaf of `tree` into `doc`, a subtree at a time: a subtree the event lacks is copied in
+    whole, one level deep (its inner objects are shared, never changed). `_claim` has cleared the
+    way, so what is in `doc` where `tree` goes is an object or nothing."""
     for key, value in tree.items():
         if type(value) is not dict:
             doc[key] = value
@@ -85,19 +89,32 @@ def _merge(doc: dict[str, Any], tree: dict[str, Any]) -> None:
         cur = doc.get(key)
         if cur is None:
             doc[key] = dict(value)
-        elif isinstance(cur, dict):
+        else:
             _merge(cur, value)
-        else:  # a non-object in the way: dotted keys here, as `put` writes them
-            for dotted, leaf in _leaves(value, key):
-                doc[dotted] = leaf
 
 
-def _leaves(tree: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
-    out = []
-    for key, value in tree.items():
-        path = f"{prefix}.{key}"
-        out.extend(_leaves(value, path) if type(value) is dict else [(path, value)])
-    return out
+# Where our alert writes. An input may hold values there (a Wazuh or EDR alert, a second pass
+# through a filter, or a forgery): they are moved under `shellsieve.input` at the same path, so our
+# fields always have one shape, nothing of the input is lost, and the input's cannot pass for ours.
+_OURS = ("rule", "threat", "shellsieve")
+_OURS_IN_EVENT = ("kind", "severity", "risk_score")
+
+
+def _claim(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """Take the input's own values from the paths our alert writes; returns them nested, or None."""
+    moved: dict[str, Any] = {}
+    if "event" in doc:
+        event = doc["event"]
+        if type(event) is dict:
+            taken = {k: event.pop(k) for k in _OURS_IN_EVENT if k in event}
+            if taken:
+                moved["event"] = taken
+        else:  # a non-object where our event.* go: moved whole
+            moved["event"] = doc.pop("event")
+    for key in _OURS:
+        if key in doc:
+            moved[key] = doc.pop(key)
+    return moved or None
 
 
 # The alert fields depend only on which rules hit: built once per combination, not per alert. The
@@ -108,7 +125,9 @@ _MAX_COMBINATIONS = 4096
 
 
 def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
-    """Add ECS alert fields for `hits` (already in stable rule order) to a decoded event."""
+    """Add ECS alert fields for `hits` (already in stable rule order) to a decoded event; what the
+    event held at `rule`, `threat`, `shellsieve` and `event.{kind,severity,risk_score}` moves to
+    `shellsieve.input` at the same path."""
     rules = tuple(h.rule for h in hits)
     key = tuple(id(r) for r in rules)
     entry = _FIELDS.get(key)
@@ -116,10 +135,16 @@ def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
         entry = (rules, _tree(_alert_fields(rules)))
         if len(_FIELDS) < _MAX_COMBINATIONS:
             _FIELDS[key] = entry
+    moved = _claim(doc)
     _merge(doc, entry[1])
+    ours: dict[str, Any] = {}
     seqs = [dict(h.sequence, **{"rule.id": h.rule.id}) for h in hits if h.sequence is not None]
     if seqs:
-        put(doc, "shellsieve.sequence", seqs)
+        ours["sequence"] = seqs
+    if moved is not None:
+        ours["input"] = moved
+    if ours:
+        doc["shellsieve"] = ours
     return doc
 
 

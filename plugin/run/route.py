@@ -233,11 +233,14 @@ class Router:
         doc = item.doc
         assert doc is not None
         if item.fmt == "wazuh" and isinstance(doc.get("rule"), dict):
-            # Wazuh's own rule object would collide with the ECS rule.* fields: keep it beside them.
-            wz = doc.get("wazuh")
-            if not isinstance(wz, dict):
-                wz = doc["wazuh"] = {}
-            wz["rule"] = doc.pop("rule")
+            # Wazuh's own rule object would collide with the ECS rule.* fields: keep it beside them,
+            # where Wazuh users look for it. If `wazuh.rule` cannot take it, `enrich` moves it under
+            # shellsieve.input.rule as it does any input's rule.
+            if "wazuh" not in doc:
+                doc["wazuh"] = {}
+            wz = doc["wazuh"]
+            if type(wz) is dict and "rule" not in wz:
+                wz["rule"] = doc.pop("rule")
         return _encode(enrich(doc, hits)) + b"\n"
 
     def _emit(self, slot: _Slot, out: bytes) -> None:
