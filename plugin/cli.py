@@ -6,6 +6,7 @@ import argparse
 import gc
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from shellsieve import log as logmod
@@ -17,7 +18,7 @@ from shellsieve.model.rule import Rule
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
 from shellsieve.model.fields import FIELD_MAPS
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
-from shellsieve.settings import Settings
+from shellsieve.settings import Settings, describe, within
 
 __all__ = ["main", "build"]
 
@@ -29,6 +30,21 @@ def _cache_options(p: argparse.ArgumentParser) -> None:
                    help="where compiled databases are kept, keyed by a hash of the rule files "
                         "(default: $SHELLSIEVE_CACHE_DIR, else $XDG_CACHE_HOME/shellsieve, else ~/.cache/shellsieve)")
     p.add_argument("--no-cache", action="store_true", help="compile the rules every time; read and write no cache")
+
+
+def _setting(name: str, parse: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse `type=` for the numeric setting `name`: parsed, then checked against its bounds
+    (settings.py), so `--audit-timeout inf` or `--max-line-bytes -1` is refused at start, exit 2."""
+    def convert(text: str) -> float:
+        try:
+            v = parse(text)
+        except ValueError:
+            v = None
+        if v is None or not within(name, v):
+            raise argparse.ArgumentTypeError(f"must be {describe(name)}, got {text!r}")
+        return v
+    convert.__name__ = name  # what argparse names on a bare ValueError
+    return convert
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,9 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only-alerts", action="store_true",
                      help="write only the events a rule matched (default: write every event)")
     run.add_argument("--strict", action="store_true", help="refuse to start if any rule cannot be run faithfully")
-    run.add_argument("--stats-interval", type=float, default=_DEFAULTS.stats_interval_s, metavar="SECONDS",
+    run.add_argument("--stats-interval", type=_setting("stats_interval_s", float),
+                     default=_DEFAULTS.stats_interval_s, metavar="SECONDS",
                      help="seconds between stats events on stderr; 0 turns them off (default: %(default)s)")
-    run.add_argument("--max-line-bytes", type=int, default=_DEFAULTS.max_line_bytes, metavar="N",
+    run.add_argument("--max-line-bytes", type=_setting("max_line_bytes", int),
+                     default=_DEFAULTS.max_line_bytes, metavar="N",
                      help="longer lines are forwarded unscanned and counted (default: %(default)s)")
     run.add_argument("--format", dest="input_format", default="auto", choices=FORMATS,
                      help="input format; auto detects it line by line: a JSON object is ECS, Sysmon "
@@ -60,10 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--passwd", type=Path, metavar="FILE",
                      help="passwd(5) file naming the uids of auditd events (user.name); "
                           "auditd's ENRICHED names are used first")
-    run.add_argument("--audit-timeout", type=float, default=_DEFAULTS.audit_timeout_s, metavar="SECONDS",
+    run.add_argument("--audit-timeout", type=_setting("audit_timeout_s", float),
+                     default=_DEFAULTS.audit_timeout_s, metavar="SECONDS",
                      help="an auditd event whose EOE record has not arrived leaves after this long "
                           "(default: %(default)s)")
-    run.add_argument("--pid-table-size", type=int, default=_DEFAULTS.pid_table_size, metavar="N",
+    run.add_argument("--pid-table-size", type=_setting("pid_table_size", int),
+                     default=_DEFAULTS.pid_table_size, metavar="N",
                      help="pids remembered to name the parent of auditd events (default: %(default)s)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                      help="level of the filter's own logs on stderr (default: %(default)s)")
