@@ -12,7 +12,7 @@ from pathlib import Path
 from shellsieve import log as logmod
 from shellsieve.compile.ruleset import Ruleset, compile_rules
 from shellsieve.coverage import coverage, render_coverage
-from shellsieve.diagnostics import Diagnostic
+from shellsieve.diagnostics import Diagnostic, printable
 from shellsieve.events.formats import FORMATS
 from shellsieve.model.rule import Rule
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
@@ -129,7 +129,7 @@ def _check(args: argparse.Namespace) -> int:
             out.write(f"{fmt}: {loaded[fmt]} rules\n")
             for cr in ruleset.rules:
                 if cr.rule.ruleset == fmt:
-                    out.write(f"  {cr.rule.id}  {cr.rule.name}\n")
+                    out.write(f"  {printable(cr.rule.id)}  {printable(cr.rule.name)}\n")
     shown = [d for d in diags if d.severity != "info" or not args.quiet]
     for d in sorted(shown, key=lambda d: (d.severity, d.location.path, d.location.line)):
         out.write(d.render() + "\n")
@@ -142,7 +142,8 @@ def _check(args: argparse.Namespace) -> int:
     out.write(f"unsupported rule types: {sum(r.unsupported for r in rows)} rules\n")
     out.write(f"identical copies read once: {sum(1 for d in diags if d.severity == 'info')} files\n")
     out.write(f"warnings: {sum(1 for d in diags if d.severity == 'warning')}\n")
-    out.write(render_coverage(rows))
+    # coverage groups come from rule files too (a Sigma logsource): escaped line by line
+    out.write("\n".join(map(printable, render_coverage(rows).split("\n"))))
     out.write(f"database: {ruleset.pattern_count} patterns, {ruleset.database_bytes} bytes, "
               f"compiled in {ruleset.compile_seconds:.3f} s (cache: {ruleset.cache_status})\n")
     if not ruleset.rules:

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import enum
+import re
 
 import msgspec
 
-__all__ = ["Location", "Code", "Diagnostic"]
+__all__ = ["Location", "Code", "Diagnostic", "printable"]
+
+# What a terminal acts on instead of showing: C0 controls (ESC starts colour, title and OSC 8
+# hyperlink sequences; CR rewrites the line), DEL, C1 controls (0x9b is a one-byte CSI), and the
+# bidirectional overrides and isolates that reorder what follows them ("Trojan Source"); lone
+# surrogates cannot even be written as UTF-8. Rule text is written by whoever wrote the rule file.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                          "\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control character escaped (`\\x1b`, `\\u202e`), safe to write to a terminal."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 class Location(msgspec.Struct, frozen=True):
@@ -55,10 +73,11 @@ class Diagnostic(msgspec.Struct, frozen=True):
     group: str = ""  # what coverage is counted by: "eql", "kuery new_terms", "linux/auditd" ...
 
     def render(self) -> str:
-        """`path:line:col: error[SS202] rule X: message (construct)`."""
+        """`path:line:col: error[SS202] rule X: message [construct]`, one line with control characters
+        escaped (rule ids, messages and constructs quote rule files, which may hold any byte)."""
         rid = f" rule {self.rule_id}:" if self.rule_id else ""
         construct = f" [{self.construct}]" if self.construct else ""
-        return f"{self.location}: {self.severity}[{self.code.code}]{rid} {self.message}{construct}"
+        return printable(f"{self.location}: {self.severity}[{self.code.code}]{rid} {self.message}{construct}")
 
     def to_builtins(self) -> dict[str, object]:
         return {
