@@ -45,6 +45,7 @@ class Code(enum.Enum):
     UNSUPPORTED_CONSTRUCT = ("SS202", "unsupported construct", "rewrite the rule without it, or leave it skipped")
     REGEX = ("SS203", "regex cannot be compiled faithfully", "simplify the regex")
     HYPERSCAN = ("SS204", "Hyperscan rejected a pattern", "simplify the pattern")
+    COSTLY = ("SS205", "pattern too costly to compile", "shorten the pattern or lower its repeat counts")
     NO_ANCHOR = ("SS301", "rule has no prefilter anchor and runs on every event", "add a text or equality condition")
     DUPLICATE_ID = ("SS302", "duplicate rule id", "give each rule its own id")
 

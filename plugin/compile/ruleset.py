@@ -12,6 +12,7 @@ import regex
 from shellsieve.compile.cache import FORMAT, CacheEntry, DatabaseCache, patterns_digest
 from shellsieve.compile.anchors import Clause, anchor_clauses
 from shellsieve.compile.confirm import Check, build_check
+from shellsieve.compile.cost import cost_error
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
 from shellsieve.compile.lines import Keyed, LineLayout, Need, line_layout
 from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
@@ -115,6 +116,17 @@ def _queries(rule: Rule) -> list[Expr]:
 
 def _diag(rule: Rule, code: Code, construct: str, message: str, severity: str = "error") -> Diagnostic:
     return Diagnostic(code, severity, rule.location, rule.id, construct, message, rule.group)
+
+
+def _costly(rule: Rule) -> Diagnostic | None:
+    """The first pattern of `rule` too costly to compile (compile/cost.py), checked before Hyperscan sees it."""
+    for q in _queries(rule):
+        for p in predicates(q):
+            if p.op in TEXT_OPS:
+                for v in p.values:
+                    if (err := cost_error(p.op, v)) is not None:
+                        return _diag(rule, Code.COSTLY, str(v)[:80], f"{p.field}: {err}")
+    return None
 
 
 def _field_patterns_for(rule: Rule) -> list[tuple[Predicate, list[FieldPattern]]]:
@@ -294,6 +306,10 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     diags: list[Diagnostic] = []
     kept: Kept = []
     for rule in rules:
+        costly = _costly(rule)
+        if costly is not None:
+            diags.append(costly)
+            continue
         try:
             fps = _field_patterns_for(rule)
         except UnsupportedError as exc:
