@@ -31,8 +31,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     audit_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 0.5
     # auditd events waiting for their EOE at once; the oldest leaves first
     audit_max_open: Annotated[int, Meta(ge=1, le=1 << 20)] = 4096
-    # pids remembered to name an auditd event's parent (Linux's pid_max is 2^22 per host)
-    pid_table_size: Annotated[int, Meta(ge=1, le=1 << 24)] = 65_536
+    # pids remembered to name an auditd event's parent (Linux's pid_max is 2^22 per host); 0: none
+    pid_table_size: Annotated[int, Meta(ge=0, le=1 << 24)] = 65_536
     passwd: str | None = None  # passwd(5) file naming auditd uids
 
     def __post_init__(self) -> None:

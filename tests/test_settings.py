@@ -14,7 +14,7 @@ OPTIONS = {
     "--audit-timeout": ("audit_timeout_s", ["inf", "-inf", "nan", "0", "-1", "3601", "1e400", "x"], ["0.001", "3600"]),
     "--max-line-bytes": ("max_line_bytes", ["-1", "0", "1.5", "1073741825", "inf", "x"], ["1", "1073741824"]),
     "--stats-interval": ("stats_interval_s", ["-1", "inf", "nan", "86401", "x"], ["0", "86400", "0.5"]),
-    "--pid-table-size": ("pid_table_size", ["0", "-5", "16777217", "1.0", "x"], ["1", "16777216"]),
+    "--pid-table-size": ("pid_table_size", ["-1", "-5", "16777217", "1.0", "x"], ["0", "16777216"]),
 }
 
 
@@ -53,7 +53,7 @@ class TestRunOptions:
 class TestSettings:
     @pytest.mark.parametrize(("name", "value"), [
         ("audit_timeout_s", math.inf), ("audit_timeout_s", 0.0), ("max_line_bytes", -1), ("max_line_bytes", 0),
-        ("stats_interval_s", math.nan), ("pid_table_size", 0), ("read_bytes", 0), ("audit_max_open", 0),
+        ("stats_interval_s", math.nan), ("pid_table_size", -1), ("read_bytes", 0), ("audit_max_open", 0),
         ("max_open_sequences", -1), ("max_line_bytes", 2.5), ("pid_table_size", True),
     ])
     def test_invalid_value_raises(self, name: str, value: float) -> None:
