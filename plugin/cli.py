@@ -15,6 +15,7 @@ from shellsieve.coverage import coverage, render_coverage
 from shellsieve.diagnostics import Diagnostic, printable
 from shellsieve.events.formats import FORMATS
 from shellsieve.model.rule import Rule
+from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
 from shellsieve.model.fields import FIELD_MAPS
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
@@ -109,15 +110,17 @@ def build(paths: list[Path] | None, cache_dir: Path | None = None) -> tuple[list
         files = [f for f in rule_files(paths) if f.is_file()]
         cache = DatabaseCache(cache_dir, cache_key(files, FIELD_MAPS))
     ruleset, cdiags = compile_rules(rules, cache)
-    return rules, ruleset, diags + cdiags
+    return rules, ruleset, diags + cdiags + noisy_rules(ruleset)
 
 
 def _cache_dir(args: argparse.Namespace) -> Path | None:
     return None if args.no_cache else (args.cache_dir or default_cache_dir())
 
 
-def _errors(diags: list[Diagnostic]) -> list[Diagnostic]:
-    return [d for d in diags if d.severity == "error"]
+def _errors(diags: list[Diagnostic], strict: bool) -> list[Diagnostic]:
+    """What --strict refuses: errors, and warnings of the codes it makes errors (a rule matching
+    every value, an anchor firing on most events, no anchor at all)."""
+    return [d for d in diags if d.fatal(strict)]
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -130,7 +133,8 @@ def _check(args: argparse.Namespace) -> int:
             for cr in ruleset.rules:
                 if cr.rule.ruleset == fmt:
                     out.write(f"  {printable(cr.rule.id)}  {printable(cr.rule.name)}\n")
-    shown = [d for d in diags if d.severity != "info" or not args.quiet]
+    # under --strict, the warnings it refuses are shown as the errors they are
+    shown = [d.under(args.strict) for d in diags if d.severity != "info" or not args.quiet]
     for d in sorted(shown, key=lambda d: (d.severity, d.location.path, d.location.line)):
         out.write(d.render() + "\n")
     rows = coverage((cr.rule for cr in ruleset.rules), diags)
@@ -142,13 +146,18 @@ def _check(args: argparse.Namespace) -> int:
     out.write(f"unsupported rule types: {sum(r.unsupported for r in rows)} rules\n")
     out.write(f"identical copies read once: {sum(1 for d in diags if d.severity == 'info')} files\n")
     out.write(f"warnings: {sum(1 for d in diags if d.severity == 'warning')}\n")
+    flagged = [d for d in diags if d.severity == "warning" and d.code.strict]
+    untrusted = Counter((d.code.code, d.code.title) for d in flagged)
+    out.write(f"untrusted (errors under --strict): {len({(d.location.path, d.rule_id) for d in flagged})} rules\n")
+    for (code, title), n in untrusted.most_common():
+        out.write(f"  {code} {title}: {n}\n")
     # coverage groups come from rule files too (a Sigma logsource): escaped line by line
     out.write("\n".join(map(printable, render_coverage(rows).split("\n"))))
     out.write(f"database: {ruleset.pattern_count} patterns, {ruleset.database_bytes} bytes, "
               f"compiled in {ruleset.compile_seconds:.3f} s (cache: {ruleset.cache_status})\n")
     if not ruleset.rules:
         return 1
-    return 1 if args.strict and _errors(diags) else 0
+    return 1 if args.strict and _errors(diags, strict=True) else 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -165,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     for d in diags:
         level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
         getattr(log, level)("rule_diagnostic", **d.to_builtins())
-    errors = _errors(diags)
+    errors = _errors(diags, settings.strict)
     if not ruleset.rules or (settings.strict and errors):
         log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",
                   errors=len(errors))

@@ -46,8 +46,14 @@ class Code(enum.Enum):
     REGEX = ("SS203", "regex cannot be compiled faithfully", "simplify the regex")
     HYPERSCAN = ("SS204", "Hyperscan rejected a pattern", "simplify the pattern")
     COSTLY = ("SS205", "pattern too costly to compile", "shorten the pattern or lower its repeat counts")
-    NO_ANCHOR = ("SS301", "rule has no prefilter anchor and runs on every event", "add a text or equality condition")
+    # The three below are warnings that --strict turns into errors (`strict`): the rule runs, but it
+    # cannot be trusted to stay quiet or cheap on ordinary events.
+    NO_ANCHOR = ("SS301", "rule has no prefilter anchor and runs on every event", "add a text or equality condition",
+                 True)
     DUPLICATE_ID = ("SS302", "duplicate rule id", "give each rule its own id")
+    MATCHES_EMPTY = ("SS303", "pattern matches the empty string, so any value",
+                     "make the pattern need at least one character, or test that the field exists", True)
+    NOISY_ANCHOR = ("SS304", "anchor fires on most benign events", "add a more selective text condition", True)
 
     @property
     def code(self) -> str:
@@ -60,6 +66,11 @@ class Code(enum.Enum):
     @property
     def help(self) -> str:
         return self.value[2]
+
+    @property
+    def strict(self) -> bool:
+        """A warning of this code is an error under --strict."""
+        return len(self.value) > 3 and bool(self.value[3])
 
 
 class Diagnostic(msgspec.Struct, frozen=True):
@@ -79,6 +90,14 @@ class Diagnostic(msgspec.Struct, frozen=True):
         rid = f" rule {self.rule_id}:" if self.rule_id else ""
         construct = f" [{self.construct}]" if self.construct else ""
         return printable(f"{self.location}: {self.severity}[{self.code.code}]{rid} {self.message}{construct}")
+
+    def fatal(self, strict: bool) -> bool:
+        """Does this diagnostic stop `check --strict` / `run --strict` (or is it an error anyway)?"""
+        return self.severity == "error" or (strict and self.severity == "warning" and self.code.strict)
+
+    def under(self, strict: bool) -> Diagnostic:
+        """As reported under --strict: a warning of a strict code becomes an error."""
+        return msgspec.structs.replace(self, severity="error") if strict and self.fatal(strict) else self
 
     def to_builtins(self) -> dict[str, object]:
         return {

@@ -277,6 +277,24 @@ def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
     return kept, layout, (field_db, line_db), diags
 
 
+def _empty_matches(kept: Kept, layout: _Layout, field_db: hs.Database | None) -> list[Diagnostic]:
+    """A warning per predicate with a pattern that matches the empty value (`a*`, `.*`, `x?`): it holds on
+    any value, so the rule alerts on every event with the field. One field scan of the empty value."""
+    hits: list[int] = []
+    if field_db is not None:
+        field_db.scan(SENTINEL, match_event_handler=_on_field_match, context=hits)
+    empty = {pid for pid in hits if layout.regex_confirm(pid, "")}  # a prefilter hit: its regex decides
+    if not empty:
+        return []
+    out: list[Diagnostic] = []
+    for rule, fps in kept:
+        for pred, _ in fps:
+            if not empty.isdisjoint(layout.pred_ids[id(pred)]):
+                out.append(_diag(rule, Code.MATCHES_EMPTY, render(pred)[:200],
+                                 f"{pred.field}: {Code.MATCHES_EMPTY.title}", "warning"))
+    return out
+
+
 def _split_candidates(layout: _Layout) -> tuple[dict[int, tuple[int, ...]],
                                                 dict[int, tuple[tuple[int, int], ...]]]:
     """Line pattern id -> the rules its hit always makes candidates (single-event rules, first steps),
@@ -321,7 +339,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     known: Resolutions = {(e, f): (nf, err) for e, f, nf, err in entry.resolutions} if entry else {}
     kept, rdiags = _resolve(kept, known, only_regex=True)
     kept, layout, (field_db, line_db), cdiags = _database(kept, known, cache, entry)
-    diags += rdiags + cdiags + layout.diags
+    diags += rdiags + cdiags + layout.diags + _empty_matches(kept, layout, field_db)
     regex_confirm = layout.regex_confirm
 
     fields: set[str] = set(BASE_FIELDS)
