@@ -321,7 +321,8 @@ class TestHostsInOneStream:
 
     @pytest.mark.parametrize("prefix", ["<14>Dec 14 04:00:00 {h} audispd[7]: ",
                                         "2026-12-04T04:00:00.123456+00:00 {h} audisp-syslog: ",
-                                        "<165>1 2026-12-04T04:00:00Z {h} audispd 123 - - "])
+                                        "<165>1 2026-12-04T04:00:00Z {h} audispd 123 - - ",
+                                        "Dec  4 04:00:00 {h} "])
     def test_syslog_headers_name_the_host(self, prefix: str) -> None:
         """BSD, ISO-timestamped and RFC 5424 syslog headers give the record's host; node= wins over them."""
         rec = "type=EOE msg=audit(1777800000.100:1001):"

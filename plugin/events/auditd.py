@@ -37,7 +37,7 @@ _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 # machine when auditd wrote no `node=`: records of several hosts in one stream stay apart.
 _SYSLOG_HOST = re.compile(
     r"\s*(?:<\d{1,3}>)?(?:1 +\S+|[A-Z][a-z]{2} +\d{1,2} +\d\d:\d\d:\d\d(?:\.\d+)?|\d{4}-\d\d-\d\dT\S+)"
-    r" +([A-Za-z0-9][A-Za-z0-9._:%-]{0,254}) +\S")
+    r" +([A-Za-z0-9][A-Za-z0-9._:%-]{0,254})(?: +\S| *$)")
 
 # Records that belong to a syscall event: they wait for the rest of their event (until EOE).
 # Any other type (USER_CMD, USER_LOGIN, SERVICE_START ...) is a whole event on its own.
