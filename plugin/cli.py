@@ -6,18 +6,20 @@ import argparse
 import gc
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from shellsieve import log as logmod
 from shellsieve.compile.ruleset import Ruleset, compile_rules
 from shellsieve.coverage import coverage, render_coverage
-from shellsieve.diagnostics import Diagnostic
+from shellsieve.diagnostics import Diagnostic, printable
 from shellsieve.events.formats import FORMATS
 from shellsieve.model.rule import Rule
+from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
 from shellsieve.model.fields import FIELD_MAPS
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
-from shellsieve.settings import Settings
+from shellsieve.settings import Settings, describe, within
 
 __all__ = ["main", "build"]
 
@@ -29,6 +31,21 @@ def _cache_options(p: argparse.ArgumentParser) -> None:
                    help="where compiled databases are kept, keyed by a hash of the rule files "
                         "(default: $SHELLSIEVE_CACHE_DIR, else $XDG_CACHE_HOME/shellsieve, else ~/.cache/shellsieve)")
     p.add_argument("--no-cache", action="store_true", help="compile the rules every time; read and write no cache")
+
+
+def _setting(name: str, parse: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse `type=` for the numeric setting `name`: parsed, then checked against its bounds
+    (settings.py), so `--audit-timeout inf` or `--max-line-bytes -1` is refused at start, exit 2."""
+    def convert(text: str) -> float:
+        try:
+            v = parse(text)
+        except ValueError:
+            v = None
+        if v is None or not within(name, v):
+            raise argparse.ArgumentTypeError(f"must be {describe(name)}, got {text!r}")
+        return v
+    convert.__name__ = name  # what argparse names on a bare ValueError
+    return convert
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,9 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only-alerts", action="store_true",
                      help="write only the events a rule matched (default: write every event)")
     run.add_argument("--strict", action="store_true", help="refuse to start if any rule cannot be run faithfully")
-    run.add_argument("--stats-interval", type=float, default=_DEFAULTS.stats_interval_s, metavar="SECONDS",
+    run.add_argument("--stats-interval", type=_setting("stats_interval_s", float),
+                     default=_DEFAULTS.stats_interval_s, metavar="SECONDS",
                      help="seconds between stats events on stderr; 0 turns them off (default: %(default)s)")
-    run.add_argument("--max-line-bytes", type=int, default=_DEFAULTS.max_line_bytes, metavar="N",
+    run.add_argument("--max-line-bytes", type=_setting("max_line_bytes", int),
+                     default=_DEFAULTS.max_line_bytes, metavar="N",
                      help="longer lines are forwarded unscanned and counted (default: %(default)s)")
     run.add_argument("--format", dest="input_format", default="auto", choices=FORMATS,
                      help="input format; auto detects it line by line: a JSON object is ECS, Sysmon "
@@ -60,10 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--passwd", type=Path, metavar="FILE",
                      help="passwd(5) file naming the uids of auditd events (user.name); "
                           "auditd's ENRICHED names are used first")
-    run.add_argument("--audit-timeout", type=float, default=_DEFAULTS.audit_timeout_s, metavar="SECONDS",
+    run.add_argument("--audit-timeout", type=_setting("audit_timeout_s", float),
+                     default=_DEFAULTS.audit_timeout_s, metavar="SECONDS",
                      help="an auditd event whose EOE record has not arrived leaves after this long "
                           "(default: %(default)s)")
-    run.add_argument("--pid-table-size", type=int, default=_DEFAULTS.pid_table_size, metavar="N",
+    run.add_argument("--pid-table-size", type=_setting("pid_table_size", int),
+                     default=_DEFAULTS.pid_table_size, metavar="N",
                      help="pids remembered to name the parent of auditd events (default: %(default)s)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                      help="level of the filter's own logs on stderr (default: %(default)s)")
@@ -89,15 +110,17 @@ def build(paths: list[Path] | None, cache_dir: Path | None = None) -> tuple[list
         files = [f for f in rule_files(paths) if f.is_file()]
         cache = DatabaseCache(cache_dir, cache_key(files, FIELD_MAPS))
     ruleset, cdiags = compile_rules(rules, cache)
-    return rules, ruleset, diags + cdiags
+    return rules, ruleset, diags + cdiags + noisy_rules(ruleset)
 
 
 def _cache_dir(args: argparse.Namespace) -> Path | None:
     return None if args.no_cache else (args.cache_dir or default_cache_dir())
 
 
-def _errors(diags: list[Diagnostic]) -> list[Diagnostic]:
-    return [d for d in diags if d.severity == "error"]
+def _errors(diags: list[Diagnostic], strict: bool) -> list[Diagnostic]:
+    """What --strict refuses: errors, and warnings of the codes it makes errors (a rule matching
+    every value, an anchor firing on most events, no anchor at all)."""
+    return [d for d in diags if d.fatal(strict)]
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -109,8 +132,9 @@ def _check(args: argparse.Namespace) -> int:
             out.write(f"{fmt}: {loaded[fmt]} rules\n")
             for cr in ruleset.rules:
                 if cr.rule.ruleset == fmt:
-                    out.write(f"  {cr.rule.id}  {cr.rule.name}\n")
-    shown = [d for d in diags if d.severity != "info" or not args.quiet]
+                    out.write(f"  {printable(cr.rule.id)}  {printable(cr.rule.name)}\n")
+    # under --strict, the warnings it refuses are shown as the errors they are
+    shown = [d.under(args.strict) for d in diags if d.severity != "info" or not args.quiet]
     for d in sorted(shown, key=lambda d: (d.severity, d.location.path, d.location.line)):
         out.write(d.render() + "\n")
     rows = coverage((cr.rule for cr in ruleset.rules), diags)
@@ -122,12 +146,18 @@ def _check(args: argparse.Namespace) -> int:
     out.write(f"unsupported rule types: {sum(r.unsupported for r in rows)} rules\n")
     out.write(f"identical copies read once: {sum(1 for d in diags if d.severity == 'info')} files\n")
     out.write(f"warnings: {sum(1 for d in diags if d.severity == 'warning')}\n")
-    out.write(render_coverage(rows))
+    flagged = [d for d in diags if d.severity == "warning" and d.code.strict]
+    untrusted = Counter((d.code.code, d.code.title) for d in flagged)
+    out.write(f"untrusted (errors under --strict): {len({(d.location.path, d.rule_id) for d in flagged})} rules\n")
+    for (code, title), n in untrusted.most_common():
+        out.write(f"  {code} {title}: {n}\n")
+    # coverage groups come from rule files too (a Sigma logsource): escaped line by line
+    out.write("\n".join(map(printable, render_coverage(rows).split("\n"))))
     out.write(f"database: {ruleset.pattern_count} patterns, {ruleset.database_bytes} bytes, "
               f"compiled in {ruleset.compile_seconds:.3f} s (cache: {ruleset.cache_status})\n")
     if not ruleset.rules:
         return 1
-    return 1 if args.strict and _errors(diags) else 0
+    return 1 if args.strict and _errors(diags, strict=True) else 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -144,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     for d in diags:
         level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
         getattr(log, level)("rule_diagnostic", **d.to_builtins())
-    errors = _errors(diags)
+    errors = _errors(diags, settings.strict)
     if not ruleset.rules or (settings.strict and errors):
         log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",
                   errors=len(errors))

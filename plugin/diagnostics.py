@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import enum
+import re
 
 import msgspec
 
-__all__ = ["Location", "Code", "Diagnostic"]
+__all__ = ["Location", "Code", "Diagnostic", "printable"]
+
+# What a terminal acts on instead of showing: C0 controls (ESC starts colour, title and OSC 8
+# hyperlink sequences; CR rewrites the line), DEL, C1 controls (0x9b is a one-byte CSI), and the
+# bidirectional overrides and isolates that reorder what follows them ("Trojan Source"); lone
+# surrogates cannot even be written as UTF-8. Rule text is written by whoever wrote the rule file.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                          "\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control character escaped (`\\x1b`, `\\u202e`), safe to write to a terminal."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 class Location(msgspec.Struct, frozen=True):
@@ -27,8 +45,15 @@ class Code(enum.Enum):
     UNSUPPORTED_CONSTRUCT = ("SS202", "unsupported construct", "rewrite the rule without it, or leave it skipped")
     REGEX = ("SS203", "regex cannot be compiled faithfully", "simplify the regex")
     HYPERSCAN = ("SS204", "Hyperscan rejected a pattern", "simplify the pattern")
-    NO_ANCHOR = ("SS301", "rule has no prefilter anchor and runs on every event", "add a text or equality condition")
+    COSTLY = ("SS205", "pattern too costly to compile", "shorten the pattern or lower its repeat counts")
+    # The three below are warnings that --strict turns into errors (`strict`): the rule runs, but it
+    # cannot be trusted to stay quiet or cheap on ordinary events.
+    NO_ANCHOR = ("SS301", "rule has no prefilter anchor and runs on every event", "add a text or equality condition",
+                 True)
     DUPLICATE_ID = ("SS302", "duplicate rule id", "give each rule its own id")
+    MATCHES_EMPTY = ("SS303", "pattern matches the empty string, so any value",
+                     "make the pattern need at least one character, or test that the field exists", True)
+    NOISY_ANCHOR = ("SS304", "anchor fires on most benign events", "add a more selective text condition", True)
 
     @property
     def code(self) -> str:
@@ -41,6 +66,11 @@ class Code(enum.Enum):
     @property
     def help(self) -> str:
         return self.value[2]
+
+    @property
+    def strict(self) -> bool:
+        """A warning of this code is an error under --strict."""
+        return len(self.value) > 3 and bool(self.value[3])
 
 
 class Diagnostic(msgspec.Struct, frozen=True):
@@ -55,10 +85,19 @@ class Diagnostic(msgspec.Struct, frozen=True):
     group: str = ""  # what coverage is counted by: "eql", "kuery new_terms", "linux/auditd" ...
 
     def render(self) -> str:
-        """`path:line:col: error[SS202] rule X: message (construct)`."""
+        """`path:line:col: error[SS202] rule X: message [construct]`, one line with control characters
+        escaped (rule ids, messages and constructs quote rule files, which may hold any byte)."""
         rid = f" rule {self.rule_id}:" if self.rule_id else ""
         construct = f" [{self.construct}]" if self.construct else ""
-        return f"{self.location}: {self.severity}[{self.code.code}]{rid} {self.message}{construct}"
+        return printable(f"{self.location}: {self.severity}[{self.code.code}]{rid} {self.message}{construct}")
+
+    def fatal(self, strict: bool) -> bool:
+        """Does this diagnostic stop `check --strict` / `run --strict` (or is it an error anyway)?"""
+        return self.severity == "error" or (strict and self.severity == "warning" and self.code.strict)
+
+    def under(self, strict: bool) -> Diagnostic:
+        """As reported under --strict: a warning of a strict code becomes an error."""
+        return msgspec.structs.replace(self, severity="error") if strict and self.fatal(strict) else self
 
     def to_builtins(self) -> dict[str, object]:
         return {

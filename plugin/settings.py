@@ -1,21 +1,78 @@
-"""Every option of `shellsieve run` and its default, as one frozen Struct."""
+"""Every option of `shellsieve run` and its default, as one frozen Struct; numeric options bounded."""
 
 from __future__ import annotations
 
-import msgspec
+import math
+from typing import Annotated
 
-__all__ = ["Settings"]
+import msgspec
+from msgspec import Meta
+
+__all__ = ["Settings", "within", "describe"]
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    read_bytes: int = 1 << 16  # one read1() from the pipe; batches grow under load, shrink when idle
-    max_line_bytes: int = 1 << 20  # longer lines are forwarded unscanned and counted
-    stats_interval_s: float = 10.0  # periodic `stats` event on stderr; 0 turns it off
+    """Numbers are finite and within their Meta bounds: checked when built (`__post_init__`), so a
+    caller other than the CLI cannot start the filter with `inf` seconds or a negative size either."""
+
+    # one read1() from the pipe; batches grow under load, shrink when idle
+    read_bytes: Annotated[int, Meta(ge=1, le=1 << 26)] = 1 << 16
+    # longer lines are forwarded unscanned and counted; 1 GiB at most, as a line is held whole
+    max_line_bytes: Annotated[int, Meta(ge=1, le=1 << 30)] = 1 << 20
+    # periodic `stats` event on stderr; 0 turns it off; at most a day
+    stats_interval_s: Annotated[float, Meta(ge=0, le=86_400)] = 10.0
     only_alerts: bool = False
-    max_open_sequences: int = 100_000  # per sequence rule; the oldest is evicted and counted
+    # per sequence rule; the oldest is evicted and counted
+    max_open_sequences: Annotated[int, Meta(ge=1, le=1 << 24)] = 100_000
     strict: bool = False
     input_format: str = "auto"  # or one of events.formats.FORMATS: skip per-line detection
-    audit_timeout_s: float = 0.5  # an auditd event without its EOE leaves after this long
-    audit_max_open: int = 4096  # auditd events waiting for their EOE at once; the oldest leaves first
-    pid_table_size: int = 65_536  # pids remembered to name an auditd event's parent
+    # an auditd event without its EOE leaves after this long; an hour at most (auditd writes an
+    # event's records within milliseconds)
+    audit_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 0.5
+    # auditd events waiting for their EOE at once; the oldest leaves first
+    audit_max_open: Annotated[int, Meta(ge=1, le=1 << 20)] = 4096
+    # pids remembered to name an auditd event's parent (Linux's pid_max is 2^22 per host); 0: none
+    pid_table_size: Annotated[int, Meta(ge=0, le=1 << 24)] = 65_536
     passwd: str | None = None  # passwd(5) file naming auditd uids
+
+    def __post_init__(self) -> None:
+        for name in _BOUNDS:
+            v = getattr(self, name)
+            if not within(name, v):
+                raise ValueError(f"{name} must be {describe(name)}, got {v!r}")
+
+
+class Bound(msgspec.Struct, frozen=True):
+    lo: float
+    lo_open: bool  # the lower bound itself is excluded
+    hi: float
+    integer: bool
+
+
+def _bounds() -> dict[str, Bound]:
+    """Field name -> its bounds, read from the Meta above (one place says them)."""
+    out: dict[str, Bound] = {}
+    for f in msgspec.inspect.type_info(Settings).fields:  # type: ignore[attr-defined]
+        t = f.type
+        if isinstance(t, (msgspec.inspect.IntType, msgspec.inspect.FloatType)) and t.le is not None:
+            lo_open = t.gt is not None
+            out[f.name] = Bound(t.gt if lo_open else t.ge, lo_open, t.le, isinstance(t, msgspec.inspect.IntType))
+    return out
+
+
+_BOUNDS = _bounds()
+
+
+def within(name: str, v: object) -> bool:
+    """Is `v` a valid value of the numeric setting `name` (finite, of its type, in its bounds)?"""
+    b = _BOUNDS[name]
+    if isinstance(v, bool) or not isinstance(v, int if b.integer else (int, float)):
+        return False
+    return math.isfinite(v) and (v > b.lo if b.lo_open else v >= b.lo) and v <= b.hi
+
+
+def describe(name: str) -> str:
+    """The allowed range of a numeric setting, as an error message says it."""
+    b = _BOUNDS[name]
+    kind, num = ("an integer", lambda x: str(int(x))) if b.integer else ("a finite number", lambda x: f"{x:g}")
+    return f"{kind} {'>' if b.lo_open else '>='} {num(b.lo)} and <= {num(b.hi)}"

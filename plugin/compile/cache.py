@@ -50,8 +50,29 @@ def cache_key(rule_files: Iterable[Path], field_maps: Iterable[object]) -> str:
         h.update(repr(m).encode())
     for f in sorted(rule_files):
         h.update(str(f).encode() + b"\0")
-        h.update(hashlib.sha256(f.read_bytes()).digest())
+        h.update(_file_digest(f))
     return h.hexdigest()
+
+
+# Bytes of a rule file hashed at most: past the loader's cap (rules/source.py, 16 MiB) a file is
+# refused whatever it holds, so its size and head name it well enough, and a huge file costs no
+# more than that to hash.
+_HASHED_BYTES = (16 << 20) + 1
+
+
+def _file_digest(f: Path) -> bytes:
+    """sha256 of the file's head and size; an unreadable file is hashed as its error."""
+    h = hashlib.sha256()
+    try:
+        with open(f, "rb") as fh:
+            h.update(os.fstat(fh.fileno()).st_size.to_bytes(8, "little"))
+            left = _HASHED_BYTES
+            while left and (chunk := fh.read(min(left, 1 << 20))):
+                h.update(chunk)
+                left -= len(chunk)
+    except OSError as exc:
+        h.update(f"unreadable: {exc.strerror}".encode())
+    return h.digest()
 
 
 def patterns_digest(patterns: Iterable[tuple[bytes, int]]) -> bytes:

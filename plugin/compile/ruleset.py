@@ -12,6 +12,7 @@ import regex
 from shellsieve.compile.cache import FORMAT, CacheEntry, DatabaseCache, patterns_digest
 from shellsieve.compile.anchors import Clause, anchor_clauses
 from shellsieve.compile.confirm import Check, build_check
+from shellsieve.compile.cost import cost_error
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
 from shellsieve.compile.lines import Keyed, LineLayout, Need, line_layout
 from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
@@ -115,6 +116,17 @@ def _queries(rule: Rule) -> list[Expr]:
 
 def _diag(rule: Rule, code: Code, construct: str, message: str, severity: str = "error") -> Diagnostic:
     return Diagnostic(code, severity, rule.location, rule.id, construct, message, rule.group)
+
+
+def _costly(rule: Rule) -> Diagnostic | None:
+    """The first pattern of `rule` too costly to compile (compile/cost.py), checked before Hyperscan sees it."""
+    for q in _queries(rule):
+        for p in predicates(q):
+            if p.op in TEXT_OPS:
+                for v in p.values:
+                    if (err := cost_error(p.op, v)) is not None:
+                        return _diag(rule, Code.COSTLY, str(v)[:80], f"{p.field}: {err}")
+    return None
 
 
 def _field_patterns_for(rule: Rule) -> list[tuple[Predicate, list[FieldPattern]]]:
@@ -265,6 +277,24 @@ def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
     return kept, layout, (field_db, line_db), diags
 
 
+def _empty_matches(kept: Kept, layout: _Layout, field_db: hs.Database | None) -> list[Diagnostic]:
+    """A warning per predicate with a pattern that matches the empty value (`a*`, `.*`, `x?`): it holds on
+    any value, so the rule alerts on every event with the field. One field scan of the empty value."""
+    hits: list[int] = []
+    if field_db is not None:
+        field_db.scan(SENTINEL, match_event_handler=_on_field_match, context=hits)
+    empty = {pid for pid in hits if layout.regex_confirm(pid, "")}  # a prefilter hit: its regex decides
+    if not empty:
+        return []
+    out: list[Diagnostic] = []
+    for rule, fps in kept:
+        for pred, _ in fps:
+            if not empty.isdisjoint(layout.pred_ids[id(pred)]):
+                out.append(_diag(rule, Code.MATCHES_EMPTY, render(pred)[:200],
+                                 f"{pred.field}: {Code.MATCHES_EMPTY.title}", "warning"))
+    return out
+
+
 def _split_candidates(layout: _Layout) -> tuple[dict[int, tuple[int, ...]],
                                                 dict[int, tuple[tuple[int, int], ...]]]:
     """Line pattern id -> the rules its hit always makes candidates (single-event rules, first steps),
@@ -294,6 +324,10 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     diags: list[Diagnostic] = []
     kept: Kept = []
     for rule in rules:
+        costly = _costly(rule)
+        if costly is not None:
+            diags.append(costly)
+            continue
         try:
             fps = _field_patterns_for(rule)
         except UnsupportedError as exc:
@@ -305,7 +339,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     known: Resolutions = {(e, f): (nf, err) for e, f, nf, err in entry.resolutions} if entry else {}
     kept, rdiags = _resolve(kept, known, only_regex=True)
     kept, layout, (field_db, line_db), cdiags = _database(kept, known, cache, entry)
-    diags += rdiags + cdiags + layout.diags
+    diags += rdiags + cdiags + layout.diags + _empty_matches(kept, layout, field_db)
     regex_confirm = layout.regex_confirm
 
     fields: set[str] = set(BASE_FIELDS)

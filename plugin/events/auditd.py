@@ -31,6 +31,13 @@ __all__ = ["Record", "AuditEvent", "AuditAssembler", "parse_record", "to_ecs", "
 _HEADER = re.compile(r"(?:node=(\S+)\s+)?type=([A-Za-z0-9_]+)\s+msg=audit\((\d+)(?:\.(\d+))?:(\d+)\):")
 _FIELD = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])?)=("[^"]*"|'[^']*'|\S*)""")
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+# The syslog header before a record that came by syslog (audisp-syslog, rsyslog's imfile, a
+# forwarder): RFC 5424 (`<PRI>1 TIMESTAMP HOST APP ...`) or BSD / RFC 3164 (`[<PRI>]Mmm dd hh:mm:ss
+# HOST TAG:`, also with an ISO timestamp as rsyslog and journald write it). Its HOST names the
+# machine when auditd wrote no `node=`: records of several hosts in one stream stay apart.
+_SYSLOG_HOST = re.compile(
+    r"\s*(?:<\d{1,3}>)?(?:1 +\S+|[A-Z][a-z]{2} +\d{1,2} +\d\d:\d\d:\d\d(?:\.\d+)?|\d{4}-\d\d-\d\dT\S+)"
+    r" +([A-Za-z0-9][A-Za-z0-9._:%-]{0,254})(?: +\S| *$)")
 
 # Records that belong to a syscall event: they wait for the rest of their event (until EOE).
 # Any other type (USER_CMD, USER_LOGIN, SERVICE_START ...) is a whole event on its own.
@@ -70,11 +77,17 @@ class Record:
 
 
 def parse_record(text: str) -> Record | None:
-    """One line (with or without a syslog / `node=` prefix) -> Record; None if it has no audit header."""
+    """One line (with or without a syslog / `node=` prefix) -> Record; None if it has no audit header.
+
+    `node` is the best name of the host the record is from: auditd's `node=`, else the host of a
+    syslog header; else empty (the filter's own host, see to_ecs)."""
     m = _HEADER.search(text)
     if m is None:
         return None
     node, rtype, sec, frac, serial = m.groups()
+    if node is None and m.start() > 0:
+        sm = _SYSLOG_HOST.match(text, 0, m.start())
+        node = sm.group(1) if sm else None
     body = text[m.end():]
     raw, _, extra = body.partition("\x1d")
     fields = dict(_FIELD.findall(raw))

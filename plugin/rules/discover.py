@@ -8,10 +8,12 @@ from pathlib import Path
 
 from shellsieve.diagnostics import Code, Diagnostic, Location
 from shellsieve.model.rule import Rule
+from shellsieve.rules.source import RuleFileError, read_rule_file
 
 __all__ = ["load_rules", "rule_files", "shipped_patterns"]
 
-Loader = Callable[[Path], tuple[list[Rule], list[Diagnostic]]]
+# (path, its bytes as read_rule_file read them) -> rules and diagnostics
+Loader = Callable[[Path, bytes], tuple[list[Rule], list[Diagnostic]]]
 
 
 def _loader(path: Path) -> Loader | None:
@@ -59,14 +61,14 @@ def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
     files: dict[bytes, Path] = {}
     for f in rule_files(paths):
         loader = _loader(f)
-        try:
-            data = f.read_bytes()
-        except OSError as exc:
-            diags.append(Diagnostic(Code.PARSE, "error", Location(str(f)), None, "", f"cannot read: {exc.strerror}"))
-            continue
-        if loader is None:
+        if loader is None:  # before reading it: `--rules /dev/zero` is refused by name alone
             diags.append(Diagnostic(Code.PARSE, "error", Location(str(f)), None, f.suffix,
                                     "unknown rule file type (expected .xml, .toml, .yml)"))
+            continue
+        try:
+            data = read_rule_file(f)
+        except RuleFileError as exc:
+            diags.append(Diagnostic(Code.PARSE, "error", Location(str(f)), None, "", str(exc)))
             continue
         digest = hashlib.sha256(data).digest()
         if digest in files:
@@ -74,8 +76,13 @@ def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
                                     f"identical copy of {files[digest]}; read once"))
             continue
         files[digest] = f
-        got, problems = loader(f)
+        got, problems = loader(f, data)
         diags.extend(problems)
+        if not got and not problems:
+            # an empty file, or one whose elements are all of kinds no loader reads: a rule file
+            # that yields nothing must say so, or `check --strict` passes a file that runs no rule
+            diags.append(Diagnostic(Code.SCHEMA, "error", Location(str(f), 1), None, "",
+                                    "no rule in the file"))
         for r in got:
             if r.id in seen:
                 diags.append(Diagnostic(Code.DUPLICATE_ID, "error", r.location, r.id, "",

@@ -14,6 +14,7 @@ from shellsieve.model.rule import Rule, Threat
 from shellsieve.rules.eql import parse_eql
 from shellsieve.rules.kql import parse_kql
 from shellsieve.rules.positions import toml_key_line
+from shellsieve.rules.source import RuleFileError, read_rule_file, rule_text
 from shellsieve.rules.severity import label_risk
 
 __all__ = ["load_elastic"]
@@ -47,12 +48,12 @@ def _group(language: str, rtype: str) -> str:
     return language if rtype in ("query", "eql", language) else f"{language} {rtype}".strip()
 
 
-def load_elastic(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
-    """One detection-rules TOML file holds one rule."""
+def load_elastic(path: Path, data: bytes | None = None) -> tuple[list[Rule], list[Diagnostic]]:
+    """One detection-rules TOML file holds one rule (`data`: its bytes, if already read)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = rule_text(read_rule_file(path) if data is None else data)
         doc = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RuleFileError) as exc:
         return [], [_diag(Code.PARSE, "error", path, 0, None, "", str(exc))]
     rule = doc.get("rule")
     if not isinstance(rule, dict):

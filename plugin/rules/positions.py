@@ -6,7 +6,27 @@ import re
 import xml.etree.ElementTree as ET
 from xml.parsers import expat
 
-__all__ = ["toml_key_line", "parse_xml_with_lines"]
+__all__ = ["toml_key_line", "parse_xml_with_lines", "xml_text"]
+
+# An XML declaration, after an optional UTF-8 byte order mark (and blanks, which Wazuh accepts).
+_DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?[ \t\r\n]*<\?xml(?:[ \t\r\n][^>]*)?\?>")
+_ENCODING = re.compile(rb"""encoding[ \t\r\n]*=[ \t\r\n]*["']([A-Za-z][A-Za-z0-9._-]*)["']""")
+
+
+def xml_text(data: bytes) -> str:
+    """An XML rule file's text, decoded as its declaration says (UTF-8 by default), with the
+    declaration blanked out: parse_xml_with_lines wraps the file in a root of its own, after which
+    a declaration is illegal. Blanks keep every line and column where it was.
+
+    Raises UnicodeDecodeError or LookupError (an unknown encoding name).
+    """
+    m = _DECLARATION.match(data)
+    if m is None:
+        return data.decode("utf-8")
+    enc = _ENCODING.search(m.group())
+    decl = m.group().decode("ascii", "replace")
+    rest = data[m.end():].decode(enc.group(1).decode("ascii") if enc else "utf-8")
+    return "".join(c if c == "\n" else " " for c in decl) + rest
 
 
 def toml_key_line(text: str, key: str, start: int = 0) -> int:

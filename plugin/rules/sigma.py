@@ -46,6 +46,7 @@ from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
 from shellsieve.model.fields import sigma_field
 from shellsieve.model.rule import Rule, Threat
+from shellsieve.rules.source import RuleFileError, read_rule_file, rule_text
 
 __all__ = ["load_sigma", "TACTICS", "LEVELS"]
 
@@ -427,11 +428,12 @@ def _load_unit(unit: list[_Doc], path: Path) -> tuple[list[Rule], list[Diagnosti
     return rules, diags
 
 
-def load_sigma(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
-    """Every rule of one Sigma YAML file; a bad rule becomes a Diagnostic, never an exception."""
+def load_sigma(path: Path, data: bytes | None = None) -> tuple[list[Rule], list[Diagnostic]]:
+    """Every rule of one Sigma YAML file (`data`: its bytes, if already read); a bad rule becomes a
+    Diagnostic, never an exception."""
     try:
-        docs = _documents(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        docs = _documents(rule_text(read_rule_file(path) if data is None else data))
+    except (RuleFileError, UnicodeDecodeError) as exc:
         return [], [Diagnostic(Code.PARSE, "error", Location(str(path)), None, "", f"cannot read the file: {exc}")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -12,7 +12,8 @@ from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of
 from shellsieve.model.fields import wazuh_field
 from shellsieve.model.rule import Rule, Threat
-from shellsieve.rules.positions import parse_xml_with_lines
+from shellsieve.rules.positions import parse_xml_with_lines, xml_text
+from shellsieve.rules.source import RuleFileError, read_rule_file
 from shellsieve.rules.severity import wazuh_severity
 
 __all__ = ["load_wazuh", "osregex_to_pcre", "osmatch_to_pcre"]
@@ -134,16 +135,26 @@ def _translate(rule_el: ET.Element, path: str, lines: dict[int, int], groups: li
     )
 
 
-def load_wazuh(path: Path) -> tuple[list[Rule], list[Diagnostic]]:
-    """Every `<rule>` of every `<group>` in one Wazuh XML file."""
+# Top-level elements of a Wazuh rule file other than <group>: variables (`<var name="X">`).
+_TOP_LEVEL = {"group", "var"}
+
+
+def load_wazuh(path: Path, data: bytes | None = None) -> tuple[list[Rule], list[Diagnostic]]:
+    """Every `<rule>` of every `<group>` in one Wazuh XML file (`data`: its bytes, if already read)."""
     rules: list[Rule] = []
     diags: list[Diagnostic] = []
     try:
-        root, lines = parse_xml_with_lines(path.read_text(encoding="utf-8"))
-    except (expat.ExpatError, UnicodeDecodeError, OSError) as exc:
+        root, lines = parse_xml_with_lines(xml_text(read_rule_file(path) if data is None else data))
+    except (expat.ExpatError, UnicodeDecodeError, LookupError, RuleFileError) as exc:
         line = getattr(exc, "lineno", 0)
         diags.append(Diagnostic(Code.PARSE, "error", Location(str(path), line), None, "", str(exc)))
         return rules, diags
+    for top in root:
+        if top.tag not in _TOP_LEVEL:
+            # Wazuh reads rules only inside a <group>: one outside it would be silently lost
+            diags.append(Diagnostic(Code.SCHEMA, "error", Location(str(path), lines.get(id(top), 0)),
+                                    top.get("id") if top.tag == "rule" else None, f"<{top.tag}>",
+                                    f"top-level <{top.tag}> outside a <group> is not read"))
     for group in root.iter("group"):
         names = [g for g in (group.get("name") or "").split(",") if g]
         for rule_el in group.findall("rule"):
