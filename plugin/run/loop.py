@@ -62,7 +62,7 @@ def _reader(stdin: BinaryIO) -> tuple[Any, int | None]:
 EXIT_CODES = {"end_of_input": 0, "sigterm": 0, "sigint": 130, "stdout_closed": 141}
 
 # After a stop signal, how long a line already begun may take to be completed by its newline.
-STOP_GRACE_S = 0.5
+STOP_GRACE_S = 1.0
 
 _BOM = b"\xef\xbb\xbf"
 
