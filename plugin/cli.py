@@ -1,4 +1,8 @@
-"""`shellsieve run` and `shellsieve check`. Exit 0 ok, 1 rule errors (or none loadable), 2 usage."""
+"""`shellsieve run` and `shellsieve check`. Exit 0 ok, 1 rule errors (or none loadable), 2 usage.
+
+`run` once filtering: 0 at the end of input or on SIGTERM, 130 on SIGINT, 141 when the reader closed
+stdout (lines were not delivered); SIGHUP is logged and ignored. Every stop writes out each line read
+and logs `stopped` with the reason and the final counters."""
 
 from __future__ import annotations
 
@@ -183,21 +187,21 @@ def _run(args: argparse.Namespace) -> int:
              patterns=ruleset.pattern_count,
              database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3),
              cache=ruleset.cache_status)
-    from shellsieve.run.loop import run_filter
+    from shellsieve.run.loop import EXIT_CODES, run_filter
 
     # The rules live until exit: frozen, a full collection never walks them again. With the public
     # rulesets loaded, one took 0.13 s, 8% of the CPU of filtering 20k events.
     gc.collect()
     gc.freeze()
-    run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log)
-    return 0
+    stats = run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log)
+    return EXIT_CODES[stats.stop_reason]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _check(args) if args.command == "check" else _run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read
         return 130
 
 

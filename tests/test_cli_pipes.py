@@ -215,3 +215,52 @@ class TestLineCap:
         assert out[0] == long_line and rule_ids(msgspec.json.decode(out[1])) == [PHP_FSOCKOPEN]
         final = msgspec.json.decode(res.stderr.splitlines()[-1])
         assert final["malformed"]["line_too_long"] == 1 and final["events_in"] == final["events_out"] == 2
+
+
+def _final(data: bytes, *args: str) -> tuple[list[bytes], dict[str, object]]:
+    """stdout lines and the `stopped` event of one run over `data`."""
+    res = subprocess.run([CLI, "run", "--stats-interval", "0", *args], input=data, capture_output=True, timeout=60)
+    assert res.returncode == 0, res.stderr.decode()
+    final = msgspec.json.decode(res.stderr.splitlines()[-1])
+    assert final["event"] == "stopped"
+    assert final["events_in"] == (final["events_out"] + final["events_dropped"] + final["events_pending"]
+                                  + final["events_undelivered"])
+    assert final["events_pending"] == 0
+    return res.stdout.splitlines(keepends=True), final
+
+
+class TestCounters:
+    def test_empty_lines_are_counted_in_and_out(self) -> None:
+        """An empty line leaves as `{"message":""}` and is counted on both sides: in == out."""
+        out, final = _final(b'{"a":1}\n\n{"b":2}\n\n')
+        assert out == [b'{"a":1}\n', b'{"message":""}\n', b'{"b":2}\n', b'{"message":""}\n']
+        assert final["events_in"] == final["events_out"] == 4
+
+    def test_byte_order_mark_opening_a_line_is_stripped(self) -> None:
+        """A UTF-8 BOM at the start of the stream or of a line is an encoding mark: the line is read as
+        the JSON event it is (and scanned), the BOM dropped and counted; one inside a line stays."""
+        bom = b"\xef\xbb\xbf"
+        hit = b'{"process":{"command_line":"php -r \'$s=fsockopen(\\"10.1.1.1\\",4444);\'"}}\n'
+        out, final = _final(bom + hit + b'{"a":1}\n' + bom + b'{"b":2}\n' + b'echo \xef\xbb\xbfx\n')
+        assert rule_ids(msgspec.json.decode(out[0])) == [PHP_FSOCKOPEN]
+        assert out[1:3] == [b'{"a":1}\n', b'{"b":2}\n']
+        assert msgspec.json.decode(out[3]) == {"message": "echo \ufeffx"}
+        assert final["bom_stripped"] == 2 and final["formats"] == {"cmdline": 1, "ecs": 3}
+        assert final["events_in"] == final["events_out"] == 4
+
+    def test_unterminated_last_line_is_counted(self) -> None:
+        """A last line without its newline at the end of input is processed and counted as such."""
+        out, final = _final(b'{"a":1}\n{"b":2}')
+        assert out == [b'{"a":1}\n', b'{"b":2}\n']
+        assert final["unterminated_last_line"] == 1 and final["malformed"]["partial_line"] == 0
+        assert final["events_in"] == final["events_out"] == 2
+        _, final = _final(b'{"a":1}\n')
+        assert final["unterminated_last_line"] == 0
+
+    def test_only_alerts_drops_are_counted(self) -> None:
+        """--only-alerts: every line read is either written (an alert) or counted as dropped."""
+        data = EXAMPLES.read_bytes() + b"\n\xff\xfe\n"
+        out, final = _final(data, "--only-alerts")
+        assert final["events_in"] == len(data.splitlines())
+        assert final["events_out"] == len(out) == final["alerts"]
+        assert final["events_dropped"] == final["events_in"] - len(out)

@@ -268,6 +268,7 @@ class BlockMatcher:
                     append(result)
                     emitted += 1
         self.stats.lines_out += emitted
+        self.stats.dropped += len(lines) - emitted  # --only-alerts
         self.expire_sequences()
         return b"".join(out)
 

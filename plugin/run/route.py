@@ -33,11 +33,12 @@ _JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 class _Slot:
-    """One input line's place in the output; `out` is None until its event is decided."""
+    """One input line's place in the output; `out` is None until its event is decided. `line` is None
+    for a slot that holds output already counted elsewhere (an ECS run, an over-long line's bytes)."""
 
     __slots__ = ("out", "line")
 
-    def __init__(self, line: bytes, out: bytes | None = None) -> None:
+    def __init__(self, line: bytes | None, out: bytes | None = None) -> None:
         self.line = line
         self.out = out
 
@@ -114,7 +115,7 @@ class Router:
         """Bytes of an over-long line, forwarded unscanned, still behind every line before it."""
         if not self._queue:
             return piece
-        self._queue.append(_Slot(b"", piece))
+        self._queue.append(_Slot(None, piece))
         return b""
 
     def tick(self, now: float) -> bytes:
@@ -209,7 +210,7 @@ class Router:
         before = self.stats.lines_in
         out = self.matcher.process(b"\n".join(run) + b"\n")
         self.stats.formats["ecs"] += self.stats.lines_in - before
-        self._queue.append(_Slot(b"", out))
+        self._queue.append(_Slot(None, out))
 
     # -- matching and output ----------------------------------------------------------------
     def _match(self) -> None:
@@ -245,8 +246,13 @@ class Router:
 
     def _emit(self, slot: _Slot, out: bytes) -> None:
         slot.out = out
-        if out and slot.line:
+        if slot.line is None:
+            return
+        # An empty input line is a line too: `{"message":""}` leaves for it and is counted.
+        if out:
             self.stats.lines_out += 1
+        else:
+            self.stats.dropped += 1  # --only-alerts
 
     def _flush(self) -> bytes:
         q = self._queue

@@ -1,4 +1,15 @@
-"""Counters bumped per batch and the periodic `stats` event."""
+"""Counters bumped per batch and the periodic `stats` event.
+
+The line counters add up at every snapshot:
+
+    events_in == events_out + events_dropped + events_pending + events_undelivered
+
+events_in: lines read (every line, empty ones, over-long ones and a last line without a newline
+included); events_out: lines the stdout pipe accepted whole; events_dropped: lines --only-alerts
+left out; events_pending: lines read whose output has not been written yet (an auditd event waiting
+for its end record, and the lines queued behind it); events_undelivered: lines decided but not
+written because the reader closed stdout. In the final `stopped` event events_pending is 0.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +20,21 @@ from typing import Any
 __all__ = ["Stats", "MALFORMED_REASONS"]
 
 MALFORMED_REASONS = ("invalid_json", "invalid_utf8", "not_object", "too_deep", "line_too_long",
-                     "not_audit_record", "invalid_xml")
+                     "not_audit_record", "invalid_xml", "partial_line")
 
 
 class Stats:
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.lines_in = 0
-        self.lines_out = 0
+        self.lines_out = 0  # lines decided to be written (the loop writes them when their turn comes)
+        self.lines_delivered = 0  # lines the stdout pipe accepted whole
+        self.dropped = 0  # lines --only-alerts decided not to write
+        self.stdout_closed = False  # the reader went away: lines_out - lines_delivered are undelivered
+        self.unterminated_last_line = 0  # the input ended without a newline (0 or 1)
+        self.bom_stripped = 0  # UTF-8 byte order marks removed from the start of a line
         self.bytes_in = 0
+        self.stop_reason = "end_of_input"  # set by the loop when it stops: a key of loop.EXIT_CODES
         self.alerts = 0
         self.candidates = 0
         self.hits: Counter[str] = Counter()
@@ -32,9 +49,15 @@ class Stats:
         span = max(now - self._last_time, 1e-9)
         rate = (self.lines_in - self._last_lines) / span
         self._last_lines, self._last_time = self.lines_in, now
+        undelivered = self.lines_out - self.lines_delivered if self.stdout_closed else 0
         out: dict[str, Any] = {
             "events_in": self.lines_in,
-            "events_out": self.lines_out,
+            "events_out": self.lines_delivered,
+            "events_dropped": self.dropped,
+            "events_pending": self.lines_in - self.lines_delivered - self.dropped - undelivered,
+            "events_undelivered": undelivered,
+            "unterminated_last_line": self.unterminated_last_line,
+            "bom_stripped": self.bom_stripped,
             "bytes_in": self.bytes_in,
             "alerts": self.alerts,
             "candidates": self.candidates,

@@ -1,0 +1,58 @@
+"""Writes to stdout that are whole, and a count of the lines the pipe really took.
+
+A signal never tears a write here: the handlers only set a flag, so a write blocked on a slow
+reader is resumed (PEP 475) and finished before the loop looks at the flag. A reader that went
+away (EPIPE) ends the output; what could not be written is counted, not claimed as written.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import BinaryIO
+
+from shellsieve.run.stats import Stats
+
+__all__ = ["Output"]
+
+
+class Output:
+    def __init__(self, stdout: BinaryIO, stats: Stats) -> None:
+        self._stdout = stdout
+        self._stats = stats
+        try:
+            self._fd: int | None = stdout.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None  # an in-memory stream (tests, embedding): its write is whole already
+        self.error: str | None = None  # why the output ended early (errno name), if it did
+
+    @property
+    def closed(self) -> bool:
+        return self.error is not None
+
+    def write(self, data: bytes) -> None:
+        """Write all of `data` (whole lines) or, once the reader is gone, nothing more."""
+        if not data or self.error is not None:
+            return
+        if self._fd is None:
+            try:
+                self._stdout.write(data)
+                self._stdout.flush()
+            except (OSError, ValueError) as exc:
+                self.error = type(exc).__name__
+                return
+            self._stats.lines_delivered += data.count(b"\n")
+            return
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < len(data):
+                try:
+                    done += os.write(self._fd, view[done:])
+                except BlockingIOError:  # a non-blocking pipe shared with another process: wait, don't spin
+                    select.select([], [self._fd], [])
+        except OSError as exc:  # EPIPE: the reader closed; EIO, ENOSPC: the same for us
+            self.error = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+            self._stats.lines_delivered += data.count(b"\n", 0, done)
+            return
+        self._stats.lines_delivered += data.count(b"\n")

@@ -1,0 +1,71 @@
+"""Stop signals as a flag the loop reads between batches, and a wakeup fd that ends its select().
+
+A handler never raises: an exception raised between a read returning and its bytes being kept, or
+in the middle of a write, loses or tears a line. SIGTERM and SIGINT ask the loop to stop (it stops
+after the batch in hand, whole); SIGHUP is counted and logged, not obeyed: a filter has nothing to
+reload, a terminal hang-up also ends its input, and a stray `kill -HUP` (logrotate) must not stop
+the pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType, TracebackType
+
+__all__ = ["StopSignals"]
+
+_STOP = {signal.SIGTERM: "sigterm", signal.SIGINT: "sigint"}
+_IGNORED = (signal.SIGHUP,)
+
+
+class StopSignals:
+    """Context manager: while inside, `reason` is set by the first stop signal; `hangups` counts SIGHUP."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.hangups = 0
+        self.wake_fd: int | None = None  # readable once a signal arrived (only in the main thread)
+        self._write_fd: int | None = None
+        self._old: dict[int, object] = {}
+        self._old_wakeup = -1
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum in _IGNORED:
+            self.hangups += 1
+        elif self.reason is None:
+            self.reason = _STOP[signal.Signals(signum)]
+
+    def drain(self) -> None:
+        """Empty the wakeup pipe (the handler already recorded what arrived)."""
+        if self.wake_fd is None:
+            return
+        try:
+            while os.read(self.wake_fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals are delivered to the main thread only; nothing to catch here
+        self.wake_fd, self._write_fd = os.pipe()
+        os.set_blocking(self.wake_fd, False)
+        os.set_blocking(self._write_fd, False)
+        self._old_wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        for sig in (*_STOP, *_IGNORED):
+            self._old[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.wake_fd is None:
+            return
+        for sig, old in self._old.items():
+            if old is not None:  # None: a handler not set from Python; there is nothing to put back
+                signal.signal(sig, old)  # type: ignore[arg-type]
+        signal.set_wakeup_fd(self._old_wakeup)
+        os.close(self.wake_fd)
+        os.close(self._write_fd)  # type: ignore[arg-type]
+        self.wake_fd = self._write_fd = None
