@@ -206,6 +206,24 @@ class TestDuplicateKeys:
         assert not may_hide_duplicates(b'{"a":{"c":1,"d":"\\":"}}')
 
 
+class TestValuesOfAnyType:
+    """Valid JSON with a value of an unexpected type, where a decoder or a join reads it."""
+
+    def test_object_as_a_sequence_join_value(self) -> None:
+        """A `by` value that is an object (or a number out of range) cannot key the sequence state."""
+        events = (EXAMPLES / "events.ndjson").read_bytes().splitlines()
+        for value in (rb'{"a":1}', rb"1e400"):
+            lines = [re.sub(rb'"entity_id":"[^"]*"', b'"entity_id":' + value, x) for x in events]
+            got, stats = _run(lines)
+            assert stats.alerts >= 1
+
+    def test_sysmon_image_not_a_string(self) -> None:
+        line = re.sub(rb'"Image":"[^"]*"', b'"Image":true', SYSMON)
+        assert line != SYSMON
+        got, _ = _run([line])
+        assert len(got) == 1
+
+
 class TestHostileBytes:
     def test_invalid_bytes_are_not_spelt_as_backslash_text(self) -> None:
         """`\\xff` is a text the input could hold; U+FFFD and the marker tell an invalid byte."""

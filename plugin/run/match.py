@@ -556,4 +556,9 @@ def _key(view: Any, getters: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if v is None:
             return None  # events without a join value never join
         vals.append(tuple(v) if isinstance(v, list) else v)
-    return tuple(vals)
+    key = tuple(vals)
+    try:
+        hash(key)
+    except TypeError:  # an object (or a Raw number) as a join value: no join, as without a value
+        return None
+    return key
