@@ -280,9 +280,9 @@ def may_hide_duplicates(line: bytes, doc: dict[str, Any] | None = None) -> bool:
     negatives). Its colons are counted against those of the object decoded and encoded again, which
     holds each key once: a colon is a key's separator or a character of a string, and a dropped
     occurrence takes its separator with it. Blanks do not count, so no spacing hides one; only a
-    `\\u003a` escape could add a colon to the encoding that the line lacks, so any `\\u` says maybe.
-    `doc`: the line decoded already. ~7 us on a 700-byte event, in C calls."""
-    if b"\\u" in line:
+    `\\u003a` escape could add a colon to the encoding that the line lacks, so one says maybe.
+    `doc`: the line decoded already. ~3 us on a 700-byte event decoded already, in C calls."""
+    if b"\\u003" in line:
         return True
     if doc is None:
         try:

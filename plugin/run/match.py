@@ -412,40 +412,43 @@ class BlockMatcher:
         """The output for a candidate line (None: nothing, under only_alerts). `bad`: a reason the
         strict decode is known to fail for, which skips it."""
         self.stats.candidates += 1
-        view = None
         if bad is None:
             view, bad = self._decode(line)
-        if view is None:
-            return self._tolerant(line, rules, pids, bad)
+            if view is not None:
+                try:  # the whole event: what an alert is written from, and the duplicate-key test reads
+                    doc = view if type(view) is dict else _decode_plain(line)
+                except _PLAIN_ERRORS:  # a number out of range where no rule reads
+                    bad = "out_of_range"
+                else:
+                    # msgspec keeps the last of duplicate keys, which may hide a matching occurrence:
+                    # two C calls say whether one may be there, before the rules run once on the event
+                    if not may_hide_duplicates(line, doc):
+                        return self._confirmed(line, view, doc, rules, pids)
+                    doc_read = read(line, merge_duplicates=True)
+                    if "duplicate_key" not in doc_read[1]:
+                        return self._confirmed(line, view, doc, rules, pids)
+                    return self._tolerant(line, rules, pids, None, doc_read)
+        return self._tolerant(line, rules, pids, bad)
+
+    def _confirmed(self, line: bytes, view: Any, doc: dict[str, Any], rules: Any, pids: set[int] | None
+                   ) -> bytes | None:
         hits = self._hits(view, rules, pids)
         if not hits:
-            # A duplicate key may hide a matching occurrence (msgspec keeps the last one): looked at
-            # only here, on candidates without hits, and first with two C calls.
-            if may_hide_duplicates(line):
-                return self._tolerant(line, rules, pids, None)
             return None if self.only_alerts else line + b"\n"
-        if type(view) is dict:
-            return json_line(enrich(view, hits))
-        try:
-            doc = _decode_plain(line)
-        except _PLAIN_ERRORS:  # a number out of range in a field no rule reads
-            return self._tolerant(line, rules, pids, "out_of_range", hits)
         return json_line(enrich(doc, hits))
 
     def _tolerant(self, line: bytes, rules: Any, pids: set[int] | None, bad: str | None,
-                  hits: list[Hit] | None = None) -> bytes | None:
-        """A candidate line the strict decode refused (`bad`), or may have read short (duplicate keys,
-        `bad` None), read by the tolerant reader: still confirmed, alerted with what can be read, and
-        counted under its reason. `hits`: already confirmed on the strict view."""
-        doc, found = read(line, merge_duplicates=True)
-        reason = _first_reason(found, bad)
-        if reason is None:  # no duplicate after all: the strict view was the whole event
-            return None if self.only_alerts else line + b"\n"
+                  doc_read: tuple[dict[str, Any] | None, list[str]] | None = None) -> bytes | None:
+        """A candidate line the strict decode refused (`bad`) or read short (duplicate keys), read by
+        the tolerant reader: still confirmed, alerted with what can be read, and counted under its
+        reason. `doc_read`: what the reader made of it already."""
+        doc, found = doc_read or read(line, merge_duplicates=True)
+        reason = _first_reason(found, bad or "invalid_json")
+        assert reason is not None
         self.stats.malformed[reason] += 1
         if doc is None:
             return None if self.only_alerts else message_line(line, malformed=reason)
-        if hits is None:
-            hits = self._hits(doc, rules, pids)
+        hits = self._hits(doc, rules, pids)
         if reason in _NOT_JSON:
             if not hits:
                 return None if self.only_alerts else message_line(line, malformed=reason)
