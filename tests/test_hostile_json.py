@@ -219,6 +219,13 @@ class TestValuesOfAnyType:
             got, stats = _run(lines)
             assert stats.alerts >= 1
 
+    def test_timestamp_of_hundreds_of_digits(self) -> None:
+        """A sequence step reads @timestamp as epoch seconds: a 400-digit int overflowed the float."""
+        events = (EXAMPLES / "events.ndjson").read_bytes().splitlines()
+        lines = [re.sub(rb'"@timestamp":"[^"]*"', b'"@timestamp":' + b"9" * 400, x) for x in events]
+        got, stats = _run(lines)
+        assert stats.alerts >= 1
+
     def test_sysmon_image_not_a_string(self) -> None:
         line = re.sub(rb'"Image":"[^"]*"', b'"Image":true', SYSMON)
         assert line != SYSMON

@@ -144,7 +144,10 @@ def _event_time(value: Any) -> float:
         except ValueError:
             pass
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value / 1000.0 if value > 1e11 else float(value)  # epoch ms or s
+        try:
+            return value / 1000.0 if value > 1e11 else float(value)  # epoch ms or s
+        except OverflowError:  # an int of hundreds of digits (valid JSON): no time
+            pass
     return time.time()
 
 
