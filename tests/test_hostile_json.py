@@ -307,3 +307,17 @@ class TestTolerantReader:
     def test_agrees_with_msgspec_on_strict_json(self, value: Any) -> None:
         line = msgspec.json.encode({"v": value})
         assert read(line, merge_duplicates=True) == (msgspec.json.decode(line), [])
+        # the token reader (what a line with a syntax error gets) reads the same
+        assert read(line + b" x", merge_duplicates=True) == (msgspec.json.decode(line), ["invalid_json"])
+
+    def test_bulk_runs_read_as_tokens_would(self) -> None:
+        """Long runs of scalars in an array and of scalar pairs in an object are read in bulk."""
+        value = {"a": [1, -2.5, "x\"y", True, None, "é", 1e300] * 40,
+                 "o": {f"k{i}": [i, "v", False][i % 3] for i in range(200)}, "z": [[1, 2] * 40, {"q": 1}]}
+        line = msgspec.json.encode(value)
+        assert read(line + b"}", merge_duplicates=True) == (value, ["invalid_json"])
+        spaced = line.replace(b",", b" , ").replace(b":", b" : ")
+        assert read(spaced + b"]", merge_duplicates=True) == (value, ["invalid_json"])
+        doc, found = read(b'{"a":[' + b'"\\ud800",' * 50 + b'1e400,"\xff",1] x')
+        assert doc == {"a": ["\ufffd"] * 50 + [doc["a"][50], "\ufffd", 1]} and isinstance(doc["a"][50], msgspec.Raw)
+        assert sorted(found) == ["invalid_json", "invalid_utf8", "out_of_range"]

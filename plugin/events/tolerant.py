@@ -50,6 +50,14 @@ _TOKEN = re.compile(
     re.X | re.S,
 )
 _SCALARS = re.compile(rb'[^"\[\]{}]*+')
+# Scalars each followed by a comma, as many as there are (possessive: linear, no backtracking)
+_SCALAR_RUN = re.compile(
+    rb"""(?:[ \t\r\n]*+(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"|-?[0-9]++(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+
+    |true|false|null)[ \t\r\n]*+,)++""", re.X | re.S)
+_PAIR = re.compile(
+    rb"""[ \t\r\n]*+"([^"\\]*+(?:\\.[^"\\]*+)*+)"[ \t\r\n]*+:[ \t\r\n]*+
+    (?:"([^"\\]*+(?:\\.[^"\\]*+)*+)"|(-?[0-9]++(?:\.[0-9]++)?+(?:[eE][+-]?+[0-9]++)?+)|(true|false|null))
+    [ \t\r\n]*+,""", re.X | re.S)
 _LITERALS: dict[bytes, Any] = {b"true": True, b"false": False, b"null": None}
 _SIMPLE_ESCAPES = {b'"': b'"', b"\\": b"\\", b"/": b"/", b"b": b"\b", b"f": b"\f", b"n": b"\n",
                    b"r": b"\r", b"t": b"\t"}
@@ -114,6 +122,32 @@ def _number(tok: bytes, reasons: _Reasons) -> Any:
     return msgspec.Raw(tok)
 
 
+def _scalars(run: bytes, reasons: _Reasons) -> list[Any] | None:
+    """The values of `a, b, c` (scalars only), or None if msgspec refuses them (bad bytes, an escape
+    or an integer it cannot take): the token loop then reads them one by one."""
+    def on_float(text: str) -> Any:
+        f = float(text)
+        if f in (float("inf"), float("-inf")):
+            reasons.add("out_of_range")
+            return msgspec.Raw(text.encode())
+        return f
+
+    decoder = msgspec.json.Decoder(list[Any], float_hook=on_float)
+    try:
+        return decoder.decode(b"[" + run + b"]")
+    except _STRICT_ERRORS:
+        pass
+    fixed = _fix_text(run)
+    if fixed is run:
+        return None
+    try:
+        values = decoder.decode(b"[" + fixed + b"]")
+    except _STRICT_ERRORS:
+        return None
+    reasons.add("invalid_utf8")
+    return values
+
+
 def _gather(old: Any, new: Any) -> Any:
     """The occurrences of a duplicate key as one array field: any occurrence may match."""
     if isinstance(old, list):
@@ -130,21 +164,31 @@ _LONE_SURROGATE = re.compile(
 _STRICT_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
+def _fix_text(data: bytes) -> bytes:
+    """`data` with invalid UTF-8 and lone surrogate escapes as U+FFFD (JSON structure untouched);
+    `data` itself if it has neither."""
+    out = data
+    if not out.isascii():
+        try:
+            out.decode()
+        except UnicodeDecodeError:
+            out = out.decode("utf-8", "replace").encode()
+    if b"\\u" in out:
+        fixed, n = _LONE_SURROGATE.subn(rb"\1\\ufffd", out)
+        if n:
+            out = fixed
+    return out
+
+
 def _repaired(line: bytes, merge_duplicates: bool) -> tuple[dict[str, Any] | None, list[str]] | None:
     """The usual hostile line read at C speed: invalid bytes and lone surrogates replaced in the
     bytes (the structure is untouched), floats out of range kept as Raw, then one msgspec decode.
     None when that is not enough (syntax, depth, huge integers): the token reader takes over."""
     reasons = _Reasons()
-    if not line.isascii():
-        try:
-            line.decode()
-        except UnicodeDecodeError:
-            line = line.decode("utf-8", "replace").encode()
-            reasons.add("invalid_utf8")
-    if b"\\u" in line:
-        line, n = _LONE_SURROGATE.subn(rb"\1\\ufffd", line)
-        if n:
-            reasons.add("invalid_utf8")
+    fixed = _fix_text(line)
+    if fixed is not line:
+        line = fixed
+        reasons.add("invalid_utf8")
 
     def on_float(text: str) -> Any:
         f = float(text)
@@ -175,7 +219,36 @@ def read(line: bytes, merge_duplicates: bool = False) -> tuple[dict[str, Any] | 
     skip = 0  # depth inside a skipped (too deep) container
     pos, end = 0, len(line)
     match = _TOKEN.match
+    run = _SCALAR_RUN.match
+    pair = _PAIR.match
+    refused = 0  # the end of a run msgspec refused: read token by token, not matched again
     while pos < end:
+        if pos >= refused and stack and not skip and type(stack[-1][0]) is list:
+            # An array's run of scalars (the shape of a JSON bomb of numbers) in one msgspec call
+            r = run(line, pos)
+            if r is not None and r.end() - pos >= 64:
+                values = _scalars(line[pos:r.end() - 1], reasons)
+                if values is not None:
+                    stack[-1][0].extend(values)
+                    pos = r.end()
+                    continue
+                refused = r.end()
+        elif stack and not skip and stack[-1][2] and type(stack[-1][0]) is dict:
+            # An object's `"key": scalar,` pairs, one regex match each instead of four tokens
+            container = stack[-1][0]
+            p = pair(line, pos)
+            while p is not None:
+                kb, sv, nv, lv = p.group(1, 2, 3, 4)
+                key = _string(kb, reasons)
+                value = (_string(sv, reasons) if sv is not None
+                         else _number(nv, reasons) if nv is not None else _LITERALS[lv])
+                if merge_duplicates and key in container:
+                    reasons.add("duplicate_key")
+                    container[key] = _gather(container[key], value)
+                else:
+                    container[key] = value
+                pos = p.end()
+                p = pair(line, pos)
         m = match(line, pos)
         if m is None:  # only trailing blanks are left
             break
