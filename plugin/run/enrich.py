@@ -12,7 +12,7 @@ import msgspec
 from shellsieve.model.rule import Rule
 from shellsieve.rules.severity import SEVERITY_NUMBER
 
-__all__ = ["Hit", "enrich", "message_line", "put"]
+__all__ = ["Hit", "enrich", "json_line", "message_line", "put"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -148,13 +148,35 @@ def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
     return doc
 
 
-def message_line(line: bytes, hits: list[Hit] | None = None, fields: dict[str, Any] | None = None) -> bytes:
+def json_line(doc: dict[str, Any]) -> bytes:
+    """`doc` as one NDJSON line. JSON lets DEL (0x7f) stand raw in a string; a line we write holds no
+    raw control byte, so it is escaped (0x7f appears in msgspec's output only inside strings)."""
+    return _encode(doc).replace(b"\x7f", b"\\u007f") + b"\n"
+
+
+def message_line(line: bytes, hits: list[Hit] | None = None, fields: dict[str, Any] | None = None,
+                 malformed: str | None = None) -> bytes:
     """A text line as the NDJSON event `{"message": "<line>"}`; with hits, the ECS `fields` parsed
-    from it and the alert fields are added."""
-    text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
+    from it and the alert fields are added.
+
+    Bytes that are not UTF-8 become U+FFFD, never a `\\xNN` text the input could have spelt itself,
+    and the line is marked `"shellsieve": {"malformed": "invalid_utf8"}`, so a U+FFFD the input held
+    is told from one we wrote. An alert on a line counted as `malformed` (the event was read by the
+    tolerant reader) carries that reason in the same field; without hits such a line stays
+    `{"message": ...}` as it always was."""
+    raw = line.rstrip(b"\r")
+    try:
+        text = raw.decode()
+        if not hits:
+            malformed = None
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "replace")
+        malformed = "invalid_utf8"
     doc: dict[str, Any] = {"message": text}
     if hits:
         if fields:
             doc.update((k, v) for k, v in fields.items() if k != "message")
         enrich(doc, hits)
-    return _encode(doc) + b"\n"
+    if malformed is not None:
+        put(doc, "shellsieve.malformed", malformed)
+    return json_line(doc)

@@ -13,8 +13,10 @@ import msgspec
 
 from shellsieve.compile.confirm import EventContext
 from shellsieve.compile.ruleset import CompiledRule, Ruleset
+from shellsieve.events.ecs import nest
+from shellsieve.events.tolerant import may_hide_duplicates, read
 from shellsieve.run.correlate import SequenceState
-from shellsieve.run.enrich import Hit, enrich, message_line
+from shellsieve.run.enrich import Hit, enrich, json_line, message_line, put
 from shellsieve.run.keys import KeyedSet, under_key
 from shellsieve.run.stats import Stats
 
@@ -49,6 +51,17 @@ def _malformed(exc: BaseException) -> str:
 # msgspec raises UnicodeDecodeError on bad UTF-8 and RecursionError past ~1,000 levels of nesting,
 # neither a DecodeError: each is caught per line.
 _LINE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+# An untyped decode also raises ValidationError, for a number out of range (`1e400`, 5,000 digits).
+_PLAIN_ERRORS = (*_LINE_ERRORS, msgspec.ValidationError)
+
+# The reason a line read by the tolerant reader is counted under: the first that holds, in this order.
+_REASON_ORDER = ("invalid_utf8", "too_deep", "invalid_json", "not_object", "out_of_range", "duplicate_key")
+# Reasons that leave a line no faithful JSON object: it leaves as `{"message": ...}`.
+_NOT_JSON = frozenset(("invalid_utf8", "too_deep", "invalid_json", "not_object"))
+
+
+def _first_reason(found: list[str], default: str | None) -> str | None:
+    return next((r for r in _REASON_ORDER if r in found), default)
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -131,7 +144,10 @@ def _event_time(value: Any) -> float:
         except ValueError:
             pass
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value / 1000.0 if value > 1e11 else float(value)  # epoch ms or s
+        try:
+            return value / 1000.0 if value > 1e11 else float(value)  # epoch ms or s
+        except OverflowError:  # an int of hundreds of digits (valid JSON): no time
+            pass
     return time.time()
 
 
@@ -238,26 +254,34 @@ class BlockMatcher:
         only_alerts = self.only_alerts
         emitted = 0
         for i, line in enumerate(lines):
-            if bad_utf8 and i in bad_utf8:
-                # msgspec does not check the UTF-8 of values it skips; the output must be valid JSON.
-                self.stats.malformed["invalid_utf8"] += 1
-                if not only_alerts:
-                    append(message_line(line))
-                    emitted += 1
-                continue
             cand = candidates.get(i)
             if cand is not None:
                 rules = self._with_live(cand[0], cand[2]) if cand[2] else cand[0]
                 # no rule left (a later step nobody waits for, a format key): as if no anchor fired
                 cand = (rules, cand[1], ()) if rules else None
+            if bad_utf8 and i in bad_utf8:
+                # msgspec does not check the UTF-8 of values it skips: such a line is read by the
+                # tolerant reader if a rule may hold on it, else wrapped; the output must be valid JSON.
+                if cand is not None:
+                    result = self._evaluate(line, cand[0], cand[1], "invalid_utf8")
+                    if result is not None:
+                        append(result)
+                        emitted += 1
+                    continue
+                self.stats.malformed["invalid_utf8"] += 1
+                if not only_alerts:
+                    append(message_line(line, malformed="invalid_utf8"))
+                    emitted += 1
+                continue
             if cand is None:
                 if only_alerts:
                     continue
                 try:
                     validate(line)
                 except (*_LINE_ERRORS, msgspec.ValidationError) as exc:
-                    self.stats.malformed[_malformed(exc)] += 1
-                    append(message_line(line))
+                    reason = _malformed(exc)
+                    self.stats.malformed[reason] += 1
+                    append(message_line(line, malformed=reason))
                 else:
                     append(line)
                     append(b"\n")
@@ -382,21 +406,68 @@ class BlockMatcher:
             return None, _malformed(exc)
         try:
             doc = _decode_plain(line)
+        except msgspec.ValidationError:
+            return None, "out_of_range"
         except _LINE_ERRORS as exc:
             return None, _malformed(exc)
         return (doc, None) if isinstance(doc, dict) else (None, "not_object")
 
-    def _evaluate(self, line: bytes, rules: Any, pids: set[int] | None) -> bytes | None:
+    def _evaluate(self, line: bytes, rules: Any, pids: set[int] | None, bad: str | None = None) -> bytes | None:
+        """The output for a candidate line (None: nothing, under only_alerts). `bad`: a reason the
+        strict decode is known to fail for, which skips it."""
         self.stats.candidates += 1
-        view, bad = self._decode(line)
-        if view is None:
-            self.stats.malformed[bad or "invalid_json"] += 1
-            return None if self.only_alerts else message_line(line)
+        if bad is None:
+            view, bad = self._decode(line)
+            if view is not None:
+                try:  # the whole event: what an alert is written from, and the duplicate-key test reads
+                    doc = view if type(view) is dict else _decode_plain(line)
+                except _PLAIN_ERRORS:  # a number out of range where no rule reads
+                    bad = "out_of_range"
+                else:
+                    # msgspec keeps the last of duplicate keys, which may hide a matching occurrence:
+                    # two C calls say whether one may be there, before the rules run once on the event
+                    if not may_hide_duplicates(line, doc):
+                        return self._confirmed(line, view, doc, rules, pids)
+                    doc_read = read(line, merge_duplicates=True)
+                    if "duplicate_key" not in doc_read[1]:
+                        return self._confirmed(line, view, doc, rules, pids)
+                    return self._tolerant(line, rules, pids, None, doc_read)
+        return self._tolerant(line, rules, pids, bad)
+
+    def _confirmed(self, line: bytes, view: Any, doc: dict[str, Any], rules: Any, pids: set[int] | None
+                   ) -> bytes | None:
         hits = self._hits(view, rules, pids)
         if not hits:
             return None if self.only_alerts else line + b"\n"
-        doc = view if type(view) is dict else _decode_plain(line)
-        return _encode(enrich(doc, hits)) + b"\n"
+        return json_line(enrich(doc, hits))
+
+    def _tolerant(self, line: bytes, rules: Any, pids: set[int] | None, bad: str | None,
+                  doc_read: tuple[dict[str, Any] | None, list[str]] | None = None) -> bytes | None:
+        """A candidate line the strict decode refused (`bad`) or read short (duplicate keys), read by
+        the tolerant reader: still confirmed, alerted with what can be read, and counted under its
+        reason. `doc_read`: what the reader made of it already."""
+        doc, found = doc_read or read(line, merge_duplicates=True)
+        reason = _first_reason(found, bad or "invalid_json")
+        assert reason is not None
+        self.stats.malformed[reason] += 1
+        if doc is None:
+            return None if self.only_alerts else message_line(line, malformed=reason)
+        hits = self._hits(doc, rules, pids)
+        if reason in _NOT_JSON:
+            if not hits:
+                return None if self.only_alerts else message_line(line, malformed=reason)
+            return message_line(line, hits, self._fields_read(doc), reason)
+        if not hits:  # valid JSON (out of range, duplicate keys): forwarded as it came
+            return None if self.only_alerts else line + b"\n"
+        enrich(doc, hits)
+        put(doc, "shellsieve.malformed", reason)
+        return json_line(doc)
+
+    def _fields_read(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """The fields the rules read, from an event read by the tolerant reader, as nested ECS."""
+        flat = {f: get(doc) for f, get in self.rs.accessors.items()
+                if not any(p.isdigit() for p in f.split("."))}
+        return nest(flat)
 
     def _hits(self, view: Any, rules: Any, pids: set[int] | None) -> list[Hit]:
         """Confirm the candidate rules on one decoded event; counts alerts and hits per rule.
@@ -492,4 +563,9 @@ def _key(view: Any, getters: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if v is None:
             return None  # events without a join value never join
         vals.append(tuple(v) if isinstance(v, list) else v)
-    return tuple(vals)
+    key = tuple(vals)
+    try:
+        hash(key)
+    except TypeError:  # an object (or a Raw number) as a join value: no join, as without a value
+        return None
+    return key

@@ -20,16 +20,20 @@ from shellsieve.events.ecs import nest
 from shellsieve.events.formats import ECS_MARKERS, all_ecs, json_format, text_format
 from shellsieve.events.pids import PidTable
 from shellsieve.events.sysmon import from_evtx_json, from_syslog_xml, from_winlogbeat
+from shellsieve.events.tolerant import read
 from shellsieve.events.wazuh import from_wazuh
-from shellsieve.run.enrich import Hit, enrich, message_line
+from shellsieve.run.enrich import Hit, enrich, json_line, message_line, put
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
 
 __all__ = ["Router"]
 
 _decode = msgspec.json.decode
-_encode = msgspec.json.Encoder().encode
-_JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+# ValidationError: a number out of range (`1e400`, 5,000 digits) in an untyped decode.
+_JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError, msgspec.ValidationError)
+# A Sysmon or Wazuh line read by the tolerant reader for one of these is no faithful JSON object.
+_NOT_JSON = frozenset(("invalid_utf8", "too_deep", "invalid_json"))
+_REASON_ORDER = ("invalid_utf8", "too_deep", "invalid_json", "out_of_range")
 
 
 class _Slot:
@@ -46,11 +50,12 @@ class _Slot:
 class _Pending:
     """A decoded non-ECS event waiting for the next `match_views` batch."""
 
-    __slots__ = ("view", "flat", "slots", "doc", "fmt", "carrier")
+    __slots__ = ("view", "flat", "slots", "doc", "fmt", "carrier", "malformed")
 
     def __init__(self, view: dict[str, Any], flat: dict[str, Any], slots: list[_Slot],
-                 doc: dict[str, Any] | None, fmt: str, carrier: int = 0) -> None:
+                 doc: dict[str, Any] | None, fmt: str, carrier: int = 0, malformed: str | None = None) -> None:
         self.view, self.flat, self.slots, self.doc, self.fmt, self.carrier = view, flat, slots, doc, fmt, carrier
+        self.malformed = malformed  # why a JSON line was read by the tolerant reader
 
 
 def _overlay(view: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
@@ -137,25 +142,34 @@ class Router:
         return self.audit.next_deadline()
 
     # -- per line ---------------------------------------------------------------------------
-    def _decode(self, line: bytes) -> tuple[str, Any] | None:
-        """(format, decoded JSON object or text) for a line, or None for an ECS line (fast path).
-        Malformed JSON also goes to the fast path, which counts and forwards it."""
+    def _decode(self, line: bytes) -> tuple[str, Any, str | None] | None:
+        """(format, decoded JSON object or text, malformed reason or None) for a line, or None for
+        an ECS line (fast path). Malformed ECS JSON also goes to the fast path, which reads, counts
+        and forwards it; a Sysmon or Wazuh line the strict decode refuses is read by the tolerant
+        reader (the last of duplicate keys wins, as the format decoders expect single values)."""
         fmt = self.fmt
         if fmt in ("ecs", "sysmon", "wazuh") or (fmt == "auto" and line.lstrip()[:1] in (b"{", b"[")):
             if fmt == "auto" and not any(m in line for m in ECS_MARKERS):
                 return None
+            reason = None
             try:
                 doc = _decode(line)
             except _JSON_ERRORS:
-                return None
+                doc, found = read(line)
+                reason = next((r for r in _REASON_ORDER if r in found), "invalid_json")
             if not isinstance(doc, dict):
                 return None
             fmt = json_format(doc) if fmt == "auto" else fmt
-            return None if fmt == "ecs" else (fmt, doc)
-        text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
-        return (text_format(text) if fmt == "auto" else fmt), text
+            return None if fmt == "ecs" else (fmt, doc, reason)
+        raw = line.rstrip(b"\r")
+        try:
+            text, reason = raw.decode(), None
+        except UnicodeDecodeError:
+            # U+FFFD, never a `\xNN` text the line could have spelt itself; the output is marked
+            text, reason = raw.decode("utf-8", "replace"), "invalid_utf8"
+        return (text_format(text) if fmt == "auto" else fmt), text, reason
 
-    def _enqueue(self, line: bytes, fmt: str, payload: Any, now: float) -> None:
+    def _enqueue(self, line: bytes, fmt: str, payload: Any, malformed: str | None, now: float) -> None:
         """Give a decoded line its output slot and its event a place in the next match batch."""
         self.stats.lines_in += 1
         self.stats.bytes_in += len(line) + 1
@@ -168,6 +182,8 @@ class Router:
             if rec is None:
                 self._malformed(slot, "not_audit_record")
                 return
+            if malformed is not None:
+                self.stats.malformed[malformed] += 1  # one reason per line
             for ev in self.audit.add(rec, slot, now):
                 self._audit_event(ev)
             return
@@ -185,22 +201,24 @@ class Router:
             flat = parsed
         else:
             flat = from_cmdline(payload)
+        if malformed is not None:
+            self.stats.malformed[malformed] += 1  # one reason per line
         if doc is None:
             flat["message"] = payload
             view = nest(flat)
         else:
             view = _overlay(nest(flat), doc)
-        self._batch.append(_Pending(view, flat, [slot], doc, fmt))
+        self._batch.append(_Pending(view, flat, [slot], doc, fmt, 0, malformed if doc is not None else None))
 
     def _malformed(self, slot: _Slot, reason: str) -> bool:
         self.stats.malformed[reason] += 1
-        self._emit(slot, b"" if self.only_alerts else message_line(slot.line))
+        self._emit(slot, b"" if self.only_alerts else message_line(slot.line, malformed=reason))
         return False
 
     def _audit_event(self, ev: AuditEvent) -> None:
         self.stats.audit_events += 1
         flat = to_ecs(ev.records, self.pids, self.passwd, self.local_host)
-        flat["message"] = "\n".join(s.line.rstrip(b"\r").decode("utf-8", "backslashreplace") for s in ev.slots)
+        flat["message"] = "\n".join(s.line.rstrip(b"\r").decode("utf-8", "replace") for s in ev.slots)
         types = [r.type for r in ev.records]
         carrier = types.index("EXECVE") if "EXECVE" in types else types.index("SYSCALL") if "SYSCALL" in types else 0
         self._batch.append(_Pending(nest(flat), flat, ev.slots, None, "auditd", carrier))
@@ -229,8 +247,13 @@ class Router:
                     self._emit(slot, b"" if self.only_alerts else message_line(slot.line))
 
     def _json_out(self, item: _Pending, hits: list[Hit]) -> bytes:
+        line, reason = item.slots[0].line, item.malformed
+        if reason in _NOT_JSON:  # not forwarded as it came: wrapped, with what was read if it matched
+            if not hits:
+                return b"" if self.only_alerts else message_line(line, malformed=reason)
+            return message_line(line, hits, nest({k: v for k, v in item.flat.items() if k != "message"}), reason)
         if not hits:
-            return b"" if self.only_alerts else item.slots[0].line + b"\n"
+            return b"" if self.only_alerts else line + b"\n"
         doc = item.doc
         assert doc is not None
         if item.fmt == "wazuh" and isinstance(doc.get("rule"), dict):
@@ -242,7 +265,10 @@ class Router:
             wz = doc["wazuh"]
             if type(wz) is dict and "rule" not in wz:
                 wz["rule"] = doc.pop("rule")
-        return _encode(enrich(doc, hits)) + b"\n"
+        enrich(doc, hits)
+        if reason is not None:
+            put(doc, "shellsieve.malformed", reason)
+        return json_line(doc)
 
     def _emit(self, slot: _Slot, out: bytes) -> None:
         slot.out = out

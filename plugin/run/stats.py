@@ -20,7 +20,7 @@ from typing import Any
 __all__ = ["Stats", "MALFORMED_REASONS"]
 
 MALFORMED_REASONS = ("invalid_json", "invalid_utf8", "not_object", "too_deep", "line_too_long",
-                     "not_audit_record", "invalid_xml", "partial_line")
+                     "not_audit_record", "invalid_xml", "partial_line", "out_of_range", "duplicate_key")
 
 
 class Stats:
