@@ -31,7 +31,7 @@ PHP_FSOCKOPEN = "100103"
 # Malformed JSON: the reason the filter counts it under. Text lines are not malformed.
 MALFORMED_REASON = {
     "invalid_json": "invalid_json",
-    "lone_surrogate": "invalid_json",  # JSON-legal `\ud800`, which msgspec refuses
+    "lone_surrogate": "invalid_utf8",  # JSON-legal `\ud800`: no Unicode text, as invalid UTF-8 is none
     "control_json": "invalid_json",  # a raw control byte (ESC, NUL) inside a JSON string
     "invalid_utf8": "invalid_utf8",
     "not_object": "not_object",

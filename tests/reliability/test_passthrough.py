@@ -4,9 +4,6 @@ The quick variants run by default (a few seconds each). The full sizes (a millio
 distinct processes) are marked slow:
 
     python -m pytest tests/reliability/test_passthrough.py -m slow -q
-
-Tests marked xfail(strict=True) show a defect of issue 19 that another change fixes; the mark goes
-once that change is in (strict: the test then passes, and the mark makes it fail until removed).
 """
 
 from __future__ import annotations
@@ -157,13 +154,8 @@ class TestKnownDefects:
         assert res.stdout.count(b"\n") == 2
         assert res.stopped["formats"].get("cmdline", 0) == 0, res.stopped["formats"]
 
-    @pytest.mark.parametrize("defect", [
-        pytest.param(b"\xff", id="invalid_utf8", marks=pytest.mark.xfail(
-            strict=True, reason="issue 19: an ECS event with invalid UTF-8 that matches a rule is not scanned")),
-        pytest.param(b"\\ud800", id="lone_surrogate", marks=pytest.mark.xfail(
-            strict=True, reason="issue 19: an ECS event with a lone surrogate escape that matches a rule is not "
-                                "scanned")),
-    ])
+    @pytest.mark.parametrize("defect", [pytest.param(b"\xff", id="invalid_utf8"),
+                                        pytest.param(b"\\ud800", id="lone_surrogate")])
     def test_undecodable_matching_event_still_alerts(self, defect: bytes, run_shellsieve: Any) -> None:
         """A reverse shell in an event that cannot be decoded is scanned on its raw bytes and alerted."""
         line = ecs_event(0, random.Random(0), True)
@@ -171,8 +163,8 @@ class TestKnownDefects:
         res = run_shellsieve(line + b"\n")
         (out,) = res.stdout.splitlines()
         assert PHP_FSOCKOPEN in _rule_ids(strict_json(out)), out[:300]
+        assert res.stopped["malformed"]["invalid_utf8"] == 1
 
-    @pytest.mark.xfail(strict=True, reason="issue 19: a too-deep ECS event that matches a rule is not scanned")
     def test_too_deep_matching_event_still_alerts(self, run_shellsieve: Any) -> None:
         """A reverse shell in an event with a 2,000-deep array is scanned on its raw bytes and alerted."""
         line = ecs_event(0, random.Random(0), True)
