@@ -36,6 +36,12 @@ def split_posix(command_line: str) -> list[str]:
     trailing backslash fall back to whitespace."""
     if not _QUOTING.search(command_line):
         return _PLAIN.findall(command_line)
+    if "\\" not in command_line and not ("'" in command_line and '"' in command_line):
+        # One kind of quote and no backslash: quotes only delimit (an odd count leaves one open).
+        quote = "'" if "'" in command_line else '"'
+        if command_line.count(quote) % 2:
+            return command_line.split()
+        return [w.replace(quote, "") for w in _WORD.findall(command_line)]
     # What no word takes must be blanks: else an unclosed quote or a lone trailing backslash.
     # (C-speed passes; a fullmatch of words-and-blanks would backtrack on such a line.)
     if _WORD.sub("", command_line).strip(_BLANKS):
