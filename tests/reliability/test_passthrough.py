@@ -139,7 +139,7 @@ class TestEachOddKind:
         check_counts(Counter(corpus.kinds), len(corpus.data), res)
 
 
-class TestKnownDefects:
+class TestOddLinesThatHid:
     """Each of these fails on the code issue 19 was filed against."""
 
     def test_empty_lines_are_counted_out(self, run_shellsieve: Any) -> None:
