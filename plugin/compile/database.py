@@ -20,15 +20,14 @@ class Pattern:
         self.rule_index = rule_index  # None: shared (raw anchors, the escape marker)
 
 
-def compile_database(patterns: Sequence[Pattern], extra_flags: int = 0) -> hs.Database:
-    """All patterns in one block-mode database; ids are the list positions. `extra_flags` are
-    added to every pattern's (HS_FLAG_SINGLEMATCH for a database that scans one line at a time)."""
+def compile_database(patterns: Sequence[Pattern]) -> hs.Database:
+    """All patterns in one block-mode database; ids are the list positions."""
     db = hs.Database(mode=hs.HS_MODE_BLOCK)
     db.compile(
         expressions=[p.expression for p in patterns],
         ids=list(range(len(patterns))),
         elements=len(patterns),
-        flags=[p.flags | extra_flags for p in patterns],
+        flags=[p.flags for p in patterns],
     )
     return db
 

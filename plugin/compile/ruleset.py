@@ -75,9 +75,6 @@ class Ruleset:
 
     rules: tuple[CompiledRule, ...]
     database: hs.Database  # the line database: every input byte goes through it (compile/lines.py)
-    # The same patterns, each reporting once per scan: a block whose hits run past a bound is
-    # rescanned one line at a time with it, so no line makes more callbacks than there are patterns.
-    single_line_database: hs.Database
     field_database: hs.Database | None  # every text pattern of every rule, matched against decoded values
     raw_rules: dict[int, tuple[int, ...]]  # line pattern id -> rule indices: a hit makes them candidates
     # line pattern id -> (sequence rule, query index >= 1) for the anchors of later steps and `until`:
@@ -259,8 +256,8 @@ def _layout(kept: Kept) -> _Layout:
 
 
 def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
-              entry: CacheEntry | None
-              ) -> tuple[Kept, _Layout, tuple[hs.Database | None, hs.Database, hs.Database], list[Diagnostic]]:
+              entry: CacheEntry | None) -> tuple[Kept, _Layout, tuple[hs.Database | None, hs.Database],
+                                                 list[Diagnostic]]:
     """The field and line databases for `kept`: from the cache when built from exactly these patterns."""
     diags: list[Diagnostic] = []
     layout = _layout(kept)
@@ -274,12 +271,10 @@ def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
         layout = _layout(kept)
         field_db = compile_database(layout.fields) if layout.fields else None
     line_db = compile_database(layout.lines.patterns)
-    single_db = compile_database(layout.lines.patterns, hs.HS_FLAG_SINGLEMATCH)
     if cache is not None:
         cache.store(CacheEntry(FORMAT, layout.digest(), hs.dumpb(field_db) if field_db else b"",
-                               hs.dumpb(line_db), hs.dumpb(single_db),
-                               [(e, f, nf, err) for (e, f), (nf, err) in known.items()]))
-    return kept, layout, (field_db, line_db, single_db), diags
+                               hs.dumpb(line_db), [(e, f, nf, err) for (e, f), (nf, err) in known.items()]))
+    return kept, layout, (field_db, line_db), diags
 
 
 def _empty_matches(kept: Kept, layout: _Layout, field_db: hs.Database | None) -> list[Diagnostic]:
@@ -343,7 +338,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     entry = cache.load() if cache is not None else None
     known: Resolutions = {(e, f): (nf, err) for e, f, nf, err in entry.resolutions} if entry else {}
     kept, rdiags = _resolve(kept, known, only_regex=True)
-    kept, layout, (field_db, line_db, single_db), cdiags = _database(kept, known, cache, entry)
+    kept, layout, (field_db, line_db), cdiags = _database(kept, known, cache, entry)
     diags += rdiags + cdiags + layout.diags + _empty_matches(kept, layout, field_db)
     regex_confirm = layout.regex_confirm
 
@@ -382,7 +377,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     raw_rules, late_rules = _split_candidates(layout)
     seconds = time.perf_counter() - t0
     return Ruleset(
-        rules=tuple(compiled), database=line_db, single_line_database=single_db, field_database=field_db,
+        rules=tuple(compiled), database=line_db, field_database=field_db,
         raw_rules=raw_rules, late_rules=late_rules, keyed=layout.lines.keyed, requires=layout.lines.requires,
         marker_id=layout.lines.marker_id,
         format_ids=layout.lines.format_ids,

@@ -11,42 +11,12 @@ _SAFE = re.compile(r"[\w@%+=:,./-]+", re.ASCII)  # shlex.quote's set of characte
 _DOUBLE_UNSAFE = re.compile(r'["$`\\!]')
 
 
-# One word as shlex.split reads it (posix, no comments): single-quoted text, double-quoted text
-# (where a backslash escapes only `"` and `\`), a backslash and the character it escapes, or plain
-# characters. shlex itself grows each word a character at a time (`token + c`): quadratic, 24 s on
-# a 1 MiB word; these regexes are linear and give the same words (property-tested against shlex).
-_WORD = re.compile(r"""(?:'[^']*'|"(?:[^"\\]|\\[\s\S])*"|\\[\s\S]|[^ \t\r\n'"\\]+)+""")
-_PIECE = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\[\s\S])*)"|\\([\s\S])|([^ \t\r\n'"\\]+)""")
-_IN_DOUBLE = re.compile(r"""\\([\\"])""")
-_BLANKS = " \t\r\n"
-_QUOTING = re.compile(r"""['"\\]""")
-_PLAIN = re.compile(r"[^ \t\r\n]+")
-
-
-def _unquote(word: str) -> str:
-    parts = []
-    for single, double, escaped, plain in _PIECE.findall(word):
-        # findall gives "" for the groups that did not take part: exactly one of them did
-        parts.append(single or (_IN_DOUBLE.sub(r"\1", double) if double else escaped or plain))
-    return "".join(parts)
-
-
 def split_posix(command_line: str) -> list[str]:
-    """Split like a POSIX shell (quotes, backslashes), as `shlex.split`; unbalanced quotes or a
-    trailing backslash fall back to whitespace."""
-    if not _QUOTING.search(command_line):
-        return _PLAIN.findall(command_line)
-    if "\\" not in command_line and not ("'" in command_line and '"' in command_line):
-        # One kind of quote and no backslash: quotes only delimit (an odd count leaves one open).
-        quote = "'" if "'" in command_line else '"'
-        if command_line.count(quote) % 2:
-            return command_line.split()
-        return [w.replace(quote, "") for w in _WORD.findall(command_line)]
-    # What no word takes must be blanks: else an unclosed quote or a lone trailing backslash.
-    # (C-speed passes; a fullmatch of words-and-blanks would backtrack on such a line.)
-    if _WORD.sub("", command_line).strip(_BLANKS):
+    """Split like a POSIX shell (quotes, backslashes); unbalanced quotes fall back to whitespace."""
+    try:
+        return shlex.split(command_line, posix=True)
+    except ValueError:  # "No closing quotation" and the like: a truncated or odd line
         return command_line.split()
-    return [_unquote(w) if _QUOTING.search(w) else w for w in _WORD.findall(command_line)]
 
 
 def split_windows(command_line: str) -> list[str]:

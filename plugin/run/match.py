@@ -9,7 +9,6 @@ from itertools import accumulate
 from operator import add, itemgetter
 from typing import Any
 
-import hyperscan as hs
 import msgspec
 
 from shellsieve.compile.confirm import EventContext
@@ -32,30 +31,10 @@ _validator = msgspec.json.Decoder(_Any)
 _block_raw = msgspec.json.Decoder(list[msgspec.Raw])  # a whole block as one JSON array, in one C call
 _decode_plain = msgspec.json.decode
 _first = itemgetter(0)
-_second = itemgetter(1)
 _encode = msgspec.json.Encoder().encode
 
 
-class _Hits(list):  # type: ignore[type-arg]
-    """A block's (line pattern id, end offset) hits, and the count past which its scan stops."""
-
-    __slots__ = ("limit", "single")
-
-
-def _on_raw(pid: int, start: int, end: int, flags: int, hits: _Hits) -> int | None:
-    hits.append((pid, end))
-    # A pattern that fires at every few bytes of a long line would call back per match: stop, and
-    # the block is rescanned a line at a time with each pattern reporting once (`_scan`).
-    return 1 if len(hits) > hits.limit else None
-
-
-# Hits per block byte past which a block is rescanned line by line: the public rules make ~1 hit per
-# 50 bytes of ordinary ECS events, a hostile line one per byte or few.
-HITS_PER_BYTE = 1 / 32
-_HITS_FLOOR = 256
-
-
-def _on_single(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, int]]) -> None:
+def _on_raw(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, int]]) -> None:
     hits.append((pid, end))
 
 
@@ -324,7 +303,8 @@ class BlockMatcher:
         clause occurs; under `probe`, None if a format marker fires.
         A line-database hit is that already (compile/lines.py): found from the hit offsets alone,
         with no work on lines without hits."""
-        hits = self._scan(block)
+        hits: list[tuple[int, int]] = []
+        self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
         if not hits:
             return {}
         if probe and not self.rs.format_ids.isdisjoint([pid for pid, _ in hits]):
@@ -332,26 +312,16 @@ class BlockMatcher:
         per_line: dict[int, set[int]] = {}
         rfind = block.rfind
         keyed = self.rs.keyed
-        single = hits.single
         idle = self._idle_late(hits)
         if idle:
             hits = [h for h in hits if h[0] not in idle]
-        # Hits come in order of their end: a line's start is looked for back to the previous hit
-        # only, so finding starts costs one pass over the block, however long its lines.
-        start = last = 0
         for pid, end in hits:
-            if end >= last:
-                start = max(start, rfind(b"\n", last, end) + 1)
-            else:  # out of order: look back from the hit itself
-                start = rfind(b"\n", 0, end) + 1
-            last = end
+            start = rfind(b"\n", 0, end) + 1
             seen = per_line.get(start)
             if seen is not None and pid in seen:
                 continue  # a keyed pattern is checked until it passes once in a line
             k = keyed.get(pid)
-            # A single-match rescan reports a pattern once per line: if that place is not under
-            # the key, a later one might be, so the line stays a candidate (never a missed rule).
-            if k is not None and not single and not under_key(block, start, end, k):
+            if k is not None and not under_key(block, start, end, k):
                 continue
             if seen is None:
                 per_line[start] = {pid}
@@ -380,33 +350,6 @@ class BlockMatcher:
             if rules or late:  # else only joins whose keyed set failed
                 spans[start] = (end, rules, pids, late)
         return spans
-
-    def _scan(self, block: bytes) -> _Hits:
-        """The block's line-database hits in order of their end. Past `HITS_PER_BYTE` the scan
-        stops and each line is scanned alone with the single-match database: callbacks stay
-        bounded by the block's size, or by the patterns per line (`hits.single` is then set)."""
-        hits = _Hits()
-        hits.limit = _HITS_FLOOR + int(len(block) * HITS_PER_BYTE)
-        hits.single = False
-        try:
-            self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
-            return hits
-        except hs.ScanTerminated:
-            pass
-        hits = _Hits()
-        hits.single = True
-        scan = self.rs.single_line_database.scan
-        find = block.find
-        start = 0
-        n = len(block)
-        while start < n:
-            end = find(b"\n", start)
-            end = n if end < 0 else end
-            line: list[tuple[int, int]] = []
-            scan(block[start:end], match_event_handler=_on_single, context=line)
-            hits.extend((pid, start + e) for pid, e in sorted(line, key=_second))
-            start = end + 1
-        return hits
 
     def _idle_late(self, hits: list[tuple[int, int]]) -> set[int]:
         """The patterns that fired only for later steps of sequences that cannot wait for them in
