@@ -10,19 +10,25 @@ from __future__ import annotations
 import io
 import shlex
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from shellsieve.cli import build
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.argv import split_posix, split_windows
 from shellsieve.run.framing import Framer
 from shellsieve.run.loop import run_filter
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
+from shellsieve.model.rule import Rule
 from shellsieve.settings import Settings
+
+from .adversarial import clauses, generic_lines, lines_for, units
 
 
 def _lines_run(fn: Callable[[], Any]) -> int:
@@ -211,3 +217,56 @@ class TestOverLongLines:
         out, stats = _run(shipped, line, 1 << 20, 1 << 16)
         assert out == line
         assert stats.malformed["line_too_long"] == 1 and stats.bytes_in == len(line)
+
+
+MiB = 1 << 20
+PUBLIC = [Path(__file__).resolve().parents[2].parent / "shared" / "rulesets" / p for p in ("sigma", "elastic/linux")]
+
+
+def _best_time(ruleset: Ruleset, line: bytes) -> float:
+    settings = Settings(max_line_bytes=16 * MiB, stats_interval_s=0)  # scanned whole, not in windows
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        run_filter(ruleset, settings, io.BytesIO(line + b"\n"), io.BytesIO(), _Log())
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _cases(rules: list[Rule], most: int) -> list[tuple[str, Callable[[int], Any]]]:
+    found = [c for c in clauses(rules) if units(c)]
+    step = max(1, len(found) // most)
+    cases: list[tuple[str, Callable[[int], Any]]] = [("generic", generic_lines)]
+    for c in found[::step]:
+        parts = units(c)
+        cases.append((" ".join(parts)[:40], lambda size, parts=parts: lines_for(parts, size)))
+    return cases
+
+
+def _assert_linear(ruleset: Ruleset, cases: list[tuple[str, Callable[[int], Any]]]) -> None:
+    """2x input at most 2.5x time (plus 5 ms of clock noise), under 50 ms per MiB per event."""
+    slow = []
+    for name, gen in cases:
+        for (shape, one), (_, two) in zip(gen(MiB), gen(2 * MiB)):
+            t1, t2 = _best_time(ruleset, one), _best_time(ruleset, two)
+            if t2 > 2.5 * t1 + 0.005 or t1 > 0.050 * len(one) / MiB:
+                slow.append(f"{name} / {shape}: 1 MiB {t1 * 1e3:.1f} ms, 2 MiB {t2 * 1e3:.1f} ms")
+    assert not slow, "\n".join(slow)
+
+
+@pytest.mark.slow
+class TestLinearTime:
+    """Timed: `python -m pytest tests/reliability/test_long_lines.py -m slow -q` (minutes)."""
+
+    def test_shipped_rule_anchors(self) -> None:
+        """Every anchor clause of the shipped rules, repeated to 1 and 2 MiB in each shape."""
+        rules, ruleset, _ = build(None)
+        _assert_linear(ruleset, _cases(rules, 1000))
+
+    @pytest.mark.parametrize("path", PUBLIC, ids=lambda p: p.name)
+    def test_public_collection_anchors(self, path: Path) -> None:
+        """A sample of 40 anchor clauses of each public collection (loaded as `--rules` loads them)."""
+        if not path.exists():
+            pytest.skip(f"{path} not present")
+        rules, ruleset, _ = build([path])
+        _assert_linear(ruleset, _cases(rules, 40))
