@@ -45,6 +45,12 @@ def split_posix(command_line: str) -> list[str]:
     if _POSIX_LINE.fullmatch(command_line) is None:
         return command_line.split()  # "No closing quotation" and the like: a truncated or odd line
     args = _POSIX_ARGS.findall(command_line)
+    if "\\" not in command_line and "\0" not in command_line:
+        # Quotes of one kind and no backslash: unquoting removes every quote (each argument's are
+        # balanced, checked above), done for all arguments at once in C.
+        for quote, other in (("'", '"'), ('"', "'")):
+            if other not in command_line:
+                return "\0".join(args).replace(quote, "").split("\0")
     sub = _POSIX_PIECE.sub
     return [sub(_posix_piece, a) if _POSIX_SPECIAL.search(a) else a for a in args]
 

@@ -52,7 +52,7 @@ def _lines_run(fn: Callable[[], Any]) -> int:
 class TestArgv:
     @pytest.mark.parametrize("line", [
         "a b  c", "'a b' \"c d\" e\\ f", "\"a\\\"b\\\\c\\n\"", "''", "a'b'\"c\"d", "x\\", "'open", "\t\r\na\x0bb",
-        "é\u3000x", "a\\\nb",
+        "é\u3000x", "a\\\nb", "'a b' c '' d'e'f", '"a b" "" c"d"e', "'a\"b' c",
     ])
     def test_posix_split_equals_shlex(self, line: str) -> None:
         """The regex splitter gives shlex.split's answer, or str.split's where shlex refuses the line."""
