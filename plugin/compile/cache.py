@@ -21,7 +21,7 @@ import msgspec
 
 __all__ = ["CacheEntry", "DatabaseCache", "default_cache_dir", "cache_key", "patterns_digest"]
 
-FORMAT = 2  # 2: a field and a line database
+FORMAT = 3  # 2: a field and a line database; 3: and the line database in SINGLEMATCH mode
 
 
 class CacheEntry(msgspec.Struct, frozen=True):
@@ -29,6 +29,7 @@ class CacheEntry(msgspec.Struct, frozen=True):
     patterns_digest: bytes  # sha256 of the (expression, flags) lists the databases were compiled from
     database: bytes  # hs.dumpb of the field database
     line_database: bytes  # hs.dumpb of the line database
+    single_database: bytes  # hs.dumpb of the line database with HS_FLAG_SINGLEMATCH (long lines)
     # Per regex that Hyperscan cannot run as written: (expression, flags) -> flags used, or an error.
     resolutions: list[tuple[bytes, int, int, str]] = []
 
@@ -113,19 +114,21 @@ class DatabaseCache:
             return None
         return entry
 
-    def databases(self, entry: CacheEntry, digest: bytes) -> tuple[hs.Database | None, hs.Database] | None:
-        """The cached (field, line) databases if they were built from exactly these patterns."""
+    def databases(self, entry: CacheEntry, digest: bytes
+                  ) -> tuple[hs.Database | None, hs.Database, hs.Database] | None:
+        """The cached (field, line, single-match line) databases if built from exactly these patterns."""
         if entry.patterns_digest != digest:
             self.status = "stale"
             return None
         try:
             line_db = _load(entry.line_database)
+            single_db = _load(entry.single_database)
             field_db = _load(entry.database) if entry.database else None  # b"": rules without text patterns
         except hs.error:
             self.status = "corrupt"
             return None
         self.status = "warm"
-        return field_db, line_db
+        return field_db, line_db, single_db
 
     def store(self, entry: CacheEntry) -> None:
         """Write atomically (temp file + rename); a cache that cannot be written is only slower."""

@@ -20,7 +20,8 @@ from shellsieve.compile.database import Pattern
 from shellsieve.compile.regex import literal_regex
 from shellsieve.events.formats import ECS_MARKERS
 
-__all__ = ["Keyed", "Need", "LineLayout", "keyed", "line_layout", "literal_pattern", "clause_pattern"]
+__all__ = ["Keyed", "Need", "LineLayout", "keyed", "line_layout", "literal_pattern", "clause_pattern",
+           "single_match"]
 
 # Never across a line: JSON strings cannot hold a raw newline, so one line is one event.
 _GAP = rb"[^\n]*"
@@ -238,3 +239,9 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
     layout.patterns += [Pattern(m, 0, None) for m in ECS_MARKERS]  # no regex metacharacter in them
     layout.format_ids = frozenset(range(first, len(layout.patterns)))
     return layout
+
+
+def single_match(patterns: list[Pattern]) -> list[Pattern]:
+    """The same patterns, ids and all, each reporting at most once per scan: scanned one line at a
+    time, a line (one event) then makes at most one callback per pattern however often it repeats."""
+    return [Pattern(p.expression, p.flags | hs.HS_FLAG_SINGLEMATCH, p.rule_index) for p in patterns]

@@ -14,7 +14,7 @@ from shellsieve.compile.anchors import Clause, anchor_clauses
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.cost import cost_error
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
-from shellsieve.compile.lines import Keyed, LineLayout, Need, line_layout
+from shellsieve.compile.lines import Keyed, LineLayout, Need, line_layout, single_match
 from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
@@ -91,7 +91,10 @@ class Ruleset:
     compile_seconds: float
     database_bytes: int
     accessors: dict[str, Accessor] = field(default_factory=dict)
-    cache_status: str = "off"  # off / cold / warm / stale / corrupt (see compile/cache.py)
+    cache_status: str = "off"
+    # The line database again with HS_FLAG_SINGLEMATCH: scanned one line at a time when a block's
+    # hits pass their bound (run/match.py), so that one event makes at most one callback per pattern.
+    single_database: hs.Database | None = None  # off / cold / warm / stale / corrupt (see compile/cache.py)
 
     def scan_field(self, text: str) -> frozenset[int]:
         """Ids of the field patterns matching `text` (one Hyperscan scan)."""
@@ -256,9 +259,10 @@ def _layout(kept: Kept) -> _Layout:
 
 
 def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
-              entry: CacheEntry | None) -> tuple[Kept, _Layout, tuple[hs.Database | None, hs.Database],
+              entry: CacheEntry | None) -> tuple[Kept, _Layout, tuple[hs.Database | None, hs.Database, hs.Database],
                                                  list[Diagnostic]]:
-    """The field and line databases for `kept`: from the cache when built from exactly these patterns."""
+    """The field, line and single-match line databases for `kept`: from the cache when built from
+    exactly these patterns."""
     diags: list[Diagnostic] = []
     layout = _layout(kept)
     databases = cache.databases(entry, layout.digest()) if cache is not None and entry is not None else None
@@ -271,10 +275,12 @@ def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
         layout = _layout(kept)
         field_db = compile_database(layout.fields) if layout.fields else None
     line_db = compile_database(layout.lines.patterns)
+    single_db = compile_database(single_match(layout.lines.patterns))
     if cache is not None:
         cache.store(CacheEntry(FORMAT, layout.digest(), hs.dumpb(field_db) if field_db else b"",
-                               hs.dumpb(line_db), [(e, f, nf, err) for (e, f), (nf, err) in known.items()]))
-    return kept, layout, (field_db, line_db), diags
+                               hs.dumpb(line_db), hs.dumpb(single_db),
+                               [(e, f, nf, err) for (e, f), (nf, err) in known.items()]))
+    return kept, layout, (field_db, line_db, single_db), diags
 
 
 def _empty_matches(kept: Kept, layout: _Layout, field_db: hs.Database | None) -> list[Diagnostic]:
@@ -338,7 +344,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     entry = cache.load() if cache is not None else None
     known: Resolutions = {(e, f): (nf, err) for e, f, nf, err in entry.resolutions} if entry else {}
     kept, rdiags = _resolve(kept, known, only_regex=True)
-    kept, layout, (field_db, line_db), cdiags = _database(kept, known, cache, entry)
+    kept, layout, (field_db, line_db, single_db), cdiags = _database(kept, known, cache, entry)
     diags += rdiags + cdiags + layout.diags + _empty_matches(kept, layout, field_db)
     regex_confirm = layout.regex_confirm
 
@@ -384,7 +390,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
         always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,
         database_bytes=(field_db.size() if field_db else 0) + line_db.size(),
-        accessors=acc, cache_status=cache.status if cache is not None else "off",
+        accessors=acc, cache_status=cache.status if cache is not None else "off", single_database=single_db,
     ), diags
 
 

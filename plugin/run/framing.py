@@ -1,7 +1,8 @@
 """Chunks from a pipe -> complete lines, with a carried tail and a cap on line length.
 
 A line longer than the cap is not buffered: its bytes are passed through as they arrive (so a
-runaway line cannot exhaust memory) and it is counted; it is not scanned.
+runaway line cannot exhaust memory) and it is counted once; run/longline.py scans it in windows.
+The cap is the same however the line arrives: one read, many reads, or a tail joined to a read.
 """
 
 from __future__ import annotations
@@ -39,12 +40,33 @@ class Framer:
             else:
                 block = chunk if last + 1 == len(chunk) else chunk[: last + 1]
             self._tail = chunk[last + 1 :]
-            out.append((block, True))
+            if len(block) > self.max_line:  # only then can a line in it be over the cap
+                out += self._cut_long(bytes(block))
+            else:
+                out.append((block, True))
         if len(self._tail) > self.max_line:
             self.too_long += 1
             out.append((self._tail, False))
             self._tail = b""
             self._passing = True
+        return out
+
+    def _cut_long(self, block: bytes) -> list[tuple[bytes, bool]]:
+        """`block` in runs of lines to scan and over-long lines (each whole, with its newline) to pass."""
+        out: list[tuple[bytes, bool]] = []
+        find, cap = block.find, self.max_line
+        start = run = 0
+        while start < len(block):
+            nl = find(b"\n", start)
+            if nl - start > cap:
+                if start > run:
+                    out.append((block[run:start], True))
+                out.append((block[start : nl + 1], False))
+                self.too_long += 1
+                run = nl + 1
+            start = nl + 1
+        if run < len(block):
+            out.append((block[run:] if run else block, True))
         return out
 
     def finish(self) -> bytes:

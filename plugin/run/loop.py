@@ -17,6 +17,7 @@ import msgspec
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.run.framing import Framer
+from shellsieve.run.longline import LongLines
 from shellsieve.events.auditd import load_passwd
 from shellsieve.run.enrich import message_line
 from shellsieve.run.match import BlockMatcher
@@ -72,6 +73,7 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
     final counters, with `stop_reason` (a key of EXIT_CODES)."""
     stats = Stats()
     framer = Framer(settings.max_line_bytes)
+    long_lines = LongLines(ruleset)
     matcher = BlockMatcher(ruleset, stats, settings.only_alerts, settings.max_open_sequences)
     passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
     router = Router(matcher, stats, settings.input_format, settings.audit_timeout_s, settings.audit_max_open,
@@ -117,8 +119,11 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
                     if _BOM in piece:
                         piece = _strip_bom(piece, stats)
                     out.append(router.process(piece, now))
-                elif not settings.only_alerts:
-                    out.append(router.passthrough(piece))  # an over-long line, forwarded as it came
+                else:  # an over-long line, forwarded as it came, scanned in windows
+                    stats.bytes_in += len(piece)
+                    piece = long_lines.feed(piece)
+                    if not settings.only_alerts:
+                        out.append(router.passthrough(piece))
             new_long = framer.too_long - stats.malformed["line_too_long"]
             if new_long:  # over-long lines bypass the matcher: count them here
                 stats.lines_in += new_long
@@ -133,7 +138,7 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
         last = framer.finish()
         if last == b"\n":  # it ends an over-long line that was being passed through
             stats.unterminated_last_line += partial
-            write(router.passthrough(last))
+            write(router.passthrough(long_lines.feed(last)))
         elif last:
             stats.unterminated_last_line += 1
             write(_last_line(last, not eof and reason != "end_of_input", router, stats, settings.only_alerts))
@@ -194,7 +199,7 @@ def _last_line(line: bytes, stopped: bool, router: Router, stats: Stats, only_al
 def _is_object(line: bytes) -> bool:
     try:
         return isinstance(msgspec.json.decode(line), dict)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):  # 1e400: out of range
         return False
 
 

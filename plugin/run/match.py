@@ -9,6 +9,7 @@ from itertools import accumulate
 from operator import add, itemgetter
 from typing import Any
 
+import hyperscan as hs
 import msgspec
 
 from shellsieve.compile.confirm import EventContext
@@ -34,7 +35,37 @@ _first = itemgetter(0)
 _encode = msgspec.json.Encoder().encode
 
 
-def _on_raw(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, int]]) -> None:
+class _Hits(list[tuple[int, int]]):
+    """(pattern id, end offset) of a block's raw scan, allowed `per_line` hits per line of the block.
+
+    The lines are counted only when the hits pass `budget` (a block's hits are few: ~9 for 100
+    ECS lines of the shipped rules; counting every block's newlines cost 13% of the fast path), up
+    to the hit; the next count waits until the hits have doubled, so counting stays linear."""
+
+    __slots__ = ("budget", "block", "per_line")
+
+    def __init__(self, block: bytes, per_line: int) -> None:
+        super().__init__()
+        self.block = block
+        self.per_line = self.budget = per_line
+
+    def over(self, end: int) -> bool:
+        """Past the bound? Else the next bound."""
+        allowed = self.per_line * (self.block.count(b"\n", 0, end) + 1)
+        if len(self) > allowed:
+            return True
+        self.budget = 2 * allowed
+        return False
+
+
+def _on_raw(pid: int, start: int, end: int, flags: int, hits: _Hits) -> bool | None:
+    hits.append((pid, end))
+    if len(hits) > hits.budget and hits.over(end):
+        return True  # a match explosion: stop; the block is scanned again line by line (_single_hits)
+    return None
+
+
+def _on_single(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, int]]) -> None:
     hits.append((pid, end))
 
 
@@ -178,6 +209,10 @@ class BlockMatcher:
         self._starts = {pid: s for pid, rules in ruleset.raw_rules.items()
                         if (s := frozenset(ri for ri in rules if ri in self.sequences))}
         self._scan_field = _memoized(ruleset.scan_field)
+        # Raw-scan callbacks allowed per line of a block: one per line pattern. Past that, the block
+        # is scanned line by line in SINGLEMATCH mode, where a line cannot make more.
+        self.line_patterns = max(ruleset.format_ids, default=ruleset.marker_id) + 1
+        self.rescanned_blocks = 0  # blocks whose raw scan passed the bound
         acc = ruleset.accessors
         self._ts = acc["@timestamp"]
         self._quote = [(f, acc[f]) for f in ("@timestamp", "process.command_line", "process.entity_id",
@@ -303,20 +338,29 @@ class BlockMatcher:
         clause occurs; under `probe`, None if a format marker fires.
         A line-database hit is that already (compile/lines.py): found from the hit offsets alone,
         with no work on lines without hits."""
-        hits: list[tuple[int, int]] = []
-        self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
+        hits, single = self._raw_hits(block)
         if not hits:
             return {}
         if probe and not self.rs.format_ids.isdisjoint([pid for pid, _ in hits]):
             return None
         per_line: dict[int, set[int]] = {}
-        rfind = block.rfind
-        keyed = self.rs.keyed
+        rfind, find = block.rfind, block.find
+        # A single-match scan reports a keyed literal once per line: its first occurrence may lie
+        # under another key while a later one is under its own, so the key check is left out there.
+        keyed = {} if single else self.rs.keyed
         idle = self._idle_late(hits)
         if idle:
             hits = [h for h in hits if h[0] not in idle]
+        # The line of each hit, found once per line and not by a search back per hit (quadratic on
+        # a long line with many hits): hits come in order of end offset, so the search for the next
+        # line starts where the current one ends.
+        start, stop = 0, find(b"\n")
         for pid, end in hits:
-            start = rfind(b"\n", 0, end) + 1
+            if not start <= end <= stop:
+                start = rfind(b"\n", stop if end > stop else 0, end) + 1
+                stop = find(b"\n", start)
+                if stop < 0:
+                    stop = len(block)
             seen = per_line.get(start)
             if seen is not None and pid in seen:
                 continue  # a keyed pattern is checked until it passes once in a line
@@ -328,7 +372,6 @@ class BlockMatcher:
             else:
                 seen.add(pid)
         spans: dict[int, tuple[int, Any, set[int] | None, Any]] = {}
-        find = block.find
         marker, raw_rules, late_rules = self.rs.marker_id, self.rs.raw_rules, self.rs.late_rules
         requires = self._requires
         for start, pids in per_line.items():
@@ -350,6 +393,41 @@ class BlockMatcher:
             if rules or late:  # else only joins whose keyed set failed
                 spans[start] = (end, rules, pids, late)
         return spans
+
+    def _raw_hits(self, block: bytes) -> tuple[list[tuple[int, int]], bool]:
+        """(pattern id, end offset) of the line patterns in `block`, and whether they came from the
+        single-match rescan. A pattern that fires at every byte of a long line (`\\/` repeated, a
+        join's last set after its first) would make one Python callback per byte: the scan stops
+        once the block passes one callback per pattern per line, and each line is scanned again
+        with the patterns in SINGLEMATCH mode, at most one callback per pattern per line."""
+        hits = _Hits(block, self.line_patterns)
+        try:
+            self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
+            return hits, False
+        except hs.ScanTerminated:
+            pass
+        self.rescanned_blocks += 1
+        return self._single_hits(block), True
+
+    def _single_hits(self, block: bytes) -> list[tuple[int, int]]:
+        single = self.rs.single_database
+        assert single is not None  # compile_rules always builds it
+        scan = single.scan
+        find = block.find
+        hits: list[tuple[int, int]] = []
+        line: list[tuple[int, int]] = []
+        start, n = 0, len(block)
+        while start < n:
+            stop = find(b"\n", start)
+            if stop < 0:
+                stop = n
+            if stop > start:
+                scan(block[start:stop], match_event_handler=_on_single, context=line)
+                if line:
+                    hits += [(pid, start + end) for pid, end in line]
+                    line.clear()
+            start = stop + 1
+        return hits
 
     def _idle_late(self, hits: list[tuple[int, int]]) -> set[int]:
         """The patterns that fired only for later steps of sequences that cannot wait for them in
