@@ -196,11 +196,18 @@ def _last_line(line: bytes, stopped: bool, router: Router, stats: Stats, only_al
     return router.passthrough(message_line(line[:-1]))
 
 
+_raw = msgspec.json.Decoder(msgspec.Raw)
+
+
 def _is_object(line: bytes) -> bool:
-    try:
-        return isinstance(msgspec.json.decode(line), dict)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):  # 1e400: out of range
+    if not line.lstrip().startswith(b"{"):
         return False
+    try:
+        # Raw: a syntax check that converts no value, so 1e400 is whole JSON (a decode raised on it)
+        _raw.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return False
+    return True
 
 
 def _silence_stdout(stdout: BinaryIO) -> None:

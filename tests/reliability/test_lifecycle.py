@@ -268,6 +268,19 @@ class TestStopSignals:
         assert final["events_in"] == final["events_out"] == 2
 
 
+    def test_whole_object_with_a_number_out_of_range_at_a_stop(self, spawn: Any) -> None:
+        """SIGTERM with a whole object lacking only its newline, holding 1e400: it is an event, not a
+        crash (the check that it is whole once raised msgspec's ValidationError out of the loop)."""
+        f = spawn()
+        os.write(f.stdin_fd, _line(0) + b'{"seq":1,"x":1e400}')
+        f.wait_lines(1)
+        f.proc.send_signal(signal.SIGTERM)
+        code, out, logs = f.finish()
+        assert code == 0
+        assert out == [_line(0), b'{"seq":1,"x":1e400}\n']
+        assert _stopped(logs)["events_in"] == 2
+
+
 class TestBlockedStdout:
     @pytest.mark.parametrize("pause", [1.0, pytest.param(10.0, marks=pytest.mark.slow)])
     def test_sigterm_while_the_reader_pauses(self, spawn: Any, pause: float) -> None:
