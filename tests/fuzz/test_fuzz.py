@@ -1,0 +1,72 @@
+"""The fuzz targets in the default run: each over its seed corpus, then a short coverage-guided run
+(atheris in a child process, 1-2 s per target; hypothesis in process where atheris is not
+installed), and the inputs the fuzzers found, as regression tests.
+
+Run them longer with `python tests/fuzz/run_atheris.py all --seconds 300` (see run_atheris.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from targets import TARGETS, _NullLog, _shipped, seeds  # tests/fuzz is on sys.path (rootdir-less test dir)
+
+HERE = Path(__file__).resolve().parent
+HAVE_ATHERIS = importlib.util.find_spec("atheris") is not None
+SECONDS = 1  # per target in the default run: libFuzzer stops after 1-2 s; 14 targets in ~30 s
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_seed_corpus(name: str) -> None:
+    """Every seed of the target holds the target's invariants."""
+    corpus = seeds(name)
+    assert corpus, f"no seeds for {name}"
+    for seed in corpus:
+        TARGETS[name](seed)
+
+
+@pytest.fixture(scope="module")
+def atheris_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `run_atheris.py all` for the module: shellsieve instrumented once, each target forked from it."""
+    out = tmp_path_factory.mktemp("atheris")
+    cmd = [sys.executable, str(HERE / "run_atheris.py"), "all", "--seconds", str(SECONDS), "--quiet",
+           "--corpus", str(out / "corpus"), "--artifacts", str(out / "artifacts")]
+    subprocess.run(cmd, capture_output=True, timeout=30 * len(TARGETS), cwd=out)
+    return out / "artifacts"
+
+
+@pytest.mark.skipif(not HAVE_ATHERIS, reason="atheris not installed: test_hypothesis runs instead")
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_atheris(name: str, atheris_run: Path) -> None:
+    """A short atheris run of the target from its seed corpus finds no crash."""
+    summary = json.loads((atheris_run / "summary.json").read_text())[name]
+    log = (atheris_run / f"{name}.log").read_text(errors="replace").splitlines()
+    detail = "\n".join(x for x in log if not x.startswith("INFO: Instrumenting"))[-6000:]
+    crashes = sorted((atheris_run / name).glob("*"))
+    found = crashes[0].read_bytes()[:2000] if crashes else None
+    assert summary["exit"] == 0 and not crashes, f"{name} crashed on {found!r}:\n{detail}"
+
+
+@pytest.mark.skipif(HAVE_ATHERIS, reason="atheris installed: test_atheris runs instead")
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_hypothesis(name: str) -> None:
+    """Where atheris cannot be installed: random bytes, and seeds with bytes spliced in, hold the invariants."""
+    from hypothesis import given, settings, strategies as st
+
+    corpus = seeds(name)
+    spliced = st.tuples(st.sampled_from(corpus), st.integers(0, 4096), st.integers(0, 64), st.binary(max_size=64)).map(
+        lambda t: t[0][: t[1]] + t[3] + t[0][t[1] + t[2]:])
+
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @given(st.one_of(st.binary(max_size=4096), spliced))
+    def run(data: bytes) -> None:
+        TARGETS[name](data)
+
+    run()
