@@ -70,3 +70,38 @@ def test_hypothesis(name: str) -> None:
         TARGETS[name](data)
 
     run()
+
+
+# -- what the fuzzers found -----------------------------------------------------------------------
+
+def _filter(data: bytes) -> list[bytes]:
+    from shellsieve.run.loop import run_filter
+    from shellsieve.settings import Settings
+
+    out = io.BytesIO()
+    run_filter(_shipped(), Settings(stats_interval_s=0), io.BytesIO(data), out, _NullLog())
+    return out.getvalue().splitlines()
+
+
+class TestFound:
+    """Inputs the fuzzers found that crashed a decoder, minimised; each held by its target from now on."""
+
+    # An audit header's seconds are whatever digits the line holds: year 540678, or past float range.
+    FAR_AUDIT = (b'type=SYSCALL msg=audit(17000001002123:4567): arch=c000003e syscall=59 success=yes pid=7 ppid=1 '
+                 b'comm="sh" exe="/bin/sh"\ntype=EOE msg=audit(17000001002123:4567):\n')
+    INF_AUDIT = b"type=EXECVE msg=audit(" + b"9" * 400 + b".1:1): argc=1 a0=\"sh\"\n"
+
+    @pytest.mark.parametrize("line", [FAR_AUDIT, INF_AUDIT])
+    def test_audit_time_out_of_range(self, line: bytes) -> None:
+        """An audit record dated past year 9999 (or past float range) is decoded without a @timestamp."""
+        TARGETS["auditd_record"](line)
+        TARGETS["auditd_assembly"](line)
+        out = _filter(line)
+        assert len(out) == line.count(b"\n") and all(x.startswith(b'{"message":') for x in out)
+
+    def test_wazuh_audit_time_out_of_range(self) -> None:
+        """A Wazuh alert whose full_log holds such a record is decoded too."""
+        doc = (b'{"full_log":"type=SYSCALL msg=audit(17778000004600:1002): arch=c000003e syscall=59 pid=7",'
+               b'"decoder":{"name":"auditd"}}')
+        TARGETS["wazuh_json"](doc)
+        assert _filter(doc + b"\n") == [doc]
