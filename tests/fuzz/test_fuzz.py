@@ -105,3 +105,28 @@ class TestFound:
                b'"decoder":{"name":"auditd"}}')
         TARGETS["wazuh_json"](doc)
         assert _filter(doc + b"\n") == [doc]
+
+    @pytest.mark.parametrize("query", ['process where process.name <=+ "x"', 'process where process.pid < -"a"'])
+    def test_eql_sign_on_string(self, query: str) -> None:
+        """eql's parser fails with AttributeError on a sign before a string: an UnsupportedError, not a crash."""
+        from shellsieve.errors import UnsupportedError
+        from shellsieve.rules.eql import parse_eql
+
+        with pytest.raises(UnsupportedError, match="eql parser failed"):
+            parse_eql(query)
+        TARGETS["eql"](query.encode())
+
+    @pytest.mark.parametrize("field", ['threat = ["TA0002"]', 'risk_score = "high"', "risk_score = inf",
+                                       "references = 7", "query = 5"])
+    def test_elastic_field_of_wrong_type(self, field: str, tmp_path: Path) -> None:
+        """A detection-rules field of the wrong type is a diagnostic naming the rule, not an exception."""
+        from shellsieve.rules.discover import load_rules
+
+        lines = {"rule_id": '"r1"', "name": '"n"', "type": '"eql"', "language": '"eql"',
+                 "query": "'process where process.name == \"sh\"'"}
+        key = field.split(" ", 1)[0]
+        lines[key] = field.split(" = ", 1)[1]
+        path = tmp_path / "rule.toml"
+        path.write_text("[rule]\n" + "".join(f"{k} = {v}\n" for k, v in lines.items()))
+        rules, diags = load_rules([path])
+        assert rules == [] and [(d.severity, d.rule_id) for d in diags] == [("error", "r1")]
