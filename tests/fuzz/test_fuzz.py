@@ -130,3 +130,16 @@ class TestFound:
         path.write_text("[rule]\n" + "".join(f"{k} = {v}\n" for k, v in lines.items()))
         rules, diags = load_rules([path])
         assert rules == [] and [(d.severity, d.rule_id) for d in diags] == [("error", "r1")]
+
+    @pytest.mark.parametrize("doc", [b'{"Event":{"System":1}}', b'{"winlog":[1]}',
+                                     b'{"winlog":{"event_data":{"Image":7,"ParentImage":["a"]}}}'])
+    def test_sysmon_json_parts_of_other_types(self, doc: bytes) -> None:
+        """Under `--format sysmon` any JSON object is read as Sysmon: parts of other types are absent."""
+        from shellsieve.run.loop import run_filter
+        from shellsieve.settings import Settings
+
+        TARGETS["sysmon_json"](doc)
+        out = io.BytesIO()
+        run_filter(_shipped(), Settings(stats_interval_s=0, input_format="sysmon"), io.BytesIO(doc + b"\n"), out,
+                   _NullLog())
+        assert out.getvalue() == doc + b"\n"
