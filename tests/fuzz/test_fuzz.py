@@ -143,3 +143,22 @@ class TestFound:
         run_filter(_shipped(), Settings(stats_interval_s=0, input_format="sysmon"), io.BytesIO(doc + b"\n"), out,
                    _NullLog())
         assert out.getvalue() == doc + b"\n"
+
+    def test_field_name_a_view_cannot_hold(self, tmp_path: Path) -> None:
+        """A rule field holding `\\` or `"` (msgspec cannot rename to it) is refused at compile with a
+        diagnostic naming the rule, and the other rules still compile."""
+        from shellsieve.compile.ruleset import compile_rules
+        from shellsieve.rules.discover import load_rules
+
+        path = tmp_path / "rules.yml"
+        path.write_text("title: a\nid: 00000000-0000-4000-8000-00000000000a\nlogsource: {category: process_creation, product: linux}\n"
+                        "detection:\n  sel:\n    Parent\\Image|endswith: /apache2\n  condition: sel\n---\n"
+                        "title: b\nid: 00000000-0000-4000-8000-00000000000b\nlogsource: {category: process_creation, product: linux}\n"
+                        "detection:\n  sel:\n    Image|endswith: /nc\n  condition: sel\n")
+        rules, _ = load_rules([path])
+        bad, good = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+        assert [r.id for r in rules] == [bad, good]
+        ruleset, diags = compile_rules(rules)
+        assert [r.rule.id for r in ruleset.rules] == [good]
+        assert [(d.rule_id, d.construct) for d in diags if d.severity == "error"] == [(bad, "Parent\\Image")]
+        TARGETS["sigma_rules"](path.read_bytes())
