@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,13 @@ def _fuzz_all(targets: Any, args: argparse.Namespace, extra: list[str]) -> int:
                     os.dup2(log, 1)
                     os.dup2(log, 2)
                 _fuzz(targets, name, args, extra)
-            finally:
-                os._exit(70)  # not reached unless setting up the run failed
+            except SystemExit:
+                # atheris ends a crashing run with sys.exit: the interpreter's exit runs libFuzzer's
+                # exit handler, which writes the crashing input. os._exit would skip it.
+                raise
+            except BaseException:
+                traceback.print_exc()
+            os._exit(70)  # setting up the run failed
         rc = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         crashes = sorted(p.name for p in (out / name).glob("*")) if (out / name).is_dir() else []
         summary[name] = {"exit": rc, "seconds": round(time.monotonic() - started, 1), "crashes": crashes}
