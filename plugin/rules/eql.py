@@ -51,10 +51,12 @@ def _parse(text: str) -> Any:
             return eql.parse_query(text)
         except eql.EqlError:
             raise
-        except (AttributeError, OverflowError) as exc:
-            # eql's own error path can fail: a sign on a string (`x < -"a"`) reaches `KvTree.source`,
-            # which does not exist; `with runs=<40 digits>` overflows a list size. Queries eql refuses.
-            raise UnsupportedError(text.strip()[:80], f"the eql parser failed on this query ({exc})") from None
+        except (AttributeError, IndexError, OverflowError, RecursionError) as exc:
+            # eql's own error paths can fail: a sign on a string (`x < -"a"`) reaches `KvTree.source`,
+            # which does not exist; a sequence whose steps differ in their number of `by` fields
+            # indexes past them; `with runs=<40 digits>` overflows a list size. Queries eql refuses.
+            raise UnsupportedError(text.strip()[:80],
+                                   f"the eql parser failed on this query ({type(exc).__name__}: {exc})") from None
 
 
 def _field(node: Any) -> str:

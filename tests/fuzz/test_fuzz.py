@@ -162,3 +162,26 @@ class TestFound:
         assert [r.rule.id for r in ruleset.rules] == [good]
         assert [(d.rule_id, d.construct) for d in diags if d.severity == "error"] == [(bad, "Parent\\Image")]
         TARGETS["sigma_rules"](path.read_bytes())
+
+    def test_eql_by_counts_differ(self) -> None:
+        """A sequence whose first step has more `by` fields than the next makes eql's error path index
+        past its list (IndexError): an UnsupportedError."""
+        from shellsieve.errors import UnsupportedError
+        from shellsieve.rules.eql import parse_eql
+
+        query = "sequence [process where a == 1] by a, b [process where a == 1] by a"
+        with pytest.raises(UnsupportedError, match="IndexError"):
+            parse_eql(query)
+        TARGETS["eql"](query.encode())
+
+    @pytest.mark.parametrize("text", ["title: x\ndate: 2026-13-01\n", "title: x\ndate: 2026-02-30\n"])
+    def test_sigma_yaml_date_out_of_range(self, text: str, tmp_path: Path) -> None:
+        """A YAML date no datetime holds (PyYAML raises ValueError, not a YAMLError) is an invalid-YAML diagnostic."""
+        from shellsieve.rules.discover import load_rules
+
+        path = tmp_path / "rule.yml"
+        path.write_text(text)
+        rules, diags = load_rules([path])
+        assert rules == [] and [(d.severity, d.location.line) for d in diags] == [("error", 1)]
+        assert "invalid YAML" in diags[0].message
+        TARGETS["sigma_rules"](text.encode())
