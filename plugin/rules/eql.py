@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from contextlib import ExitStack
 from typing import Any
 from unittest import mock
@@ -141,7 +142,13 @@ def _function(node: Any) -> Expr:
         return Predicate(_field(args[0]), _STRING_FUNCS[lname], tuple(_literal(a) for a in args[1:]),
                          case_sensitive=not name.endswith("~"))
     if lname == "cidrmatch":
-        return Predicate(_field(args[0]), Op.CIDR, tuple(_literal(a) for a in args[1:]))
+        nets = tuple(_literal(a) for a in args[1:])
+        for n in nets:
+            try:
+                ipaddress.ip_network(str(n), strict=False)
+            except ValueError:  # checked here so that compile, which builds the networks, cannot fail
+                raise UnsupportedError(str(n), f"cidrmatch(): {str(n)!r} is neither an address nor a network") from None
+        return Predicate(_field(args[0]), Op.CIDR, nets)
     raise UnsupportedError(f"{name}()", f"EQL function {name}() is not implemented")
 
 

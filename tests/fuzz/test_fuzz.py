@@ -185,3 +185,17 @@ class TestFound:
         assert rules == [] and [(d.severity, d.location.line) for d in diags] == [("error", 1)]
         assert "invalid YAML" in diags[0].message
         TARGETS["sigma_rules"](text.encode())
+
+    def test_eql_cidrmatch_not_a_network(self, tmp_path: Path) -> None:
+        """cidrmatch() with a value that is not a network (a leading zero) is refused when the rule loads,
+        not by ValueError out of compile_rules."""
+        from shellsieve.compile.ruleset import compile_rules
+        from shellsieve.rules.discover import load_rules
+
+        path = tmp_path / "rule.toml"
+        path.write_text('[rule]\nrule_id = "r1"\nname = "n"\ntype = "eql"\nlanguage = "eql"\n'
+                        "query = 'network where cidrmatch(destination.ip, \"10.0.0.0/8\", \"063.0.0.0/8\")'\n")
+        rules, diags = load_rules([path])
+        assert rules == [] and [(d.rule_id, d.construct) for d in diags] == [("r1", "063.0.0.0/8")]
+        compile_rules(rules)
+        TARGETS["elastic_rules"](path.read_bytes())
