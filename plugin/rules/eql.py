@@ -16,6 +16,7 @@ from shellsieve.model.rule import Sequence, Step
 
 __all__ = ["parse_eql"]
 
+MAX_RUNS = 100  # `[...] with runs=N`: a bound on the steps one sequence rule may have
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -28,6 +29,14 @@ class _CaseAwareWalker(eql.parser.LarkToEQL):  # type: ignore[misc]
         pred = str(node["STRING_PREDICATE"])
         info.node = ast.FunctionCall(f"ss:{pred}", list(info.node.arguments))
         return info
+
+    def subquery_by(self, node: Any, *args: Any, **kwargs: Any) -> Any:
+        # eql copies a `with runs=N` step N times right after this returns: bound N first, or
+        # runs=62222222222222 is a MemoryError and runs=10**8 some gigabytes.
+        info, join_values, runs = super().subquery_by(node, *args, **kwargs)
+        if runs > MAX_RUNS:
+            raise UnsupportedError(f"with runs={runs}", f"a step repeated more than {MAX_RUNS} times")
+        return info, join_values, runs
 
     def in_set(self, node: Any) -> Any:
         info = super().in_set(node)

@@ -199,3 +199,16 @@ class TestFound:
         assert rules == [] and [(d.rule_id, d.construct) for d in diags] == [("r1", "063.0.0.0/8")]
         compile_rules(rules)
         TARGETS["elastic_rules"](path.read_bytes())
+
+    @pytest.mark.parametrize("runs", ["101", "62222222222222"])
+    def test_eql_runs_bounded(self, runs: str) -> None:
+        """`with runs=N` past 100 is refused before eql copies the step N times (a MemoryError, or
+        gigabytes, before)."""
+        from shellsieve.errors import UnsupportedError
+        from shellsieve.rules.eql import parse_eql
+
+        query = f'sequence by host.id [process where process.name == "x"] with runs={runs}'
+        with pytest.raises(UnsupportedError, match="repeated more than 100"):
+            parse_eql(query)
+        assert len(parse_eql(query.replace(runs, "100")).steps) == 100  # type: ignore[union-attr]
+        TARGETS["eql"](query.encode())
