@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from targets import TARGETS, _NullLog, _shipped, seeds  # tests/fuzz is on sys.path (rootdir-less test dir)
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # targets.py is imported by name here and by run_atheris.py alike
+
+from targets import TARGETS, _NullLog, _shipped, seeds  # noqa: E402
 HAVE_ATHERIS = importlib.util.find_spec("atheris") is not None
 SECONDS = 1  # per target in the default run: libFuzzer stops after 1-2 s; 14 targets in ~30 s
 
