@@ -39,7 +39,7 @@ def sysmon_ecs(event_id: int | None, data: dict[str, Any], computer: str | None,
             continue
         flat[ecs] = to_int(value) if ecs in _INT_FIELDS else value
     for ecs, key in (("process.name", "Image"), ("process.parent.name", "ParentImage")):
-        if isinstance(data.get(key), str) and data[key] != "-":
+        if isinstance(data.get(key), str) and data[key] not in ("", "-"):  # hostile JSON: any type
             flat[ecs] = basename(data[key], windows)
     # Windows command lines follow CommandLineToArgvW's quoting; Sysmon for Linux writes argv joined by
     # spaces, without quoting, so only the whitespace boundaries are known.
