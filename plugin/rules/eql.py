@@ -143,6 +143,8 @@ def _function(node: Any) -> Expr:
         return any_of([Predicate(_field(args[0]), Op.REGEX, (_lucene_regex(v),), pred == "regex")
                        for v in values])
     lname = name.lower().rstrip("~")
+    if not args:  # eql parses a call of an unknown arity (ignore_missing_functions): `cidrmatch()`
+        raise UnsupportedError(f"{name}()", f"{name}() needs a field as its first argument")
     if lname in _STRING_FUNCS and any(isinstance(a, ast.Field) for a in args[1:]):
         raise UnsupportedError(f"{name}({_field(args[0])}, <field>)",
                                f"{name}() with a field as its second argument (a comparison of two fields) "

@@ -213,3 +213,15 @@ class TestFound:
             parse_eql(query)
         assert len(parse_eql(query.replace(runs, "100")).steps) == 100  # type: ignore[union-attr]
         TARGETS["eql"](query.encode())
+
+    @pytest.mark.parametrize("call", ["cidrmatch()", "CIDRMATCH()"])
+    def test_eql_function_without_arguments(self, call: str) -> None:
+        """cidrmatch() with no argument (eql checks no arity for it) is an UnsupportedError, not IndexError
+        from the translator."""
+        from shellsieve.errors import UnsupportedError
+        from shellsieve.rules.eql import parse_eql
+
+        query = f"network where not {call}"
+        with pytest.raises(UnsupportedError, match="first argument"):
+            parse_eql(query)
+        TARGETS["eql"](query.encode())
