@@ -152,12 +152,12 @@ class TestFound:
         from shellsieve.rules.discover import load_rules
 
         path = tmp_path / "rules.yml"
-        path.write_text("title: a\nid: 00000000-0000-4000-8000-00000000000a\nlogsource: {category: process_creation, product: linux}\n"
-                        "detection:\n  sel:\n    Parent\\Image|endswith: /apache2\n  condition: sel\n---\n"
-                        "title: b\nid: 00000000-0000-4000-8000-00000000000b\nlogsource: {category: process_creation, product: linux}\n"
-                        "detection:\n  sel:\n    Image|endswith: /nc\n  condition: sel\n")
-        rules, _ = load_rules([path])
         bad, good = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+        source = "logsource: {category: process_creation, product: linux}\n"
+        path.write_text(f"title: a\nid: {bad}\n{source}detection:\n  sel:\n    Parent\\Image|endswith: /apache2\n"
+                        f"  condition: sel\n---\ntitle: b\nid: {good}\n{source}detection:\n  sel:\n"
+                        "    Image|endswith: /nc\n  condition: sel\n")
+        rules, _ = load_rules([path])
         assert [r.id for r in rules] == [bad, good]
         ruleset, diags = compile_rules(rules)
         assert [r.rule.id for r in ruleset.rules] == [good]
@@ -225,3 +225,16 @@ class TestFound:
         with pytest.raises(UnsupportedError, match="first argument"):
             parse_eql(query)
         TARGETS["eql"](query.encode())
+
+    @pytest.mark.parametrize("query", ["a:1 and " + "(" * 300 + "b:2" + ")" * 300, "not " * 1200 + "a:1"])
+    def test_kql_nesting_bounded(self, query: str) -> None:
+        """Parentheses or `not`s nested past 100 are an UnsupportedError, not RecursionError out of the
+        recursive-descent parser; 100 levels still parse."""
+        from shellsieve.errors import UnsupportedError
+        from shellsieve.rules.kql import parse_kql
+
+        with pytest.raises(UnsupportedError, match="nested more than 100"):
+            parse_kql(query)
+        parse_kql("(" * 100 + "b:2" + ")" * 100)
+        parse_kql("not " * 100 + "a:1")
+        TARGETS["kql"](query.encode())
