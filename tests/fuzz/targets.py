@@ -9,8 +9,10 @@ over their seed corpora (`seeds()`) in the default pytest run (`test_fuzz.py`).
 from __future__ import annotations
 
 import ast
+import atexit
 import io
 import json
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -67,6 +69,7 @@ def prepare() -> None:
     """Build what the targets share (the shipped ruleset, the view) now rather than in the first input."""
     _schema()
     _pool()
+    _tmp()
 
 
 def _text(data: bytes) -> str:
@@ -204,12 +207,22 @@ def eql_query(data: bytes) -> None:
         return
 
 
-_TMP = Path(tempfile.mkdtemp(prefix="shellsieve-fuzz-"))
+_TMP: list[Path] = []
+
+
+def _tmp() -> Path:
+    """The folder for the rule file, removed at exit. Made once, before run_atheris forks its children:
+    libFuzzer ends a child with C exit(), which runs no Python exit handler, so the parent removes it."""
+    if not _TMP:
+        _TMP.append(Path(tempfile.mkdtemp(prefix="shellsieve-fuzz-")))
+        atexit.register(shutil.rmtree, _TMP[0], True)
+    _TMP[0].mkdir(exist_ok=True)  # a child that crashed (sys.exit) ran the handler already
+    return _TMP[0]
 
 
 def _loader(suffix: str) -> Target:
     def load(data: bytes) -> None:
-        path = _TMP / f"rule{suffix}"
+        path = _tmp() / f"rule{suffix}"
         path.write_bytes(data)
         rules, diags = load_rules([path])
         for d in diags:
