@@ -18,7 +18,7 @@ from shellsieve.compile.lines import Keyed, LineLayout, Need, line_layout, singl
 from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
-from shellsieve.events.view import Accessor, ViewSchema
+from shellsieve.events.view import Accessor, ViewSchema, field_error
 from shellsieve.model.expr import TEXT_OPS, Expr, Op, Predicate, fields_of, predicates, render
 from shellsieve.model.rule import Rule, Sequence
 
@@ -134,6 +134,11 @@ def _costly(rule: Rule) -> Diagnostic | None:
 
 def _field_patterns_for(rule: Rule) -> list[tuple[Predicate, list[FieldPattern]]]:
     out = []
+    q = rule.query
+    by = [f for s in (*q.steps, *([q.until] if q.until else [])) for f in s.by] if isinstance(q, Sequence) else []
+    for f in sorted(set(by).union(*(fields_of(q) for q in _queries(rule)))):
+        if (err := field_error(f)) is not None:
+            raise UnsupportedError(f, err)
     for q in _queries(rule):
         for p in predicates(q):
             if p.op in TEXT_OPS:

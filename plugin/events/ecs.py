@@ -25,9 +25,13 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def iso_time(epoch: float) -> str:
-    """Epoch seconds -> `2026-11-22T10:00:00.123Z`, the @timestamp shape Elastic writes."""
-    dt = datetime.fromtimestamp(epoch, timezone.utc)
+def iso_time(epoch: float) -> str | None:
+    """Epoch seconds -> `2026-11-22T10:00:00.123Z`, the @timestamp shape Elastic writes; None for a
+    time no datetime holds (an audit header's seconds are digits the input chose: year 540678, inf)."""
+    try:
+        dt = datetime.fromtimestamp(epoch, timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 

@@ -79,8 +79,13 @@ def sysmon_ecs(event_id: int | None, data: dict[str, Any], computer: str | None,
     return flat
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else: `--format sysmon` sends any JSON line here."""
+    return value if isinstance(value, dict) else {}
+
+
 def from_winlogbeat(doc: dict[str, Any]) -> dict[str, Any]:
-    winlog = doc.get("winlog") or {}
+    winlog = _obj(doc.get("winlog"))
     data = winlog.get("event_data") or {}
     windows = "linux" not in str(winlog.get("provider_name", "")).lower()
     ts = doc.get("@timestamp")
@@ -120,8 +125,8 @@ def _event_data(node: Any) -> dict[str, Any]:
 
 
 def from_evtx_json(doc: dict[str, Any]) -> dict[str, Any]:
-    event = doc.get("Event") or {}
-    system = event.get("System") or {}
+    event = _obj(doc.get("Event"))
+    system = _obj(event.get("System"))
     provider = str(_attr(system.get("Provider"), "Name") or "")
     event_id = to_int(_text_of(system.get("EventID")))
     ts = _attr(system.get("TimeCreated"), "SystemTime")

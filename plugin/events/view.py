@@ -7,15 +7,24 @@ Flat dotted keys (`{"process.name": ...}`, as some shippers write) are fields of
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
 
-__all__ = ["ViewSchema", "Accessor", "MISSING"]
+__all__ = ["ViewSchema", "Accessor", "MISSING", "field_error"]
 
 Accessor = Callable[[Any], Any]
 MISSING = None
+# msgspec refuses these in a renamed (JSON) field name, so a view cannot hold such a field.
+_UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
+
+
+def field_error(field: str) -> str | None:
+    """Why a rule's field name cannot be read through a view, or None when it can."""
+    bad = _UNNAMEABLE.search(field)
+    return None if bad is None else f"field name {field!r} holds {bad.group()!r}, which a view cannot read"
 
 
 def _tree(fields: Iterable[str]) -> dict[str, Any]:

@@ -71,6 +71,8 @@ def load_elastic(path: Path, data: bytes | None = None) -> tuple[list[Rule], lis
         return [], [_diag(Code.UNSUPPORTED_TYPE, "unsupported", path, rule_line, rid, f"type = {kind!r}",
                           f"{kind} rules need state across events that shellsieve does not keep", group)]
     query_line = toml_key_line(text, "query")
+    if not isinstance(rule.get("query"), str):
+        return [], [_diag(Code.SCHEMA, "error", path, rule_line, rid, "query", "[rule] query is not a string", group)]
     try:
         if language == "eql":
             query = parse_eql(rule["query"])
@@ -86,11 +88,20 @@ def load_elastic(path: Path, data: bytes | None = None) -> tuple[list[Rule], lis
         line = query_line + getattr(exc, "line", 0) + 1
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return [], [_diag(Code.PARSE, "error", path, line, rid, getattr(exc, "source", "") or "", first, group)]
+    try:
+        return [_rule(rule, rid, path, rule_line, language, group, query)], []
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:  # threat not tables, risk_score inf ...
+        return [], [_diag(Code.SCHEMA, "error", path, rule_line, rid, "[rule]", f"a field has the wrong type: {exc}",
+                          group)]
+
+
+def _rule(rule: dict[str, Any], rid: Any, path: Path, rule_line: int, language: str, group: str,
+          query: Any) -> Rule:
     severity, default_risk = label_risk(str(rule.get("severity", "medium")))
-    return [Rule(
+    return Rule(
         id=str(rid), name=str(rule["name"]), ruleset="elastic", query=query,
         location=Location(str(path), rule_line), severity=severity,
         risk_score=int(rule.get("risk_score", default_risk)), level=str(rule.get("severity", "")),
         threats=_threats(rule), references=tuple(rule.get("references", ())),
         description=str(rule.get("description", "")).strip(), language=language, group=group,
-    )], []
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from contextlib import ExitStack
 from typing import Any
 from unittest import mock
@@ -15,6 +16,7 @@ from shellsieve.model.rule import Sequence, Step
 
 __all__ = ["parse_eql"]
 
+MAX_RUNS = 100  # `[...] with runs=N`: a bound on the steps one sequence rule may have
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -27,6 +29,14 @@ class _CaseAwareWalker(eql.parser.LarkToEQL):  # type: ignore[misc]
         pred = str(node["STRING_PREDICATE"])
         info.node = ast.FunctionCall(f"ss:{pred}", list(info.node.arguments))
         return info
+
+    def subquery_by(self, node: Any, *args: Any, **kwargs: Any) -> Any:
+        # eql copies a `with runs=N` step N times right after this returns: bound N first, or
+        # runs=62222222222222 is a MemoryError and runs=10**8 some gigabytes.
+        info, join_values, runs = super().subquery_by(node, *args, **kwargs)
+        if runs > MAX_RUNS:
+            raise UnsupportedError(f"with runs={runs}", f"a step repeated more than {MAX_RUNS} times")
+        return info, join_values, runs
 
     def in_set(self, node: Any) -> Any:
         info = super().in_set(node)
@@ -47,7 +57,16 @@ def _parse(text: str) -> Any:
         stack.enter_context(eql.parser.skip_optimizations)
         # The parser builds its walker from this module global; swap in ours for this call only.
         stack.enter_context(mock.patch.object(eql.parser, "LarkToEQL", _CaseAwareWalker))
-        return eql.parse_query(text)
+        try:
+            return eql.parse_query(text)
+        except eql.EqlError:
+            raise
+        except (AttributeError, IndexError, OverflowError, RecursionError) as exc:
+            # eql's own error paths can fail: a sign on a string (`x < -"a"`) reaches `KvTree.source`,
+            # which does not exist; a sequence whose steps differ in their number of `by` fields
+            # indexes past them; `with runs=<40 digits>` overflows a list size. Queries eql refuses.
+            raise UnsupportedError(text.strip()[:80],
+                                   f"the eql parser failed on this query ({type(exc).__name__}: {exc})") from None
 
 
 def _field(node: Any) -> str:
@@ -124,6 +143,8 @@ def _function(node: Any) -> Expr:
         return any_of([Predicate(_field(args[0]), Op.REGEX, (_lucene_regex(v),), pred == "regex")
                        for v in values])
     lname = name.lower().rstrip("~")
+    if not args:  # eql parses a call of an unknown arity (ignore_missing_functions): `cidrmatch()`
+        raise UnsupportedError(f"{name}()", f"{name}() needs a field as its first argument")
     if lname in _STRING_FUNCS and any(isinstance(a, ast.Field) for a in args[1:]):
         raise UnsupportedError(f"{name}({_field(args[0])}, <field>)",
                                f"{name}() with a field as its second argument (a comparison of two fields) "
@@ -132,7 +153,13 @@ def _function(node: Any) -> Expr:
         return Predicate(_field(args[0]), _STRING_FUNCS[lname], tuple(_literal(a) for a in args[1:]),
                          case_sensitive=not name.endswith("~"))
     if lname == "cidrmatch":
-        return Predicate(_field(args[0]), Op.CIDR, tuple(_literal(a) for a in args[1:]))
+        nets = tuple(_literal(a) for a in args[1:])
+        for n in nets:
+            try:
+                ipaddress.ip_network(str(n), strict=False)
+            except ValueError:  # checked here so that compile, which builds the networks, cannot fail
+                raise UnsupportedError(str(n), f"cidrmatch(): {str(n)!r} is neither an address nor a network") from None
+        return Predicate(_field(args[0]), Op.CIDR, nets)
     raise UnsupportedError(f"{name}()", f"EQL function {name}() is not implemented")
 
 

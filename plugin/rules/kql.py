@@ -34,6 +34,7 @@ _TOKEN = re.compile(r"""
 """, re.X | re.S)
 
 _KEYWORDS = {"or", "and", "not"}
+MAX_DEPTH = 100  # nested parentheses and `not`s in one query
 # ECS fields Elasticsearch analyses (match_only_text / text); `x.text` is the analysed view of x.
 _TEXT_FIELDS = frozenset({"message", "error.message"})
 # ECS fields of type ip: a value is an address or a CIDR network.
@@ -85,6 +86,7 @@ class _Parser:
         self.text = text
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0  # parentheses and `not`s open around the current term
 
     # -- helpers ----------------------------------------------------------------------------
     def peek(self) -> _Tok | None:
@@ -127,14 +129,21 @@ class _Parser:
         return all_of(terms)
 
     def not_(self) -> Expr:
-        if self.at_keyword("not"):
-            self.i += 1
-            return Not(self.not_())
         tok = self.peek()
-        if tok is not None and tok.kind == "lparen":
+        if tok is not None and (tok.kind == "lparen" or tok.keyword == "not"):
+            # Each level is a few Python frames here and in every walk of the expression after it:
+            # bound it well below the recursion limit.
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                where = _where(self.text, tok.pos)
+                raise UnsupportedError(tok.text, f"KQL nested more than {MAX_DEPTH} deep at {where}")
             self.i += 1
-            inner = self.or_()
-            self.take("rparen")
+            if tok.kind == "lparen":
+                inner = self.or_()
+                self.take("rparen")
+            else:
+                inner = Not(self.not_())
+            self.depth -= 1
             return inner
         return self.field_clause()
 

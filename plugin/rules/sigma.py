@@ -347,6 +347,7 @@ def _documents(text: str) -> list[_Doc]:
     """Every non-empty YAML document, safely loaded, with its start line and its detection key lines."""
     docs: list[_Doc] = []
     loader = _Loader(text)
+    node = None
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -355,6 +356,11 @@ def _documents(text: str) -> list[_Doc]:
             data = loader.construct_document(node)
             if data is not None:
                 docs.append(_Doc(data, node.start_mark.line + 1, _detection_keys(node)))
+    except (ValueError, OverflowError, RecursionError) as exc:
+        # PyYAML's own failures outside YAMLError: a date such as 2026-13-01 (ValueError from
+        # datetime), nesting past the recursion limit. The file is still one that does not load.
+        raise yaml.MarkedYAMLError(problem=f"{type(exc).__name__}: {exc}",
+                                   problem_mark=node.start_mark if node is not None else None) from None
     finally:
         loader.dispose()
     return docs
