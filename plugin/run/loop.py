@@ -30,7 +30,7 @@ from shellsieve.settings import Settings
 __all__ = ["run_filter", "EXIT_CODES", "STOP_GRACE_S"]
 
 
-def _stats_extra(router: Router) -> dict[str, Any]:
+def _stats_extra(router: Router, long_lines: LongLines) -> dict[str, Any]:
     matcher = router.matcher
     states = matcher.sequences.values()
     return {
@@ -42,6 +42,8 @@ def _stats_extra(router: Router) -> dict[str, Any]:
         "audit_evicted": router.audit.evicted,
         "pid_table": len(router.pids),
         "pid_table_evictions": router.pids.evicted,
+        "rescanned_blocks": matcher.rescanned_blocks,  # raw scans past their callback bound
+        "long_line_candidates": long_lines.with_candidates,  # over-long lines where an anchor occurred
     }
 
 
@@ -132,7 +134,7 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
                 stats.malformed["line_too_long"] = framer.too_long
             write(b"".join(out))
             if next_stats is not None and time.monotonic() >= next_stats:
-                log.info("stats", **stats.snapshot(_stats_extra(router)))
+                log.info("stats", **stats.snapshot(_stats_extra(router, long_lines)))
                 next_stats = time.monotonic() + settings.stats_interval_s
         # Everything read leaves (or, with stdout gone, is counted undelivered); no held event waits.
         last = framer.finish()
@@ -152,7 +154,7 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
             log.warning("stdout_closed", detail="the reader went away; stopping", error=output.error)
             _silence_stdout(stdout)
         stats.stop_reason = reason
-        log.info("stopped", reason=reason, **stats.snapshot(_stats_extra(router)))
+        log.info("stopped", reason=reason, **stats.snapshot(_stats_extra(router, long_lines)))
     return stats
 
 

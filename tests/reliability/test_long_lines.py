@@ -197,6 +197,15 @@ class TestOverLongLines:
         assert stats.bytes_in == len(short + line + short)
         assert stats.lines_in == stats.lines_out == 3
 
+    def test_stopped_counts_the_candidates_and_rescans(self, shipped: Ruleset) -> None:
+        """The operator sees over-long lines with candidates, and blocks rescanned past their bound."""
+        log = _Log()
+        hostile = b'{"process":{"command_line":"' + b"socket.socket " * 20_000 + b'"}}\n'
+        run_filter(shipped, Settings(stats_interval_s=0), io.BytesIO(_padded(1_100_000) + hostile),
+                   io.BytesIO(), log)
+        stopped = dict(log.events)["stopped"]
+        assert stopped["long_line_candidates"] == 1 and stopped["rescanned_blocks"] >= 1
+
     def test_anchor_cut_between_reads_is_found(self, shipped: Ruleset) -> None:
         """An anchor that straddles two pieces of an over-long line is still seen (windows overlap).
         Cap 100,000, reads of 65,536: the line passes the cap at its second read, so its first
