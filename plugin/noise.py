@@ -28,7 +28,7 @@ __all__ = ["MOST", "BENIGN", "WEB_PARENTS", "WEB_CHILDREN", "SHELLS", "sample", 
 
 MOST = 0.5  # an anchor that makes more than this share of the sample candidates is refused
 
-# The generator's templates (bench/data.py), kept equal by tests/test_noise.py.
+# The event templates of the benchmark corpus: bench/data.py generates its events from these.
 BENIGN = [
     ("ls", ["ls", "-la", "/var/log"]), ("systemctl", ["systemctl", "status", "nginx.service"]),
     ("grep", ["grep", "-r", "ERROR", "/var/log/app"]), ("cat", ["cat", "/etc/os-release"]),

@@ -52,12 +52,6 @@ def _write(tmp_path: Path, **rules: str) -> Path:
 
 
 class TestSample:
-    def test_templates_are_the_bench_generators(self) -> None:
-        """The built-in sample holds the same commands, parents and shells as bench/data.py."""
-        bench = _bench()
-        assert (noise.BENIGN, noise.SHELLS, noise.WEB_PARENTS, noise.WEB_CHILDREN) == (
-            bench.BENIGN, bench.SHELLS, bench.WEB_PARENTS, bench.WEB_CHILDREN)
-
     def test_events_have_the_bench_shape(self) -> None:
         """Each sample line is an event of the same shape as the generator's, and the shares sum to one."""
         bench = _bench()
