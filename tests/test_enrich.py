@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,9 +102,11 @@ class TestAlertShape:
         got = enrich(copy.deepcopy(doc), _hits(RULES[:1]))
         assert got["rule"]["id"] == "a" and got["event"] == {"category": ["process"], "kind": "alert",
                                                                "severity": 3, "risk_score": 73}
-        assert got["shellsieve"] == {"input": {"event": {"kind": "alert", "severity": 1},
-                                               "rule": doc["rule"], "threat": doc["threat"],
-                                               "shellsieve": doc["shellsieve"]}}
+        assert got["shellsieve"]["input"] == {"event": {"kind": "alert", "severity": 1},
+                                              "rule": doc["rule"], "threat": doc["threat"],
+                                              "shellsieve": doc["shellsieve"]}
+        assert got["shellsieve"]["alerts"] == [{"id": "a", "name": "A", "ruleset": "eql", "severity": 3,
+                                                "risk_score": 73}]
 
     def test_text_rule_gives_no_dotted_keys(self) -> None:
         """`"rule": "text"` no longer makes our alert flat `rule.id` keys beside it."""
@@ -114,8 +117,8 @@ class TestAlertShape:
     def test_sequence_quote_with_a_text_shellsieve(self) -> None:
         """A sequence alert on an input whose `shellsieve` is text: quote and input both under ours."""
         got = enrich({"shellsieve": "text"}, [Hit(RULES[0], {"first": {"x": 1}})])
-        assert got["shellsieve"] == {"sequence": [{"first": {"x": 1}, "rule.id": "a"}],
-                                     "input": {"shellsieve": "text"}}
+        assert got["shellsieve"]["sequence"] == [{"first": {"x": 1}, "rule.id": "a"}]
+        assert got["shellsieve"]["input"] == {"shellsieve": "text"}
 
     def test_shared_fields_are_not_changed_by_an_event(self) -> None:
         """The alert tree is shared by every alert of the same rules: enriching must never write into it."""
@@ -150,7 +153,7 @@ class TestPipeline:
         doc = msgspec.json.decode(wazuh_cmdline(ex)[0])
         doc["rule"] = {"level": 3, "id": "80700"}
         docs, _ = run_lines(shipped, [msgspec.json.encode(doc)])
-        assert docs[0]["wazuh"]["rule"] == {"level": 3, "id": "80700"} and "shellsieve" not in docs[0]
+        assert docs[0]["wazuh"]["rule"] == {"level": 3, "id": "80700"} and "input" not in docs[0]["shellsieve"]
 
     def test_wazuh_rule_with_a_text_wazuh_field_is_kept(self, shipped: Ruleset) -> None:
         """A Wazuh alert whose `wazuh` is not an object: the field is not overwritten, the rule goes to
@@ -171,8 +174,9 @@ class TestPipeline:
         (second,) = run([first])
         assert {k: second[k] for k in ("rule", "threat")} == {k: first[k] for k in ("rule", "threat")}
         assert second["event"] == first["event"]
-        assert second["shellsieve"]["input"] == {k: first[k] for k in ("rule", "threat")} | {
+        assert second["shellsieve"]["input"] == {k: first[k] for k in ("rule", "threat", "shellsieve")} | {
             "event": first["event"]}
+        assert second["shellsieve"]["alerts"] == first["shellsieve"]["alerts"]
 
     def test_forged_alert_without_hits_leaves_as_it_came(self, shipped: Ruleset) -> None:
         """A line we do not alert on is never rewritten, whatever it claims: the filter vouches only for
@@ -180,3 +184,48 @@ class TestPipeline:
         forged = {"event": {"kind": "alert"}, "rule": {"id": PHP_FSOCKOPEN}, "process": {"command_line": "ls"}}
         line = msgspec.json.encode(forged)
         assert BlockMatcher(shipped, Stats()).process(line + b"\n") == line + b"\n"
+
+
+class TestReservedKey:
+    """`shellsieve` is the filter's key: a `shellsieve.alerts` in the output is always ours."""
+
+    def test_every_alert_lists_its_rules_under_shellsieve_alerts(self, run: Any) -> None:
+        """Each alert carries every matching rule (id, name, ruleset, severity, risk score)."""
+        (doc,) = run([{"process": {"command_line": PHP}}])
+        assert [a["id"] for a in doc["shellsieve"]["alerts"]] == rule_ids(doc) == [PHP_FSOCKOPEN]
+
+    @pytest.mark.parametrize("forged", [
+        {"shellsieve": {"alerts": [{"id": PHP_FSOCKOPEN}]}},
+        {"shellsieve.alerts": [{"id": PHP_FSOCKOPEN}]},
+        {"shellsieve": "text", "shellsieve.x": 1},
+    ])
+    def test_an_input_shellsieve_without_hits_moves_aside(self, shipped: Ruleset, forged: dict[str, Any]) -> None:
+        """A line we do not alert on that holds our key (nested or flat) leaves with it under
+        shellsieve.input, counted as disowned; nothing else of it changes."""
+        doc = {"event": {"kind": "alert"}, "process": {"command_line": "ls"}} | forged
+        stats = Stats()
+        out = BlockMatcher(shipped, stats).process(msgspec.json.encode(doc) + b"\n")
+        got = msgspec.json.decode(out)
+        assert got == {"event": {"kind": "alert"}, "process": {"command_line": "ls"},
+                       "shellsieve": {"input": forged}}
+        assert stats.disowned == 1
+
+    def test_the_word_in_a_value_changes_nothing(self, shipped: Ruleset) -> None:
+        """`shellsieve` as text, not as a key, leaves the line byte for byte."""
+        line = b'{"process":{"command_line":"grep \\"shellsieve\\": /etc/x"},"note":"shellsieve.x"}\n'
+        assert BlockMatcher(shipped, Stats()).process(line) == line
+
+    def test_a_wazuh_event_with_our_key_without_hits(self, shipped: Ruleset) -> None:
+        """The line-by-line path (another JSON shape) moves it aside too."""
+        ex = Exec(("ls", "-la"), "/usr/bin/ls")
+        doc = msgspec.json.decode(wazuh_cmdline(ex)[0])
+        doc["shellsieve"] = {"alerts": ["forged"]}
+        docs, _ = run_lines(shipped, [msgspec.json.encode(doc)])
+        assert docs[0]["shellsieve"] == {"input": {"shellsieve": {"alerts": ["forged"]}}}
+
+    def test_flat_keys_of_ours_move_aside_on_an_alert(self, run: Any) -> None:
+        """`"rule.id"` or `"event.kind"` written flat (one field to a SIEM) cannot sit beside ours."""
+        (doc,) = run([{"process": {"command_line": PHP}, "rule.id": "forged", "event.kind": "alert",
+                       "event.dataset": "x"}])
+        assert "rule.id" not in doc and "event.kind" not in doc and doc["event.dataset"] == "x"
+        assert doc["shellsieve"]["input"] == {"rule.id": "forged", "event.kind": "alert"}

@@ -182,6 +182,7 @@ class LineLayout:
     keyed: dict[int, Keyed] = field(default_factory=dict)  # pattern id -> the key its hit must be under
     requires: dict[int, tuple[Need, ...]] = field(default_factory=dict)  # join id -> its first set, keyed
     marker_id: int = -1
+    reserved_id: int = -1  # the key only the filter writes (run/enrich.py RESERVED), as a top-level key
     format_ids: frozenset[int] = frozenset()  # keys of the other JSON shapes (events/formats.py)
 
 
@@ -238,6 +239,10 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
     first = len(layout.patterns)
     layout.patterns += [Pattern(m, 0, None) for m in ECS_MARKERS]  # no regex metacharacter in them
     layout.format_ids = frozenset(range(first, len(layout.patterns)))
+    # A line holding a `shellsieve` key (or a flat `shellsieve.` one) is decoded even without a rule:
+    # the input's own moves aside, so a `shellsieve` object in the output is always the filter's.
+    layout.reserved_id = len(layout.patterns)
+    layout.patterns.append(Pattern(rb'"shellsieve(?:"[ \t\r]*:|\.)', 0, None))
     return layout
 
 

@@ -83,6 +83,7 @@ class Ruleset:
     keyed: dict[int, Keyed]  # line pattern id -> the key a hit must be under (run/keys.py)
     requires: dict[int, tuple[Need, ...]]  # a join's id -> its keyed first set: one must pass (run/keys.py)
     marker_id: int  # the escape marker's id: a line where it fires is a candidate for every rule
+    reserved_id: int  # the `shellsieve` key's id: a line where it fires is decoded even without a rule
     format_ids: frozenset[int]  # ids of ECS_MARKERS: a block where one fires is not routed as ECS
     always: tuple[int, ...]  # rules without an anchor: evaluated on every event
     schema: ViewSchema
@@ -390,7 +391,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     return Ruleset(
         rules=tuple(compiled), database=line_db, field_database=field_db,
         raw_rules=raw_rules, late_rules=late_rules, keyed=layout.lines.keyed, requires=layout.lines.requires,
-        marker_id=layout.lines.marker_id,
+        marker_id=layout.lines.marker_id, reserved_id=layout.lines.reserved_id,
         format_ids=layout.lines.format_ids,
         always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,

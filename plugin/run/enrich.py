@@ -12,7 +12,7 @@ import msgspec
 from shellsieve.model.rule import Rule
 from shellsieve.rules.severity import SEVERITY_NUMBER
 
-__all__ = ["Hit", "enrich", "json_line", "message_line", "put"]
+__all__ = ["Hit", "RESERVED", "disown", "enrich", "json_line", "message_line", "put"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -71,6 +71,12 @@ def _alert_fields(rules: tuple[Rule, ...]) -> list[tuple[str, Any]]:
     return out
 
 
+def _alerts(rules: tuple[Rule, ...]) -> list[dict[str, Any]]:
+    """`shellsieve.alerts`: every matching rule, not only the most severe (DESIGN's output)."""
+    return [{"id": r.id, "name": r.name, "ruleset": r.ruleset, "severity": SEVERITY_NUMBER[r.severity],
+             "risk_score": r.risk_score} for r in rules]
+
+
 def _tree(fields: list[tuple[str, Any]]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for dotted, value in fields:
@@ -114,13 +120,32 @@ def _claim(doc: dict[str, Any]) -> dict[str, Any] | None:
     for key in _OURS:
         if key in doc:
             moved[key] = doc.pop(key)
+    # Flat dotted keys (`"rule.id"`, `"event.kind"`) are the same fields to Elasticsearch and most
+    # SIEMs: they move too. Only a key with a dot can be one, so the usual event costs one scan.
+    for key in [k for k in doc if "." in k and k.split(".", 1)[0] in _OURS_PREFIXES]:
+        if key.split(".", 1)[0] != "event" or key.split(".", 2)[1] in _OURS_IN_EVENT:
+            moved[key] = doc.pop(key)
     return moved or None
+
+
+_OURS_PREFIXES = frozenset((*_OURS, "event"))
+RESERVED = "shellsieve"  # the top-level key only the filter writes
+
+
+def disown(doc: dict[str, Any]) -> bool:
+    """On an event without hits: an input's own `shellsieve` (or flat `shellsieve.*` keys) moves to
+    `shellsieve.input`, so `shellsieve.alerts` is only ever ours. False if there was none."""
+    keys = [k for k in doc if k == RESERVED or k.startswith("shellsieve.")]
+    if not keys:
+        return False
+    doc[RESERVED] = {"input": {k: doc.pop(k) for k in keys}}
+    return True
 
 
 # The alert fields depend only on which rules hit: built once per combination, not per alert. The
 # values are shared between events, which is safe because each document is encoded and dropped.
 # Keyed by the rules' ids; each entry holds its rules, so no id is reused while it is cached.
-_FIELDS: dict[tuple[int, ...], tuple[tuple[Rule, ...], dict[str, Any]]] = {}
+_FIELDS: dict[tuple[int, ...], tuple[tuple[Rule, ...], dict[str, Any], list[dict[str, Any]]]] = {}
 _MAX_COMBINATIONS = 4096
 
 
@@ -132,19 +157,18 @@ def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
     key = tuple(id(r) for r in rules)
     entry = _FIELDS.get(key)
     if entry is None:
-        entry = (rules, _tree(_alert_fields(rules)))
+        entry = (rules, _tree(_alert_fields(rules)), _alerts(rules))
         if len(_FIELDS) < _MAX_COMBINATIONS:
             _FIELDS[key] = entry
     moved = _claim(doc)
     _merge(doc, entry[1])
-    ours: dict[str, Any] = {}
+    ours: dict[str, Any] = {"alerts": entry[2]}
     seqs = [dict(h.sequence, **{"rule.id": h.rule.id}) for h in hits if h.sequence is not None]
     if seqs:
         ours["sequence"] = seqs
     if moved is not None:
         ours["input"] = moved
-    if ours:
-        doc["shellsieve"] = ours
+    doc[RESERVED] = ours
     return doc
 
 

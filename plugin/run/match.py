@@ -17,7 +17,7 @@ from shellsieve.compile.ruleset import CompiledRule, Ruleset
 from shellsieve.events.ecs import nest
 from shellsieve.events.tolerant import may_hide_duplicates, read
 from shellsieve.run.correlate import SequenceState
-from shellsieve.run.enrich import Hit, enrich, json_line, message_line, put
+from shellsieve.run.enrich import Hit, disown, enrich, json_line, message_line, put
 from shellsieve.run.keys import KeyedSet, under_key
 from shellsieve.run.stats import Stats
 
@@ -211,7 +211,8 @@ class BlockMatcher:
         self._scan_field = _memoized(ruleset.scan_field)
         # Raw-scan callbacks allowed per line of a block: one per line pattern. Past that, the block
         # is scanned line by line in SINGLEMATCH mode, where a line cannot make more.
-        self.line_patterns = max(ruleset.format_ids, default=ruleset.marker_id) + 1
+        self.line_patterns = ruleset.reserved_id + 1  # the last line pattern
+        self._reserved = ruleset.reserved_id
         self.rescanned_blocks = 0  # blocks whose raw scan passed the bound
         acc = ruleset.accessors
         self._ts = acc["@timestamp"]
@@ -264,7 +265,7 @@ class BlockMatcher:
         for start, (end, rules, pids, late) in sorted(spans.items()):
             if late:
                 rules = self._with_live(rules, late)
-            if not rules:
+            if not rules and (pids is None or self._reserved not in pids):
                 continue  # a valid JSON line no rule can hold on: it stays in the block's bytes
             result = self._evaluate(block[start:end], rules, pids)
             assert result is not None  # only None under only_alerts, which takes the other path
@@ -293,7 +294,7 @@ class BlockMatcher:
             if cand is not None:
                 rules = self._with_live(cand[0], cand[2]) if cand[2] else cand[0]
                 # no rule left (a later step nobody waits for, a format key): as if no anchor fired
-                cand = (rules, cand[1], ()) if rules else None
+                cand = (rules, cand[1], ()) if rules or self._reserved in (cand[1] or ()) else None
             if bad_utf8 and i in bad_utf8:
                 # msgspec does not check the UTF-8 of values it skips: such a line is read by the
                 # tolerant reader if a rule may hold on it, else wrapped; the output must be valid JSON.
@@ -390,7 +391,7 @@ class BlockMatcher:
                 lr = late_rules.get(pid)
                 if lr is not None:
                     late.extend(lr)
-            if rules or late:  # else only joins whose keyed set failed
+            if rules or late or self._reserved in pids:  # else only joins whose keyed set failed
                 spans[start] = (end, rules, pids, late)
         return spans
 
@@ -516,8 +517,16 @@ class BlockMatcher:
                    ) -> bytes | None:
         hits = self._hits(view, rules, pids)
         if not hits:
-            return None if self.only_alerts else line + b"\n"
+            return None if self.only_alerts else self._unclaimed(line, doc, pids)
         return json_line(enrich(doc, hits))
+
+    def _unclaimed(self, line: bytes, doc: dict[str, Any], pids: set[int] | None) -> bytes:
+        """A JSON line without hits: as it came, unless it holds our reserved key (run/enrich.py
+        `disown`), which moves aside so that no line the filter passes on carries one of ours."""
+        if (pids is None or self._reserved in pids) and disown(doc):
+            self.stats.disowned += 1
+            return json_line(doc)
+        return line + b"\n"
 
     def _tolerant(self, line: bytes, rules: Any, pids: set[int] | None, bad: str | None,
                   doc_read: tuple[dict[str, Any] | None, list[str]] | None = None) -> bytes | None:
@@ -536,7 +545,7 @@ class BlockMatcher:
                 return None if self.only_alerts else message_line(line, malformed=reason)
             return message_line(line, hits, self._fields_read(doc), reason)
         if not hits:  # valid JSON (out of range, duplicate keys): forwarded as it came
-            return None if self.only_alerts else line + b"\n"
+            return None if self.only_alerts else self._unclaimed(line, doc, pids)
         enrich(doc, hits)
         put(doc, "shellsieve.malformed", reason)
         return json_line(doc)

@@ -22,7 +22,7 @@ from shellsieve.events.pids import PidTable
 from shellsieve.events.sysmon import from_evtx_json, from_syslog_xml, from_winlogbeat
 from shellsieve.events.tolerant import read
 from shellsieve.events.wazuh import from_wazuh
-from shellsieve.run.enrich import Hit, enrich, json_line, message_line, put
+from shellsieve.run.enrich import Hit, disown, enrich, json_line, message_line, put
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
 
@@ -252,10 +252,15 @@ class Router:
             if not hits:
                 return b"" if self.only_alerts else message_line(line, malformed=reason)
             return message_line(line, hits, nest({k: v for k, v in item.flat.items() if k != "message"}), reason)
-        if not hits:
-            return b"" if self.only_alerts else line + b"\n"
         doc = item.doc
         assert doc is not None
+        if not hits:
+            if self.only_alerts:
+                return b""
+            if disown(doc):  # the input's own `shellsieve` moves aside: that key is ours alone
+                self.stats.disowned += 1
+                return json_line(doc)
+            return line + b"\n"
         if item.fmt == "wazuh" and isinstance(doc.get("rule"), dict):
             # Wazuh's own rule object would collide with the ECS rule.* fields: keep it beside them,
             # where Wazuh users look for it. If `wazuh.rule` cannot take it, `enrich` moves it under
