@@ -10,9 +10,6 @@ and Elastic Linux rules unrolls to 306 positions and is 474 characters long.
 from __future__ import annotations
 
 import re
-import warnings
-import re._constants as sre_c  # type: ignore[import-not-found]
-import re._parser as sre_parse  # type: ignore[import-not-found]
 from typing import Any
 
 from shellsieve.model.expr import Op
@@ -22,43 +19,59 @@ __all__ = ["MAX_PATTERN_CHARS", "MAX_UNROLLED", "cost_error"]
 MAX_PATTERN_CHARS = 4096  # characters of one value of a text predicate
 MAX_UNROLLED = 1000  # positions of a regex with its counted repeats unrolled (`(ab){3}` is 6)
 
-_COUNT = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
-_REPEATS = (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, getattr(sre_c, "POSSESSIVE_REPEAT", sre_c.MAX_REPEAT))
+# One token of a PCRE-style regex, as far as counting positions needs: an escape, a class, a group
+# opening (flags alone, `(?i)`, open nothing), a close, a bar, a counted repeat, anything else.
+_TOKEN = re.compile(r"""
+    (?P<esc>\\(?:[xpPN]\{[^}]*\}|x[0-9a-fA-F]{0,2}|c.|[0-7]{1,3}|.))
+  | (?P<cls>\[\^?\]?(?:\[:\^?[a-z]+:\]|\\.|[^\]])*\])
+  | (?P<comment>\(\?\#[^)]*\))
+  | (?P<flags>\(\?[a-zA-Z^-]*\))
+  | (?P<open>\((?:\?(?:[:>=!|]|<[=!]|P?<[A-Za-z_][A-Za-z0-9_]*>|'[^']*'|[a-zA-Z^-]*:))?)
+  | (?P<close>\))
+  | (?P<bar>\|)
+  | (?P<count>\{(?P<lo>\d+)(?:,(?P<hi>\d*))?\})
+  | (?P<other>.)
+""", re.X | re.S)
 
 
-def _unrolled(items: Any, limit: int) -> int:
-    """Positions of a parsed regex with counted repeats unrolled (an open repeat counts its minimum);
-    stops counting past `limit`."""
-    n = 0
-    for op, arg in items:
-        if op in _REPEATS:
-            lo, hi, sub = arg
-            times = hi if hi != sre_c.MAXREPEAT else max(lo, 1)
-            n += _unrolled(sub, limit) * times
-        elif op is sre_c.SUBPATTERN:
-            n += _unrolled(arg[3], limit)
-        elif op is sre_c.BRANCH:
-            n += sum(_unrolled(b, limit) for b in arg[1])
-        elif op in (sre_c.ASSERT, sre_c.ASSERT_NOT):
-            n += _unrolled(arg[1], limit)
-        elif op is getattr(sre_c, "ATOMIC_GROUP", None):
-            n += _unrolled(arg, limit)
-        elif op is not sre_c.AT:
-            n += 1
-        if n > limit:
-            return n
-    return n
-
-
-def _count_product(pattern: str) -> int:
-    """For a regex Python cannot parse (PCRE-only syntax): the product of its repeat counts, an upper
-    bound of how much they multiply it when nested."""
-    out = 1
-    for lo, hi in _COUNT.findall(pattern):
-        out *= max(int(hi) if hi else int(lo), 1)
-        if out > MAX_UNROLLED:
-            break
-    return out
+def _unrolled(pattern: str, limit: int) -> int:
+    """Positions of a regex with counted repeats unrolled (an open repeat counts its minimum, at
+    least one; the branches of an alternation add up); stops counting past `limit`. A token walk of
+    our own: Python's parser is a private module and refuses PCRE-only syntax."""
+    stack: list[list[int]] = []  # per open group: [positions of its branches so far, of this branch]
+    total, branch, last = 0, 0, 0  # at the top level: closed branches, this branch, the last atom
+    for m in _TOKEN.finditer(pattern):
+        kind = m.lastgroup
+        if kind == "open":
+            stack.append([total, branch])
+            total = branch = last = 0
+            continue
+        if kind == "close" and stack:
+            size = total + branch
+            total, branch = stack.pop()
+            branch += size
+            last = size
+        elif kind == "bar":
+            total, branch, last = total + branch, 0, 0
+        elif kind == "count":
+            hi = m.group("hi")
+            times = int(hi) if hi else max(int(m.group("lo")), 1)
+            branch += last * (times - 1)
+            last *= times
+        elif kind in ("comment", "flags"):
+            continue
+        elif kind == "other" and m.group() in "*+?^$":
+            continue  # an open repeat or an anchor adds no position
+        else:
+            branch += 1
+            last = 1
+        if total + branch > limit:
+            return total + branch
+    while stack:  # an unclosed group: Hyperscan refuses it; count what is there
+        size = total + branch
+        total, branch = stack.pop()
+        branch += size
+    return total + branch
 
 
 def cost_error(op: Op, value: object) -> str | None:
@@ -73,12 +86,7 @@ def cost_error(op: Op, value: object) -> str | None:
     text = value
     if text.endswith("\\z") and (len(text) - 1 - len(text[:-1].rstrip("\\"))) % 2 == 1:
         text = text[:-2] + "\\Z"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "possible nested set" of a POSIX class: only counted here
-            size = _unrolled(sre_parse.parse(text), MAX_UNROLLED)
-    except Exception:  # noqa: BLE001 - any syntax Python's parser refuses: bound it by its counts
-        size = _count_product(value)
+    size = _unrolled(text, MAX_UNROLLED)
     if size > MAX_UNROLLED:
         return (f"regex unrolls to over {MAX_UNROLLED} positions (counted repeats multiplied out): "
                 "too costly to compile; use `+`, `*` or smaller counts")
