@@ -24,25 +24,12 @@ __all__ = ["events", "write_corpus", "write_audit_corpus", "write_cmdline_corpus
 
 # The templates live with the built-in benign sample that judges noisy anchors (plugin/noise.py):
 # one list, so the sample is the corpus's and the corpus is unchanged.
-from shellsieve.noise import BENIGN, SHELLS, WEB_CHILDREN, WEB_PARENTS  # noqa: E402
+from shellsieve.noise import BENIGN, SHELLS, WEB_CHILDREN, WEB_PARENTS, process_event  # noqa: E402
 
 
 def _process(rng: random.Random, i: int, ts: str, name: str, args: list[str], parent: tuple[str, str],
              user: tuple[str, str], cwd: str) -> dict[str, Any]:
-    return {
-        "@timestamp": ts,
-        "agent": {"id": "4f1c6e0a-2d4b-4c8e-9a31-0b6f2e1d7c55", "type": "endpoint", "version": "8.15.0"},
-        "event": {"action": "exec", "category": ["process"], "dataset": "endpoint.events.process",
-                  "id": f"NqR{rng.getrandbits(48):012x}", "kind": "event", "module": "endpoint", "type": ["start"]},
-        "host": {"id": f"h{i % 50:03d}-9c1e0b7a", "name": f"web-{i % 50:02d}", "os": {"type": "linux"}},
-        "process": {
-            "args": args, "args_count": len(args), "command_line": shlex.join(args),
-            "entity_id": f"Y2Y{i:010d}", "executable": f"/usr/bin/{name}", "name": name,
-            "pid": 1000 + i % 60000, "working_directory": cwd,
-            "parent": {"entity_id": f"Y2P{i:010d}", "executable": parent[1], "name": parent[0], "pid": 900},
-        },
-        "user": {"id": user[1], "name": user[0]},
-    }
+    return process_event(i, name, args, parent, user, cwd, ts, rng.getrandbits(48))
 
 
 def _network(i: int, ts: str, name: str) -> dict[str, Any]:

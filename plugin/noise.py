@@ -24,7 +24,7 @@ from shellsieve.compile.ruleset import Ruleset
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.run.keys import KeyedSet, under_key
 
-__all__ = ["MOST", "BENIGN", "WEB_PARENTS", "WEB_CHILDREN", "SHELLS", "sample", "anchor_rates", "noisy_rules"]
+__all__ = ["MOST", "BENIGN", "WEB_PARENTS", "WEB_CHILDREN", "SHELLS", "process_event", "sample", "anchor_rates", "noisy_rules"]
 
 MOST = 0.5  # an anchor that makes more than this share of the sample candidates is refused
 
@@ -56,14 +56,14 @@ _SHELL, _WEB = 0.001, 0.02
 _BENIGN = 1.0 - _SHELL - _WEB
 
 
-def _process(i: int, name: str, args: list[str], parent: tuple[str, str], user: tuple[str, str],
-             cwd: str) -> dict[str, Any]:
-    """One process start as bench/data.py's `_process` writes it (ids and times fixed)."""
+def process_event(i: int, name: str, args: list[str], parent: tuple[str, str], user: tuple[str, str],
+                  cwd: str, ts: str = "2026-11-22T10:00:00.000Z", event_id: int | None = None) -> dict[str, Any]:
+    """One Elastic Defend-shaped process start: the sample's events, and bench/data.py's corpus."""
     return {
-        "@timestamp": "2026-11-22T10:00:00.000Z",
+        "@timestamp": ts,
         "agent": {"id": "4f1c6e0a-2d4b-4c8e-9a31-0b6f2e1d7c55", "type": "endpoint", "version": "8.15.0"},
         "event": {"action": "exec", "category": ["process"], "dataset": "endpoint.events.process",
-                  "id": f"NqR{i:012x}", "kind": "event", "module": "endpoint", "type": ["start"]},
+                  "id": f"NqR{i if event_id is None else event_id:012x}", "kind": "event", "module": "endpoint", "type": ["start"]},
         "host": {"id": f"h{i % 50:03d}-9c1e0b7a", "name": f"web-{i % 50:02d}", "os": {"type": "linux"}},
         "process": {
             "args": args, "args_count": len(args), "command_line": shlex.join(args),
@@ -92,14 +92,14 @@ def sample() -> list[tuple[bytes, float]]:
     bash, deploy, www, root = ("bash", "/bin/bash"), ("deploy", "1000"), ("www-data", "33"), ("root", "0")
     events: list[tuple[dict[str, Any], float]] = []
     for name, args in BENIGN:
-        events.append((_process(len(events), name, args, bash, deploy, "/home/deploy"), _BENIGN / len(BENIGN)))
+        events.append((process_event(len(events), name, args, bash, deploy, "/home/deploy"), _BENIGN / len(BENIGN)))
     web = _WEB / (len(WEB_CHILDREN) * len(WEB_PARENTS))
     for name, args in WEB_CHILDREN:
         for parent in WEB_PARENTS:
-            events.append((_process(len(events), name, args, parent, www, "/var/www/html"), web))
+            events.append((process_event(len(events), name, args, parent, www, "/var/www/html"), web))
     for name, args in SHELLS:
         i = len(events)
-        events.append((_process(i, name, args, bash, root, "/tmp"), _SHELL / len(SHELLS)))
+        events.append((process_event(i, name, args, bash, root, "/tmp"), _SHELL / len(SHELLS)))
         events.append((_network(i, name), _SHELL / len(SHELLS)))
     enc = msgspec.json.Encoder()
     total = sum(share for _, share in events)  # a shell's connection is one more event
