@@ -122,9 +122,8 @@ def _number(tok: bytes, reasons: _Reasons) -> Any:
     return msgspec.Raw(tok)
 
 
-def _scalars(run: bytes, reasons: _Reasons) -> list[Any] | None:
-    """The values of `a, b, c` (scalars only), or None if msgspec refuses them (bad bytes, an escape
-    or an integer it cannot take): the token loop then reads them one by one."""
+def _float_hook(reasons: _Reasons) -> Any:
+    """msgspec's float hook: a float past float range stays Raw (its digits as written), counted."""
     def on_float(text: str) -> Any:
         f = float(text)
         if f in (float("inf"), float("-inf")):
@@ -132,7 +131,13 @@ def _scalars(run: bytes, reasons: _Reasons) -> list[Any] | None:
             return msgspec.Raw(text.encode())
         return f
 
-    decoder = msgspec.json.Decoder(list[Any], float_hook=on_float)
+    return on_float
+
+
+def _scalars(run: bytes, reasons: _Reasons) -> list[Any] | None:
+    """The values of `a, b, c` (scalars only), or None if msgspec refuses them (bad bytes, an escape
+    or an integer it cannot take): the token loop then reads them one by one."""
+    decoder = msgspec.json.Decoder(list[Any], float_hook=_float_hook(reasons))
     try:
         return decoder.decode(b"[" + run + b"]")
     except _STRICT_ERRORS:
@@ -189,16 +194,8 @@ def _repaired(line: bytes, merge_duplicates: bool) -> tuple[dict[str, Any] | Non
     if fixed is not line:
         line = fixed
         reasons.add("invalid_utf8")
-
-    def on_float(text: str) -> Any:
-        f = float(text)
-        if f in (float("inf"), float("-inf")):
-            reasons.add("out_of_range")
-            return msgspec.Raw(text.encode())
-        return f
-
     try:
-        doc = msgspec.json.Decoder(float_hook=on_float).decode(line)
+        doc = msgspec.json.Decoder(float_hook=_float_hook(reasons)).decode(line)
     except _STRICT_ERRORS:
         return None
     if not isinstance(doc, dict) or (merge_duplicates and may_hide_duplicates(line, doc)):
