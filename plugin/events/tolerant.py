@@ -29,7 +29,17 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["MAX_DEPTH", "read", "may_hide_duplicates"]
+__all__ = ["MAX_DEPTH", "NOT_JSON", "REASON_ORDER", "first_reason", "read", "may_hide_duplicates"]
+
+# The reason a line read here is counted under: the first of its reasons, in this order.
+REASON_ORDER = ("invalid_utf8", "too_deep", "invalid_json", "not_object", "out_of_range", "duplicate_key")
+# Reasons that leave a line no faithful JSON object: it leaves as `{"message": ...}`.
+NOT_JSON = frozenset(("invalid_utf8", "too_deep", "invalid_json", "not_object"))
+
+
+def first_reason(found: list[str], default: str | None) -> str | None:
+    """The reason of `found` a line is counted under, or `default` if it has none."""
+    return next((r for r in REASON_ORDER if r in found), default)
 
 MAX_DEPTH = 64  # ECS events nest < 10 levels; deeper containers are skipped, never recursed into
 

@@ -15,7 +15,7 @@ import msgspec
 from shellsieve.compile.confirm import EventContext
 from shellsieve.compile.ruleset import CompiledRule, Ruleset
 from shellsieve.events.ecs import nest
-from shellsieve.events.tolerant import may_hide_duplicates, read
+from shellsieve.events.tolerant import NOT_JSON, first_reason, may_hide_duplicates, read
 from shellsieve.run.correlate import SequenceState
 from shellsieve.run.enrich import Hit, disown, enrich, json_line, message_line, put
 from shellsieve.run.keys import KeyedSet, under_key
@@ -85,14 +85,6 @@ _LINE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 # An untyped decode also raises ValidationError, for a number out of range (`1e400`, 5,000 digits).
 _PLAIN_ERRORS = (*_LINE_ERRORS, msgspec.ValidationError)
 
-# The reason a line read by the tolerant reader is counted under: the first that holds, in this order.
-_REASON_ORDER = ("invalid_utf8", "too_deep", "invalid_json", "not_object", "out_of_range", "duplicate_key")
-# Reasons that leave a line no faithful JSON object: it leaves as `{"message": ...}`.
-_NOT_JSON = frozenset(("invalid_utf8", "too_deep", "invalid_json", "not_object"))
-
-
-def _first_reason(found: list[str], default: str | None) -> str | None:
-    return next((r for r in _REASON_ORDER if r in found), default)
 
 
 def _is_utf8(data: bytes) -> bool:
@@ -534,13 +526,13 @@ class BlockMatcher:
         the tolerant reader: still confirmed, alerted with what can be read, and counted under its
         reason. `doc_read`: what the reader made of it already."""
         doc, found = doc_read or read(line, merge_duplicates=True)
-        reason = _first_reason(found, bad or "invalid_json")
+        reason = first_reason(found, bad or "invalid_json")
         assert reason is not None
         self.stats.malformed[reason] += 1
         if doc is None:
             return None if self.only_alerts else message_line(line, malformed=reason)
         hits = self._hits(doc, rules, pids)
-        if reason in _NOT_JSON:
+        if reason in NOT_JSON:
             if not hits:
                 return None if self.only_alerts else message_line(line, malformed=reason)
             return message_line(line, hits, self._fields_read(doc), reason)

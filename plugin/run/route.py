@@ -20,7 +20,7 @@ from shellsieve.events.ecs import nest
 from shellsieve.events.formats import ECS_MARKERS, all_ecs, json_format, text_format
 from shellsieve.events.pids import PidTable
 from shellsieve.events.sysmon import from_evtx_json, from_syslog_xml, from_winlogbeat
-from shellsieve.events.tolerant import read
+from shellsieve.events.tolerant import NOT_JSON, first_reason, read
 from shellsieve.events.wazuh import from_wazuh
 from shellsieve.run.enrich import Hit, disown, enrich, json_line, message_line, put
 from shellsieve.run.match import BlockMatcher
@@ -31,9 +31,6 @@ __all__ = ["Router"]
 _decode = msgspec.json.decode
 # ValidationError: a number out of range (`1e400`, 5,000 digits) in an untyped decode.
 _JSON_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError, msgspec.ValidationError)
-# A Sysmon or Wazuh line read by the tolerant reader for one of these is no faithful JSON object.
-_NOT_JSON = frozenset(("invalid_utf8", "too_deep", "invalid_json"))
-_REASON_ORDER = ("invalid_utf8", "too_deep", "invalid_json", "out_of_range")
 
 
 class _Slot:
@@ -156,7 +153,7 @@ class Router:
                 doc = _decode(line)
             except _JSON_ERRORS:
                 doc, found = read(line)
-                reason = next((r for r in _REASON_ORDER if r in found), "invalid_json")
+                reason = first_reason(found, "invalid_json")
             if not isinstance(doc, dict):
                 return None
             fmt = json_format(doc) if fmt == "auto" else fmt
@@ -248,7 +245,7 @@ class Router:
 
     def _json_out(self, item: _Pending, hits: list[Hit]) -> bytes:
         line, reason = item.slots[0].line, item.malformed
-        if reason in _NOT_JSON:  # not forwarded as it came: wrapped, with what was read if it matched
+        if reason in NOT_JSON:  # not forwarded as it came: wrapped, with what was read if it matched
             if not hits:
                 return b"" if self.only_alerts else message_line(line, malformed=reason)
             return message_line(line, hits, nest({k: v for k, v in item.flat.items() if k != "message"}), reason)
