@@ -41,6 +41,7 @@ def first_reason(found: list[str], default: str | None) -> str | None:
     """The reason of `found` a line is counted under, or `default` if it has none."""
     return next((r for r in REASON_ORDER if r in found), default)
 
+
 MAX_DEPTH = 64  # ECS events nest < 10 levels; deeper containers are skipped, never recursed into
 
 _REPLACEMENT = "\ufffd".encode()
