@@ -1,0 +1,1 @@
+"""`shellsieve serve`: the engine behind network listeners, with a bounded buffer to a forward output."""
