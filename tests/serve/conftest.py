@@ -27,7 +27,8 @@ import pytest
 
 from reliability.conftest import ecs_event
 
-CLI = str(Path(sys.executable).parent / "shellsieve")
+# SHELLSIEVE_CLI runs another build of the CLI (an installed binary, a wrapper under a profiler)
+CLI = os.environ.get("SHELLSIEVE_CLI") or str(Path(sys.executable).parent / "shellsieve")
 PHP_FSOCKOPEN = "100103"
 ODD = ("invalid_json", "invalid_utf8", "not_object", "cmdline")
 MALFORMED = {"invalid_json": "invalid_json", "invalid_utf8": "invalid_utf8", "not_object": "not_object"}

@@ -1,0 +1,100 @@
+"""Wiring for the serve tests: a downstream peer of each kind, the listen addresses of each upstream peer,
+and a sender per peer kind, so a test says which peers and how many events and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .conftest import Stream
+from .peers import (FluentBitForwardOutput, FluentBitHttpOutput, FluentBitTcpOutput, ForwardInput, SendReport,
+                    SocketSource, VectorHttpServerSource, VectorHttpSink, VectorSocketSink, free_port)
+
+DOWNSTREAMS = ("http", "tcp", "unix", "forward")
+# upstream peer kind -> the listener it talks to
+UPSTREAMS = {"vector_http": "http", "fluentbit_http": "http", "vector_tcp": "tcp", "fluentbit_tcp": "tcp",
+             "vector_unix": "unix", "fluentbit_forward": "forward"}
+# peers that carry raw lines (so malformed ones); Fluent Bit only carries records (maps)
+RAW_LINE_PEERS = ("vector_http", "vector_tcp", "vector_unix")
+
+
+def downstream(kind: str, tmp: Path) -> Any:
+    """A stopped downstream peer of `kind`; `.url` is what to give `--forward`."""
+    if kind == "http":
+        return VectorHttpServerSource()
+    if kind == "tcp":
+        return SocketSource()
+    if kind == "unix":
+        return SocketSource(path=tmp / "down.sock")
+    if kind == "forward":
+        return ForwardInput()
+    raise ValueError(kind)
+
+
+def forward_url(peer: Any) -> str:
+    return peer.url + ("?tag=shellsieve" if isinstance(peer, ForwardInput) else "")
+
+
+@dataclass
+class Listeners:
+    """One address per listener kind, all free now."""
+    http: int
+    tcp: int
+    forward: int
+    unix: Path
+
+    @classmethod
+    def make(cls, tmp: Path) -> Listeners:
+        return cls(free_port(), free_port(), free_port(), tmp / "in.sock")
+
+    def urls(self, kinds: tuple[str, ...] = DOWNSTREAMS, query: str = "") -> list[str]:
+        q = f"?{query}" if query else ""
+        every = {"http": f"http://127.0.0.1:{self.http}/{q}", "tcp": f"tcp://127.0.0.1:{self.tcp}{q}",
+                 "unix": f"unix://{self.unix}{q}", "forward": f"forward://127.0.0.1:{self.forward}{q}"}
+        return [every[k] for k in kinds]
+
+
+def sender(kind: str, ls: Listeners, **kw: Any) -> Any:
+    """An upstream peer of `kind` aimed at its listener (test-scaled retry timing)."""
+    if kind == "vector_http":
+        return VectorHttpSink(f"http://127.0.0.1:{ls.http}/", backoff_initial=kw.pop("backoff", 0.1),
+                              backoff_max=kw.pop("backoff_max", 1.0), **kw)
+    if kind == "vector_http_text":
+        return VectorHttpSink(f"http://127.0.0.1:{ls.http}/", codec="text", backoff_initial=kw.pop("backoff", 0.1),
+                              backoff_max=kw.pop("backoff_max", 1.0), **kw)
+    if kind == "fluentbit_http":
+        return FluentBitHttpOutput(f"http://127.0.0.1:{ls.http}/", base=kw.pop("backoff", 0.1),
+                                   cap=kw.pop("backoff_max", 1.0), **kw)
+    if kind == "vector_tcp":
+        return VectorSocketSink(port=ls.tcp)
+    if kind == "fluentbit_tcp":
+        return FluentBitTcpOutput(port=ls.tcp)
+    if kind == "vector_unix":
+        return VectorSocketSink(path=ls.unix)
+    if kind == "fluentbit_forward":
+        return FluentBitForwardOutput("127.0.0.1", ls.forward, **kw)
+    raise ValueError(kind)
+
+
+async def send(kind: str, ls: Listeners, s: Stream, into: list[SendReport] | None = None, **kw: Any) -> SendReport:
+    """Send stream `s` with a peer of `kind`; Fluent Bit peers send its lines as records. The peer's report
+    (growing as it goes) is appended to `into` first, for a caller that may cancel the send."""
+    peer = sender(kind, ls, **kw)
+    if into is not None:
+        into.append(peer.report)
+    if isinstance(peer, FluentBitForwardOutput):
+        return await peer.send(s.records(), ids=s.seqs)
+    if isinstance(peer, VectorHttpSink):
+        return await peer.send(s.lines, ids=s.seqs)
+    return await peer.send(s.lines)
+
+
+def received(peer: Any) -> list[dict[str, Any]]:
+    """Every event a downstream peer got, in arrival order."""
+    return list(peer.events)
+
+
+async def gather(*coros: Any) -> list[Any]:
+    return list(await asyncio.gather(*coros))
