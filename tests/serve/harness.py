@@ -61,7 +61,10 @@ def sender(kind: str, ls: Listeners, **kw: Any) -> Any:
     if kind == "vector_http":
         return VectorHttpSink(f"http://127.0.0.1:{ls.http}/", backoff_initial=kw.pop("backoff", 0.1),
                               backoff_max=kw.pop("backoff_max", 1.0), **kw)
-    if kind == "vector_http_text":
+    if kind == "vector_http_gzip":  # compression = "gzip": Content-Encoding gzip
+        return VectorHttpSink(f"http://127.0.0.1:{ls.http}/", gzip_body=True, backoff_initial=kw.pop("backoff", 0.1),
+                              backoff_max=kw.pop("backoff_max", 1.0), **kw)
+    if kind == "vector_http_text":  # encoding.codec = "text": raw lines, Content-Type text/plain
         return VectorHttpSink(f"http://127.0.0.1:{ls.http}/", codec="text", backoff_initial=kw.pop("backoff", 0.1),
                               backoff_max=kw.pop("backoff_max", 1.0), **kw)
     if kind == "fluentbit_http":

@@ -404,7 +404,8 @@ class VectorHttpServerSource:
     async def start(self) -> None:
         app = web.Application(client_max_size=1 << 30)
         app.router.add_route("POST", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # a short shutdown_timeout: stop() cuts requests in flight, as a killed Vector does
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
         await self.runner.setup()
         await web.TCPSite(self.runner, self.host, self.port, reuse_address=True).start()
 

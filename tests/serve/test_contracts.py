@@ -69,7 +69,7 @@ class TestEveryPair:
             await sink.start()
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls(), forward_url(sink))
-            kinds = [*UPSTREAMS, "vector_http_text"]
+            kinds = [*UPSTREAMS, "vector_http_text", "vector_http_gzip"]
             streams = [stream(k, 1200, odd_every=40 if k in (*RAW_LINE_PEERS[1:], "vector_http_text") else 0)
                        for k in kinds]
             reports = await asyncio.gather(*(send(k, ls, s) for k, s in zip(kinds, streams)))
@@ -82,7 +82,7 @@ class TestEveryPair:
         d = account(streams, events)
         assert d.ok and not d.duplicates, d.summary()
         assert sum(is_alert(e) for e in events) == sum(s.kinds.count("alert") for s in streams)
-        for k in ("vector_http", "vector_http_text", "fluentbit_http"):
+        for k in ("vector_http", "vector_http_text", "vector_http_gzip", "fluentbit_http"):
             assert set(reports[k].statuses) == {200}, (k, dict(reports[k].statuses))
         assert stopped.returncode == 0, stopped.logs[-5:]
         sent_bad = sum(sum(s.malformed().values()) for s in streams)
