@@ -13,6 +13,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import pytest
@@ -186,6 +188,19 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def _connectable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        if parts.scheme == "unix":
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(parts.path)
+        else:
+            socket.create_connection((parts.hostname, parts.port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 @dataclass
 class Stopped:
     returncode: int
@@ -204,7 +219,7 @@ class Serve:
         with self.err_path.open("wb") as err, self.out_path.open("wb") as out:
             self.proc = subprocess.Popen([CLI, "serve", *args], stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         deadline = time.monotonic() + timeout
-        while not any(x.get("event") == "started" for x in self.logs()):
+        while not self._ready():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited {self.proc.returncode} before `started`: "
                                    f"{self.err_path.read_bytes()[-3000:]!r}")
@@ -212,7 +227,17 @@ class Serve:
                 self.proc.kill()
                 raise TimeoutError(f"serve did not log `started` in {timeout} s: {self.err_path.read_bytes()[-3000:]!r}")
             time.sleep(0.05)
-        self.started = next(x for x in self.logs() if x.get("event") == "started")
+        self.started = next((x for x in self.logs() if x.get("event") == "started"), {})
+
+    def _ready(self) -> bool:
+        """`listening` logged (every listener bound), or `started` logged and every listener connectable."""
+        names = {x.get("event") for x in self.logs()}
+        if "listening" in names:
+            return True
+        if "started" not in names:
+            return False
+        urls = [self.args[i + 1] for i, a in enumerate(self.args) if a == "--listen"]
+        return all(_connectable(u) for u in urls)
 
     @property
     def pid(self) -> int:

@@ -55,6 +55,14 @@ def in_out(stopped: dict[str, Any]) -> tuple[int, int]:
     return pick("events_in", "in"), pick("events_out", "out")
 
 
+def per_listener_in(stopped: dict[str, Any]) -> int:
+    """The events in summed over `stopped`'s per-listener counters (-1 if it has none)."""
+    ls = stopped.get("listeners")
+    if not isinstance(ls, dict) or not ls:
+        return -1
+    return sum(int(v.get("events_in", 0)) for v in ls.values() if isinstance(v, dict))
+
+
 def down_count(peer: Any) -> int:
     return len(peer.events) if not hasattr(peer, "lines") else len(peer.lines)
 
@@ -87,6 +95,9 @@ class TestEveryPair:
         assert stopped.returncode == 0, stopped.logs[-5:]
         sent_bad = sum(sum(s.malformed().values()) for s in streams)
         assert malformed_total(stopped.stopped) == sent_bad, stopped.stopped
+        total = sum(len(s.lines) for s in streams)
+        assert in_out(stopped.stopped) == (total, total), stopped.stopped
+        assert per_listener_in(stopped.stopped) == total, stopped.stopped.get("listeners")
 
 
 class TestDownstreamRestart:
@@ -228,6 +239,7 @@ class TestSigterm:
         assert not d.lost and not d.reordered and not d.untraced, d.summary()
         n_in, n_out = in_out(stopped.stopped)
         assert n_in == n_out == len(events), (stopped.stopped, len(events))
+        assert per_listener_in(stopped.stopped) == n_in, stopped.stopped.get("listeners")
 
 
 class TestEnvelopes:
