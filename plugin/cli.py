@@ -11,6 +11,7 @@ import gc
 import sys
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 from shellsieve import log as logmod
@@ -23,7 +24,8 @@ from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
 from shellsieve.model.fields import FIELD_MAPS
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
-from shellsieve.settings import Settings, describe, within
+from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
+from shellsieve.settings import ServeSettings, Settings, describe, within
 
 __all__ = ["main", "build"]
 
@@ -58,50 +60,98 @@ def _parser() -> argparse.ArgumentParser:
         description="Tag reverse shells and web-server shells in process events, inline in a log pipeline.",
     )
     sub = p.add_subparsers(dest="command", required=True)
-    rules_help = ("rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
-                  "default: the rules shipped with shellsieve")
     run = sub.add_parser("run", help="filter events from stdin to stdout (one JSON event per line)",
                          description="Read events on stdin, write every event to stdout in order; "
                                      "events a rule matches leave enriched with the rule and MITRE ATT&CK ids. "
                                      "Logs and stats go to stderr as JSON.")
-    run.add_argument("--rules", action="append", type=Path, metavar="PATH", help=rules_help)
-    _cache_options(run)
-    run.add_argument("--only-alerts", action="store_true",
-                     help="write only the events a rule matched (default: write every event)")
-    run.add_argument("--strict", action="store_true", help="refuse to start if any rule cannot be run faithfully")
-    run.add_argument("--stats-interval", type=_setting("stats_interval_s", float),
-                     default=_DEFAULTS.stats_interval_s, metavar="SECONDS",
-                     help="seconds between stats events on stderr; 0 turns them off (default: %(default)s)")
-    run.add_argument("--max-line-bytes", type=_setting("max_line_bytes", int),
-                     default=_DEFAULTS.max_line_bytes, metavar="N",
-                     help="longer lines are forwarded unscanned and counted (default: %(default)s)")
-    run.add_argument("--format", dest="input_format", default="auto", choices=FORMATS,
-                     help="input format; auto detects it line by line: a JSON object is ECS, Sysmon "
-                          "(winlog.event_data or Event.EventData) or Wazuh (full_log); a text line is an "
-                          "auditd record, a Sysmon for Linux XML event in syslog, or a plain command line "
-                          "(default: %(default)s)")
-    run.add_argument("--passwd", type=Path, metavar="FILE",
-                     help="passwd(5) file naming the uids of auditd events (user.name); "
-                          "auditd's ENRICHED names are used first")
-    run.add_argument("--audit-timeout", type=_setting("audit_timeout_s", float),
-                     default=_DEFAULTS.audit_timeout_s, metavar="SECONDS",
-                     help="an auditd event whose EOE record has not arrived leaves after this long "
-                          "(default: %(default)s)")
-    run.add_argument("--pid-table-size", type=_setting("pid_table_size", int),
-                     default=_DEFAULTS.pid_table_size, metavar="N",
-                     help="pids remembered to name the parent of auditd events (default: %(default)s)")
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                     help="level of the filter's own logs on stderr (default: %(default)s)")
+    _engine_options(run)
+    srv = sub.add_parser("serve", help="filter events arriving over HTTP, TCP, unix sockets or Fluent forward",
+                         description="Listen for events (Vector's http/socket sinks, Fluent Bit's http/tcp/"
+                                     "forward outputs), run them through the same engine as `run`, and deliver "
+                                     "every event in order to one output. HTTP requests and forward chunks are "
+                                     "acknowledged only once their events were delivered. Logs on stderr.")
+    srv.add_argument("--listen", action="append", type=_endpoint(parse_listen), required=True, metavar="URL",
+                     help="http://HOST:PORT, tcp://HOST:PORT, unix:///PATH or forward://HOST:PORT; repeatable; "
+                          "?host_os=...&envelope=... per listener")
+    srv.add_argument("--forward", type=_endpoint(parse_forward), default=parse_forward("stdout"), metavar="URL",
+                     help="where every event goes: http://HOST:PORT/PATH (?format=json_array for Fluent Bit's "
+                          "http input), tcp://HOST:PORT, unix:///PATH, forward://HOST:PORT (?tag=...), or stdout "
+                          "(default: stdout)")
+    for name, flag, parse, metavar, what in _SERVE_OPTIONS:
+        srv.add_argument(flag, dest=name, type=_setting(name, parse), default=getattr(_SERVE_DEFAULTS, name),
+                         metavar=metavar, help=f"{what} (default: %(default)s)")
+    _engine_options(srv)
     chk = sub.add_parser("check", help="load and compile rules; list them and every rule skipped, with the reason",
                          description="Load and compile the rules as `run` would and report: rules by format with "
                                      "their ids, every skipped rule with file, rule id and reason, compile time "
                                      "and database size.")
-    chk.add_argument("--rules", action="append", type=Path, metavar="PATH", help=rules_help)
+    chk.add_argument("--rules", action="append", type=Path, metavar="PATH",
+                     help="rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
+                          "default: the rules shipped with shellsieve")
     _cache_options(chk)
     chk.add_argument("--strict", action="store_true",
                      help="exit 1 if any rule is skipped as an error (unsupported rule types are not errors)")
     chk.add_argument("--quiet", action="store_true", help="print the summary only, not every loaded rule")
     return p
+
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    """The options of the engine, the same for `run` and `serve`."""
+    rules_help = ("rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
+                  "default: the rules shipped with shellsieve")
+    p.add_argument("--rules", action="append", type=Path, metavar="PATH", help=rules_help)
+    _cache_options(p)
+    p.add_argument("--only-alerts", action="store_true",
+                   help="write only the events a rule matched (default: write every event)")
+    p.add_argument("--strict", action="store_true", help="refuse to start if any rule cannot be run faithfully")
+    p.add_argument("--stats-interval", type=_setting("stats_interval_s", float),
+                   default=_DEFAULTS.stats_interval_s, metavar="SECONDS",
+                   help="seconds between stats events on stderr; 0 turns them off (default: %(default)s)")
+    p.add_argument("--max-line-bytes", type=_setting("max_line_bytes", int),
+                   default=_DEFAULTS.max_line_bytes, metavar="N",
+                   help="longer lines are forwarded unscanned and counted (default: %(default)s)")
+    p.add_argument("--format", dest="input_format", default="auto", choices=FORMATS,
+                   help="input format; auto detects it line by line: a JSON object is ECS, Sysmon "
+                        "(winlog.event_data or Event.EventData) or Wazuh (full_log); a text line is an "
+                        "auditd record, a Sysmon for Linux XML event in syslog, or a plain command line "
+                        "(default: %(default)s)")
+    p.add_argument("--passwd", type=Path, metavar="FILE",
+                   help="passwd(5) file naming the uids of auditd events (user.name); "
+                        "auditd's ENRICHED names are used first")
+    p.add_argument("--audit-timeout", type=_setting("audit_timeout_s", float),
+                   default=_DEFAULTS.audit_timeout_s, metavar="SECONDS",
+                   help="an auditd event whose EOE record has not arrived leaves after this long "
+                        "(default: %(default)s)")
+    p.add_argument("--pid-table-size", type=_setting("pid_table_size", int),
+                   default=_DEFAULTS.pid_table_size, metavar="N",
+                   help="pids remembered to name the parent of auditd events (default: %(default)s)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="level of the filter's own logs on stderr (default: %(default)s)")
+
+
+_SERVE_DEFAULTS = ServeSettings()
+_SERVE_OPTIONS = (
+    ("buffer_events", "--buffer-events", int, "N",
+     "events accepted and not yet delivered, at most; when full HTTP answers 503 and streams are not read"),
+    ("max_body_bytes", "--max-body-bytes", int, "N", "larger HTTP request bodies are refused with 413"),
+    ("batch_events", "--batch-events", int, "N", "events per request to the downstream"),
+    ("drain_timeout_s", "--drain-timeout", float, "SECONDS",
+     "on SIGTERM, how long the buffered events may take to reach the downstream"),
+    ("idle_timeout_s", "--idle-timeout", float, "SECONDS", "a connection that sends nothing this long is closed"),
+    ("retry_max_s", "--retry-max", float, "SECONDS", "the longest wait between delivery attempts"),
+    ("request_timeout_s", "--request-timeout", float, "SECONDS",
+     "how long the downstream may take to answer one request"),
+)
+
+
+def _endpoint(parse: Callable[[str], Endpoint]) -> Callable[[str], Endpoint]:
+    def convert(text: str) -> Endpoint:
+        try:
+            return parse(text)
+        except EndpointError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = "address"
+    return convert
 
 
 def build(paths: list[Path] | None, cache_dir: Path | None = None) -> tuple[list[Rule], Ruleset, list[Diagnostic]]:
@@ -164,9 +214,8 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if args.strict and _errors(diags, strict=True) else 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    logmod.configure(args.log_level)
-    log = logmod.get_logger()
+def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int:
+    """Settings and compiled rules for `run` and `serve`, with `started` logged; or an exit status."""
     if args.passwd is not None and not args.passwd.is_file():
         log.error("startup_failed", reason="passwd file not found", path=str(args.passwd))
         return 2
@@ -187,20 +236,43 @@ def _run(args: argparse.Namespace) -> int:
              patterns=ruleset.pattern_count,
              database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3),
              cache=ruleset.cache_status)
-    from shellsieve.run.loop import EXIT_CODES, run_filter
-
     # The rules live until exit: frozen, a full collection never walks them again. With the public
     # rulesets loaded, one took 0.13 s, 8% of the CPU of filtering 20k events.
     gc.collect()
     gc.freeze()
+    return settings, ruleset
+
+
+def _run(args: argparse.Namespace) -> int:
+    logmod.configure(args.log_level)
+    log = logmod.get_logger()
+    started = _start(args, log)
+    if isinstance(started, int):
+        return started
+    settings, ruleset = started
+    from shellsieve.run.loop import EXIT_CODES, run_filter
+
     stats = run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log)
     return EXIT_CODES[stats.stop_reason]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logmod.configure(args.log_level)
+    log = logmod.get_logger()
+    serve_settings = ServeSettings(**{name: getattr(args, name) for name, *_ in _SERVE_OPTIONS})
+    started = _start(args, log)
+    if isinstance(started, int):
+        return started
+    settings, ruleset = started
+    from shellsieve.serve.app import serve
+
+    return serve(ruleset, settings, serve_settings, args.listen, args.forward, log)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _check(args) if args.command == "check" else _run(args)
+        return {"check": _check, "run": _run, "serve": _serve}[args.command](args)
     except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read
         return 130
 

@@ -1,4 +1,4 @@
-"""Every option of `shellsieve run` and its default, as one frozen Struct; numeric options bounded."""
+"""Every option of `shellsieve run` and `serve` and its default, as frozen Structs; numeric options bounded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-__all__ = ["Settings", "within", "describe"]
+__all__ = ["Settings", "ServeSettings", "within", "describe"]
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -36,10 +36,37 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     passwd: str | None = None  # passwd(5) file naming auditd uids
 
     def __post_init__(self) -> None:
-        for name in _BOUNDS:
-            v = getattr(self, name)
-            if not within(name, v):
-                raise ValueError(f"{name} must be {describe(name)}, got {v!r}")
+        _check(self)
+
+
+class ServeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What `serve` adds to the engine's settings: its buffer, limits and timeouts."""
+
+    # events accepted and not yet delivered downstream; when full, HTTP answers 503 and the
+    # stream listeners stop reading (backpressure), never drop
+    buffer_events: Annotated[int, Meta(ge=1, le=1 << 24)] = 100_000
+    # an HTTP request body larger than this is refused with 413
+    max_body_bytes: Annotated[int, Meta(ge=1, le=1 << 30)] = 16 << 20
+    # events per request (or write) to the downstream
+    batch_events: Annotated[int, Meta(ge=1, le=1 << 20)] = 1000
+    # on SIGTERM: how long what is buffered may take to reach the downstream
+    drain_timeout_s: Annotated[float, Meta(ge=0, le=3600)] = 30.0
+    # a connection that sends nothing this long is closed
+    idle_timeout_s: Annotated[float, Meta(gt=0, le=86_400)] = 300.0
+    # the longest wait between two attempts to deliver to a downstream that is down
+    retry_max_s: Annotated[float, Meta(gt=0, le=3600)] = 10.0
+    # how long a downstream may take to answer one request (or a forward ack)
+    request_timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+def _check(obj: msgspec.Struct) -> None:
+    for name in _BOUNDS_BY[type(obj)]:
+        v = getattr(obj, name)
+        if not within(name, v):
+            raise ValueError(f"{name} must be {describe(name)}, got {v!r}")
 
 
 class Bound(msgspec.Struct, frozen=True):
@@ -49,10 +76,10 @@ class Bound(msgspec.Struct, frozen=True):
     integer: bool
 
 
-def _bounds() -> dict[str, Bound]:
+def _bounds(cls: type[msgspec.Struct]) -> dict[str, Bound]:
     """Field name -> its bounds, read from the Meta above (one place says them)."""
     out: dict[str, Bound] = {}
-    for f in msgspec.inspect.type_info(Settings).fields:  # type: ignore[attr-defined]
+    for f in msgspec.inspect.type_info(cls).fields:  # type: ignore[attr-defined]
         t = f.type
         if isinstance(t, (msgspec.inspect.IntType, msgspec.inspect.FloatType)) and t.le is not None:
             lo_open = t.gt is not None
@@ -60,7 +87,9 @@ def _bounds() -> dict[str, Bound]:
     return out
 
 
-_BOUNDS = _bounds()
+_BOUNDS_BY = {cls: _bounds(cls) for cls in (Settings, ServeSettings)}
+# field names are unique across both Structs: one table for `within` and `describe`
+_BOUNDS = {**_BOUNDS_BY[Settings], **_BOUNDS_BY[ServeSettings]}
 
 
 def within(name: str, v: object) -> bool:

@@ -37,11 +37,12 @@ class _Slot:
     """One input line's place in the output; `out` is None until its event is decided. `line` is None
     for a slot that holds output already counted elsewhere (an ECS run, an over-long line's bytes)."""
 
-    __slots__ = ("out", "line")
+    __slots__ = ("out", "line", "lines")
 
-    def __init__(self, line: bytes | None, out: bytes | None = None) -> None:
+    def __init__(self, line: bytes | None, out: bytes | None = None, lines: int = 1) -> None:
         self.line = line
         self.out = out
+        self.lines = lines  # input lines whose output this slot carries (released when it leaves)
 
 
 class _Pending:
@@ -80,6 +81,7 @@ class Router:
         self.local_host = socket.gethostname()  # the host of auditd records without node=
         self._queue: deque[_Slot] = deque()
         self._batch: list[_Pending] = []
+        self.released = 0  # input lines whose output has left, in input order (engine.py)
 
     # -- the loop's interface ---------------------------------------------------------------
     def process(self, block: bytes, now: float) -> bytes:
@@ -96,6 +98,7 @@ class Router:
                 out = self.matcher.process(block)
         if out is not None:
             self.stats.formats["ecs"] += self.stats.lines_in - before
+            self.released += self.stats.lines_in - before
             return out
         lines = block.split(b"\n")
         lines.pop()
@@ -113,11 +116,13 @@ class Router:
             self._ecs_run(run)
         return self.tick(now)
 
-    def passthrough(self, piece: bytes) -> bytes:
-        """Bytes of an over-long line, forwarded unscanned, still behind every line before it."""
+    def passthrough(self, piece: bytes, ends: bool = False) -> bytes:
+        """Bytes of a line forwarded as they are (an over-long line's pieces), still behind every line
+        before it; `ends`: these bytes end an input line, which is then released."""
         if not self._queue:
+            self.released += ends
             return piece
-        self._queue.append(_Slot(None, piece))
+        self._queue.append(_Slot(None, piece, int(ends)))
         return b""
 
     def tick(self, now: float) -> bytes:
@@ -225,7 +230,7 @@ class Router:
         before = self.stats.lines_in
         out = self.matcher.process(b"\n".join(run) + b"\n")
         self.stats.formats["ecs"] += self.stats.lines_in - before
-        self._queue.append(_Slot(None, out))
+        self._queue.append(_Slot(None, out, self.stats.lines_in - before))
 
     # -- matching and output ----------------------------------------------------------------
     def _match(self) -> None:
@@ -285,6 +290,10 @@ class Router:
     def _flush(self) -> bytes:
         q = self._queue
         out: list[bytes] = []
+        released = 0
         while q and q[0].out is not None:
-            out.append(q.popleft().out)  # type: ignore[arg-type]
+            slot = q.popleft()
+            out.append(slot.out)  # type: ignore[arg-type]
+            released += slot.lines
+        self.released += released
         return b"".join(out)

@@ -1,0 +1,206 @@
+"""The engine core, free of I/O: bytes and a clock in, bytes out.
+
+One `Engine` holds what every input shares: the compiled rules, the matcher with its sequence state,
+the router with its auditd assembly and pid table, and the counters. Each input stream (stdin, an
+HTTP body, a TCP connection) gets its own `Stream`: its framing (a line cut across reads) and an
+over-long line's window scan are per stream, so two connections never join each other's bytes.
+
+Output leaves in input order across all streams: the router's queue holds an auditd event's lines
+(and every line behind them) until the event is complete. `released` counts the input lines whose
+output has left the engine (written or, under --only-alerts, dropped); it only grows, so a driver
+that must acknowledge a request (an HTTP 200, a forward `ack`) waits until the output carrying
+`released >= its last line` has been delivered.
+
+`run` (run/loop.py) and `serve` (serve/) are thin loops around this object; no protocol copies
+any of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from shellsieve.compile.ruleset import Ruleset
+from shellsieve.events.auditd import load_passwd
+from shellsieve.run.enrich import message_line
+from shellsieve.run.framing import Framer
+from shellsieve.run.longline import LongLines
+from shellsieve.run.match import BlockMatcher
+from shellsieve.run.route import Router
+from shellsieve.run.stats import Stats
+from shellsieve.settings import Settings
+
+__all__ = ["Engine", "Stream"]
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class Engine:
+    def __init__(self, ruleset: Ruleset, settings: Settings, stats: Stats | None = None) -> None:
+        self.settings = settings
+        self.ruleset = ruleset
+        self.stats = stats or Stats()
+        self.matcher = BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences)
+        passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
+        self.router = Router(self.matcher, self.stats, settings.input_format, settings.audit_timeout_s,
+                             settings.audit_max_open, settings.pid_table_size, passwd)
+        self.long_line_candidates = 0  # over-long lines where an anchor occurred, over all streams
+
+    def stream(self) -> Stream:
+        """A new input stream (its own framing) feeding this engine."""
+        return Stream(self)
+
+    @property
+    def released(self) -> int:
+        """Input lines whose output has left the engine, in input order."""
+        return self.router.released
+
+    def tick(self, now: float) -> bytes:
+        """Held auditd events that waited past their timeout leave; returns the output now ready."""
+        return self.router.tick(now)
+
+    def deadline(self) -> float | None:
+        """When `tick` next has something to do (monotonic seconds), or None."""
+        return self.router.deadline()
+
+    def finish(self) -> bytes:
+        """No more input anywhere: every held event leaves."""
+        return self.router.finish()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters of the `stats` and `stopped` log events."""
+        router, matcher = self.router, self.matcher
+        states = matcher.sequences.values()
+        return self.stats.snapshot({
+            "open_sequences": sum(len(s.open) for s in states),
+            "sequence_evictions": sum(s.evicted for s in states),
+            "regex_timeouts": matcher.rs.regex_confirm.timeouts,
+            "audit_waiting": router.audit.waiting,
+            "audit_timed_out": router.audit.timed_out,
+            "audit_evicted": router.audit.evicted,
+            "pid_table": len(router.pids),
+            "pid_table_evictions": router.pids.evicted,
+            "rescanned_blocks": matcher.rescanned_blocks,  # raw scans past their callback bound
+            "long_line_candidates": self.long_line_candidates,
+        })
+
+
+class Stream:
+    """One input's bytes, in order. `feed` returns the engine's output now ready (which may include
+    lines of other streams held behind an auditd event); `close` ends the stream's last line."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._framer = Framer(engine.settings.max_line_bytes)
+        self._long = LongLines(engine.ruleset)
+        self._too_long = 0  # over-long lines of this stream already counted
+        self.partial = False  # the bytes fed so far end inside a line
+        self.lines_in = 0  # lines this stream brought in (for per-listener counts)
+
+    @property
+    def passing(self) -> bool:
+        """Inside an over-long line: its next bytes must follow it in the output, nothing between."""
+        return self._framer.passing
+
+    def feed(self, chunk: bytes, now: float) -> bytes:
+        if not chunk:
+            return b""
+        engine = self.engine
+        stats, router, only_alerts = engine.stats, engine.router, engine.settings.only_alerts
+        before = stats.lines_in
+        self.partial = chunk[-1:] != b"\n"
+        out = []
+        for piece, scan in self._framer.feed(chunk):
+            if scan:
+                if b"\xef" in piece and _BOM in piece:  # one memchr: most blocks hold no 0xEF byte
+                    piece = _strip_bom(piece, stats)
+                out.append(router.process(piece, now))
+            else:  # an over-long line, forwarded as it came, scanned in windows
+                stats.bytes_in += len(piece)
+                out.append(self._pass(piece))
+        new_long = self._framer.too_long - self._too_long
+        if new_long:  # over-long lines bypass the matcher: count them here
+            self._too_long = self._framer.too_long
+            stats.lines_in += new_long
+            stats.lines_out += 0 if only_alerts else new_long
+            stats.dropped += new_long if only_alerts else 0
+            stats.malformed["line_too_long"] += new_long
+        self.lines_in += stats.lines_in - before
+        return b"".join(out)
+
+    def close(self, now: float, torn: bool = False) -> bytes:
+        """The stream ended: its last line, given a newline, goes through like any other. `torn`: the
+        stream was cut off (a stop signal, a connection reset), so a last line that is not a whole
+        JSON object is forwarded as `{"message": ...}` under the malformed reason `partial_line`."""
+        engine = self.engine
+        stats, router = engine.stats, engine.router
+        before = stats.lines_in
+        last = self._framer.finish()
+        out = b""
+        if last == b"\n":  # it ends an over-long line that was being passed through
+            stats.unterminated_last_line += self.partial
+            out = self._pass(last)
+        elif last:
+            stats.unterminated_last_line += 1
+            out = self._last_line(last, torn, now)
+        self.partial = False
+        self.lines_in += stats.lines_in - before
+        return out
+
+    def _pass(self, piece: bytes) -> bytes:
+        before = self._long.with_candidates
+        piece = self._long.feed(piece)
+        self.engine.long_line_candidates += self._long.with_candidates - before
+        # The line is released with its last piece (the one ending in its newline).
+        ends = piece.endswith(b"\n")
+        if self.engine.settings.only_alerts:
+            return self.engine.router.passthrough(b"", ends)
+        return self.engine.router.passthrough(piece, ends)
+
+    def _last_line(self, line: bytes, torn: bool, now: float) -> bytes:
+        engine = self.engine
+        stats, router = engine.stats, engine.router
+        if line.startswith(_BOM):
+            line = _strip_bom(line, stats)
+        if not torn or _is_object(line):
+            out = router.process(line, now)
+            stats.bytes_in -= 1  # the newline was ours, not read
+            return out
+        stats.lines_in += 1
+        stats.bytes_in += len(line) - 1
+        stats.malformed["partial_line"] += 1
+        if engine.settings.only_alerts:
+            stats.dropped += 1
+            return router.passthrough(b"", True)
+        stats.lines_out += 1
+        return router.passthrough(message_line(line[:-1]), True)
+
+
+def _strip_bom(block: bytes, stats: Stats) -> bytes:
+    """A UTF-8 byte order mark opening a line (a file's first bytes, or files concatenated) is an
+    encoding mark, not content: removed so the line is detected and decoded as what follows it.
+    One inside a line is content and stays."""
+    n = block.count(b"\n" + _BOM) + block.startswith(_BOM)
+    if not n:
+        return block
+    stats.bom_stripped += n
+    stats.bytes_in += n * len(_BOM)  # the matcher counts the bytes it sees; these were read too
+    if block.startswith(_BOM):
+        block = block[len(_BOM):]
+    return block.replace(b"\n" + _BOM, b"\n")
+
+
+_raw = msgspec.json.Decoder(msgspec.Raw)
+
+
+def _is_object(line: bytes) -> bool:
+    if not line.lstrip().startswith(b"{"):
+        return False
+    try:
+        # Raw: a syntax check that converts no value, so 1e400 is whole JSON (a decode raised on it)
+        _raw.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return False
+    return True

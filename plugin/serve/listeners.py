@@ -1,0 +1,200 @@
+"""The network inputs of `serve`: HTTP (aiohttp), TCP and unix streams, Fluent forward.
+
+Each connection (or HTTP request) is its own engine stream: a line is never joined with another
+connection's bytes, and each connection's lines keep their order. A bad line is data, as on the
+pipe: forwarded and counted; no request is refused and no connection closed because of one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from shellsieve.serve.endpoints import Endpoint
+from shellsieve.serve.pipeline import Listener, Pipeline
+
+__all__ = ["HttpListener", "StreamListener", "RETRY_AFTER_S"]
+
+RETRY_AFTER_S = 1  # what a 503 asks the client to wait (Vector and Fluent Bit use their own backoff)
+_READ = 1 << 16
+
+
+class _Base:
+    def __init__(self, ep: Endpoint, pipeline: Pipeline, options: dict[str, Any], idle_timeout: float,
+                 log: Any) -> None:
+        self.ep = ep
+        self.pipeline = pipeline
+        self.options = options  # router attributes set before each feed (host_os, envelope_fields)
+        self.idle_timeout = idle_timeout
+        self.log = log
+        self.stats = Listener(ep.name)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _apply(self) -> None:
+        router = self.pipeline.engine.router
+        for k, v in self.options.items():
+            setattr(router, k, v)
+
+    def feed(self, stream: Any, data: bytes, close: bool = False, torn: bool = False) -> int:
+        self._apply()
+        return self.pipeline.feed(stream, self.stats, data, close, torn)
+
+
+class HttpListener(_Base):
+    """POST bodies of NDJSON. 200 once every event of the body is delivered downstream; 503 with
+    Retry-After while the buffer is full, the downstream is down or the server is stopping; 413
+    over the body limit (aiohttp's client_max_size). HEAD and GET answer 200 (Vector's sink
+    healthcheck sends HEAD to its URI)."""
+
+    def __init__(self, ep: Endpoint, pipeline: Pipeline, options: dict[str, Any], idle_timeout: float,
+                 log: Any, max_body: int) -> None:
+        super().__init__(ep, pipeline, options, idle_timeout, log)
+        self.max_body = max_body
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=self.max_body)
+        app.router.add_route("POST", "/{tail:.*}", self._post)
+        app.router.add_route("GET", "/{tail:.*}", self._health)  # also answers HEAD
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     keepalive_timeout=self.idle_timeout)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.ep.host, self.ep.port, reuse_address=True)
+        await site.start()
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok" if self.pipeline.accepting else "stopping",
+                                  "downstream": "up" if self.pipeline.downstream_up else "down"})
+
+    def _unavailable(self, why: str) -> web.Response:
+        self.stats.rejected += 1
+        return web.Response(status=503, text=why + "\n", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    async def _post(self, request: web.Request) -> web.Response:
+        p = self.pipeline
+        self.stats.accepted += 1
+        if not p.accepting:
+            return self._unavailable("stopping")
+        if not p.downstream_up:
+            return self._unavailable("downstream unavailable")
+        if not p.has_room():
+            return self._unavailable("buffer full")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self.stats.rejected += 1
+            raise
+        if not p.accepting:
+            return self._unavailable("stopping")
+        async with p.lock:  # waits only while a stream passes an over-long line through
+            target = self.feed(p.engine.stream(), body, close=True)
+        if await p.wait_delivered(target):
+            return web.Response(status=200)
+        return self._unavailable("stopping before delivery")
+
+    async def stop_accepting(self) -> None:
+        if self._runner is not None:
+            for site in list(self._runner.sites):
+                await site.stop()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class StreamListener(_Base):
+    """Newline-delimited events on TCP or a unix socket (created 0600). Backpressure: a connection
+    is not read while the buffer is full. No acknowledgement exists on this path."""
+
+    def __init__(self, ep: Endpoint, pipeline: Pipeline, options: dict[str, Any], idle_timeout: float,
+                 log: Any) -> None:
+        super().__init__(ep, pipeline, options, idle_timeout, log)
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        if self.ep.scheme == "unix":
+            path = Path(self.ep.path)
+            _remove_stale_socket(path)
+            old = os.umask(0o177)  # created 0600: only the shipper's user may connect
+            try:
+                self._server = await asyncio.start_unix_server(self._serve, path=str(path), limit=_READ)
+            finally:
+                os.umask(old)
+        else:
+            self._server = await asyncio.start_server(self._serve, self.ep.host, self.ep.port, limit=_READ,
+                                                      reuse_address=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        p = self.pipeline
+        self.stats.accepted += 1
+        self.stats.connections += 1
+        self._writers.add(writer)
+        stream = p.engine.stream()
+        held = False  # the pipeline lock, held through an over-long line
+        torn = False
+        try:
+            while p.accepting:
+                await p.wait_room()
+                if not p.accepting:
+                    torn = stream.partial
+                    break
+                try:
+                    data = await asyncio.wait_for(reader.read(_READ), self.idle_timeout)
+                except TimeoutError:
+                    self.log.warning("connection_idle", listener=self.ep.name, seconds=self.idle_timeout)
+                    torn = True
+                    break
+                except (ConnectionError, OSError):
+                    torn = True
+                    break
+                if not data:
+                    break
+                if not held:
+                    await p.lock.acquire()
+                    held = True
+                self.feed(stream, data)
+                if not stream.passing:
+                    p.lock.release()
+                    held = False
+        finally:
+            if not held:
+                await p.lock.acquire()
+            try:
+                self.feed(stream, b"", close=True, torn=torn)
+            finally:
+                p.lock.release()
+            self.stats.connections -= 1
+            self._writers.discard(writer)
+            writer.close()
+
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for w in list(self._writers):  # wake readers blocked on a quiet connection
+            w.close()
+        if self.ep.scheme == "unix":
+            with contextlib.suppress(OSError):
+                os.unlink(self.ep.path)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """A socket file left by a run that died is removed; anything else at the path is an error."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(f"{path} exists and is not a socket")
+    path.unlink()
