@@ -375,6 +375,7 @@ class VectorHttpServerSource:
         self.requests: list[dict[str, Any]] = []  # method, path, headers, count, status
         self.gate = _Stall()
         self.status_override: int | None = None  # answer this status, storing nothing
+        self.cut_after_store = 0  # this many requests: store the events, then drop the connection unanswered
         self.runner: web.AppRunner | None = None
 
     @property
@@ -399,6 +400,11 @@ class VectorHttpServerSource:
             return web.json_response({"code": 400, "message": f"Failed decoding: {e}"}, status=400)
         self.events.extend(batch)
         info["count"], info["status"] = len(batch), 200
+        if self.cut_after_store > 0:  # delivered, but the sender never hears so: it must send again
+            self.cut_after_store -= 1
+            info["status"] = "cut"
+            assert request.transport is not None
+            request.transport.abort()
         return web.Response(status=200)
 
     async def start(self) -> None:
