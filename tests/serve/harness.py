@@ -4,6 +4,7 @@ and a sender per peer kind, so a test says which peers and how many events and n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,5 +100,24 @@ def received(peer: Any) -> list[dict[str, Any]]:
     return list(peer.events)
 
 
-async def gather(*coros: Any) -> list[Any]:
-    return list(await asyncio.gather(*coros))
+_live: list[Any] = []
+
+
+async def started(peer: Any) -> Any:
+    """`peer` started, and stopped by `run` however the test ends."""
+    await peer.start()
+    _live.append(peer)
+    return peer
+
+
+def run(coro: Any) -> Any:
+    """asyncio.run(coro), then every peer `started` is stopped, even when the test failed (no socket leaks
+    into the next test's ResourceWarnings)."""
+    async def main() -> Any:
+        try:
+            return await coro
+        finally:
+            while _live:
+                with contextlib.suppress(Exception):
+                    await _live.pop().stop()
+    return asyncio.run(main())

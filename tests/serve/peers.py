@@ -219,10 +219,14 @@ class VectorSocketSink:
         if self.writer is None:
             await self.connect()
         assert self.writer is not None
-        for i in range(0, len(lines), chunk):
-            self.writer.write(b"".join(self.frame(x) for x in lines[i:i + chunk]))
-            await self.writer.drain()
-            self.report.acked += len(lines[i:i + chunk])
+        try:
+            for i in range(0, len(lines), chunk):
+                self.writer.write(b"".join(self.frame(x) for x in lines[i:i + chunk]))
+                await self.writer.drain()
+                self.report.acked += len(lines[i:i + chunk])
+        except BaseException:
+            await self.close()
+            raise
         if close:
             await self.close()
         return self.report
@@ -326,10 +330,12 @@ class FluentBitForwardOutput:
                 await asyncio.sleep(self.retry_delay)
 
     async def send(self, records: list[dict[str, Any]], ids: list[Any] | None = None) -> SendReport:
-        for i in range(0, len(records), self.chunk_events):
-            await self.send_chunk(records[i:i + self.chunk_events])
-            self.report.acked_seqs.extend((ids or records)[i:i + self.chunk_events])
-        await self._drop()
+        try:
+            for i in range(0, len(records), self.chunk_events):
+                await self.send_chunk(records[i:i + self.chunk_events])
+                self.report.acked_seqs.extend((ids or records)[i:i + self.chunk_events])
+        finally:
+            await self._drop()
         return self.report
 
 

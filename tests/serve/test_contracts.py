@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from .conftest import PHP_FSOCKOPEN, Stream, account, await_for, is_alert, rss_kib, stream
-from .harness import DOWNSTREAMS, RAW_LINE_PEERS, UPSTREAMS, Listeners, downstream, forward_url, send
+from .harness import DOWNSTREAMS, RAW_LINE_PEERS, UPSTREAMS, Listeners, downstream, forward_url, run, send, started
 
 _MiB = 1 << 20
 
@@ -73,8 +73,7 @@ class TestEveryPair:
         """Every upstream peer at once into one downstream kind: 0 lost, 0 reordered, alerts present, bad
         lines forwarded and counted, no connection dropped."""
         async def go() -> tuple[list[Stream], Any, dict[str, Any], Any]:
-            sink = downstream(down, tmp_path)
-            await sink.start()
+            sink = await started(downstream(down, tmp_path))
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls(("http", "tcp", "unix")), forward_url(sink))
             kinds = [*(k for k in UPSTREAMS if k != "fluentbit_forward"), "vector_http_text", "vector_http_gzip"]
@@ -86,7 +85,7 @@ class TestEveryPair:
             stopped = await asyncio.to_thread(srv.stop)
             await sink.stop()
             return streams, sink.events, dict(zip(kinds, reports)), stopped
-        streams, events, reports, stopped = asyncio.run(go())
+        streams, events, reports, stopped = run(go())
         d = account(streams, events)
         assert d.ok and not d.duplicates, d.summary()
         assert sum(is_alert(e) for e in events) == sum(s.kinds.count("alert") for s in streams)
@@ -106,8 +105,7 @@ class TestForwardUpstream:
         """Fluent Bit's forward output (Forward mode and gzip CompressedPackedForward, chunk acks) into one
         downstream kind: every chunk acked once, 0 lost, 0 reordered, alerts present."""
         async def go() -> tuple[list[Stream], Any, list[Any], Any]:
-            sink = downstream(down, tmp_path)
-            await sink.start()
+            sink = await started(downstream(down, tmp_path))
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls(("forward",)), forward_url(sink))
             streams = [stream("fwd", 1500), stream("fwdgz", 1500)]
@@ -117,7 +115,7 @@ class TestForwardUpstream:
             stopped = await asyncio.to_thread(srv.stop)
             await sink.stop()
             return streams, sink.events, reports, stopped
-        streams, events, reports, stopped = asyncio.run(go())
+        streams, events, reports, stopped = run(go())
         d = account(streams, events)
         assert d.ok and not d.duplicates, d.summary()
         assert all(r.retries == 0 and r.acked == 1500 for r in reports), [(r.retries, r.errors[:3]) for r in reports]
@@ -132,8 +130,7 @@ class TestDownstreamRestart:
         batches are stored but never answered: 0 lost, 0 reordered per connection; duplicates (at-least-once)
         counted and reported."""
         async def go() -> tuple[list[Stream], Any, list[Any]]:
-            sink = downstream(down, tmp_path)
-            await sink.start()
+            sink = await started(downstream(down, tmp_path))
             ls = Listeners.make(tmp_path)
             fwd = down == "forward"  # the forward path end to end: a forward upstream too
             srv = await asyncio.to_thread(start_serve, ls.urls(("http", "forward") if fwd else ("http",)),
@@ -155,7 +152,7 @@ class TestDownstreamRestart:
             await sink.stop()
             assert stopped.returncode == 0
             return streams, sink.events, reports
-        streams, events, reports = asyncio.run(go())
+        streams, events, reports = run(go())
         d = account(streams, events)
         dup = sum(d.duplicates.values())
         record_property("duplicates", dup)
@@ -170,8 +167,7 @@ class TestConcurrency:
     def test_100_tcp_and_100_http(self, tmp_path: Path, start_serve: Any) -> None:
         """100 TCP connections and 100 HTTP clients at once, each its own sequence: all delivered in order."""
         async def go() -> tuple[list[Stream], Any]:
-            sink = downstream("http", tmp_path)
-            await sink.start()
+            sink = await started(downstream("http", tmp_path))
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls(("http", "tcp")), forward_url(sink))
             tcp = [stream(f"t{i}", 150, alert_every=50) for i in range(100)]
@@ -183,7 +179,7 @@ class TestConcurrency:
             await sink.stop()
             assert stopped.returncode == 0
             return tcp + http, sink.events
-        streams, events = asyncio.run(go())
+        streams, events = run(go())
         d = account(streams, events)
         assert d.ok and not d.duplicates, d.summary()
 
@@ -196,8 +192,7 @@ class TestStall:
         buffer_events = 2000
 
         async def go() -> tuple[list[Stream], Any, int, int, list[Any]]:
-            sink = downstream("http", tmp_path)
-            await sink.start()
+            sink = await started(downstream("http", tmp_path))
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls(("http", "tcp")), forward_url(sink),
                                           "--buffer-events", str(buffer_events), "--batch-events", "500")
@@ -221,7 +216,7 @@ class TestStall:
             await sink.stop()
             assert stopped.returncode == 0
             return streams, sink.events, base, peak, reports[4:]
-        streams, events, base, peak, http_reports = asyncio.run(go())
+        streams, events, base, peak, http_reports = run(go())
         record_property("rss_base_kib", base)
         record_property("rss_peak_kib", peak)
         # a bound from the buffer: 2000 events of ~700 B, enriched and encoded, a few copies each, plus one
@@ -243,8 +238,7 @@ class TestSigterm:
         """SIGTERM under load: every event acknowledged (HTTP 200 / forward ack) is downstream, exit 0, and
         `stopped` counts add up."""
         async def go() -> tuple[list[Stream], Any, list[Any], Any]:
-            sink = downstream("http", tmp_path)
-            await sink.start()
+            sink = await started(downstream("http", tmp_path))
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls((acked_by,)), forward_url(sink))
             if acked_by == "http":
@@ -263,7 +257,7 @@ class TestSigterm:
             await asyncio.gather(*tasks, return_exceptions=True)
             await sink.stop()
             return streams, sink.events, reports, stopped
-        streams, events, reports, stopped = asyncio.run(go())
+        streams, events, reports, stopped = run(go())
         assert stopped.returncode == 0, stopped.logs[-5:]
         acked = {s.conn: list(r.acked_seqs) for s, r in zip(streams, reports)}
         assert sum(map(len, acked.values())) > 0
@@ -287,8 +281,7 @@ class TestEnvelopes:
         fluent = [json.dumps({"log": x.decode()}).encode() for x in bare]
 
         async def go() -> list[list[dict[str, Any]]]:
-            sink = downstream("tcp", tmp_path)
-            await sink.start()
+            sink = await started(downstream("tcp", tmp_path))
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls(("tcp",), "host_os=linux"), forward_url(sink))
             outs = []
@@ -303,7 +296,7 @@ class TestEnvelopes:
 
         def rules(obj: dict[str, Any]) -> list[str]:
             return sorted(a["id"] for a in obj.get("shellsieve", {}).get("alerts", []))
-        outs = asyncio.run(go())
+        outs = run(go())
         want = [rules(x) for x in outs[0]]
         assert sum(bool(r) for r in want) >= 30 and all(PHP_FSOCKOPEN in r for r in want[-10:]), want[-12:]
         assert [rules(x) for x in outs[1]] == want
@@ -370,6 +363,7 @@ class TestHostile:
                     await w.drain()
                 except (ConnectionError, OSError):
                     results["slowloris"] = "closed"
+                    w.close()
                     return
                 await asyncio.sleep(0.1)
             results["slowloris"] = "held"
@@ -377,15 +371,16 @@ class TestHostile:
 
         async def go() -> tuple[list[Stream], Any, int, int, bytes]:
             nonlocal ls
-            sink = downstream("http", tmp_path)
-            await sink.start()
+            sink = await started(downstream("http", tmp_path))
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls(("http", "tcp")), forward_url(sink),
                                           "--max-body-bytes", str(_MiB), "--idle-timeout", "3")
             base = rss_kib(srv.pid)
             half_tcp = await asyncio.open_connection("127.0.0.1", ls.tcp)
+            opened.append(half_tcp[1])
             half_tcp[1].write(b'{"half":')
             half_http = await asyncio.open_connection("127.0.0.1", ls.http)
+            opened.append(half_http[1])
             half_http[1].write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":")
             garbage = os.urandom(1 << 16)
             good = [stream("g_http", 3000), stream("g_tcp", 3000)]
@@ -414,7 +409,15 @@ class TestHostile:
             return good, sink.events, base, peak, health
 
         ls: Any = None
-        good, events, base, peak, health = asyncio.run(go())
+        opened: list[asyncio.StreamWriter] = []
+
+        async def guarded() -> Any:
+            try:
+                return await go()
+            finally:
+                for w in opened:
+                    w.close()
+        good, events, base, peak, health = run(guarded())
         record_property("hostile", repr(results))
         print(f"\n[hostile] {results} rss {base}->{peak} KiB")
         d = account(good, [e for e in events if str(e.get("labels", {}).get("conn", "")).startswith("g_")])
