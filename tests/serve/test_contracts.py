@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -431,3 +432,29 @@ class TestHostile:
         assert peak - base < 64 * 1024, (base, peak)
         assert results["half_open_tcp"] == b"closed" and results["half_open_http"] != b"open", results
 
+
+    def test_sigterm_with_a_stuck_request(self, tmp_path: Path, start_serve: Any) -> None:
+        """An HTTP request whose body stops half-way neither outlives --idle-timeout nor holds SIGTERM past
+        --drain-timeout."""
+        async def go() -> tuple[bytes, Any]:
+            sink = await started(downstream("http", tmp_path))
+            ls = Listeners.make(tmp_path)
+            srv = await asyncio.to_thread(start_serve, ls.urls(("http",)), forward_url(sink),
+                                          "--idle-timeout", "2", "--drain-timeout", "3")
+            r, w = await asyncio.open_connection("127.0.0.1", ls.http)
+            try:
+                w.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":")
+                try:
+                    got = await asyncio.wait_for(r.read(), 6) or b"closed"
+                except TimeoutError:
+                    got = b"open"
+                except (ConnectionError, OSError):
+                    got = b"closed"
+                stopped = await asyncio.to_thread(srv.stop, signal.SIGTERM, 20)
+            finally:
+                w.close()
+            return got, stopped
+        got, stopped = run(go())
+        seen = {"request after 6 s silent": got, "SIGTERM to exit (s)": round(stopped.seconds, 1),
+                "exit": stopped.returncode}
+        assert got != b"open" and stopped.seconds < 3 + 5 and stopped.returncode in (0, 1), seen
