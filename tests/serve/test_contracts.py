@@ -233,6 +233,37 @@ class TestStall:
         assert not d.lost and not d.reordered, d.summary()
 
 
+    def test_large_bodies_respect_the_buffer(self, tmp_path: Path, start_serve: Any) -> None:
+        """Eight clients each POSTing a 10,000-event body while the downstream is stalled: what serve holds
+        stays within --buffer-events 2000 plus one body, and RSS with it."""
+        async def go() -> tuple[list[Stream], Any, int, int, int, list[Any]]:
+            sink = await started(downstream("http", tmp_path))
+            ls = Listeners.make(tmp_path)
+            srv = await asyncio.to_thread(start_serve, ls.urls(("http",)), forward_url(sink),
+                                          "--buffer-events", "2000", "--stats-interval", "0.5")
+            base = rss_kib(srv.pid)
+            sink.stall(8)
+            streams = [stream(f"b{i}", 10000) for i in range(8)]
+            peak = 0
+
+            async def sample() -> None:
+                nonlocal peak
+                while sink.gate.until > time.monotonic():
+                    peak = max(peak, rss_kib(srv.pid))
+                    await asyncio.sleep(0.1)
+            reports = await asyncio.gather(sample(), *(send("vector_http", ls, s, batch_events=10000)
+                                                       for s in streams))
+            await await_for(lambda: down_count(sink) >= 80000, 30)
+            buffered = max((x.get("buffered", 0) for x in srv.logs() if x.get("event") == "stats"), default=-1)
+            await asyncio.to_thread(srv.stop)
+            return streams, sink.events, base, peak, buffered, reports[1:]
+        streams, events, base, peak, buffered, reports = run(go())
+        print(f"\n[large bodies] buffered at most {buffered}, rss {base} -> {peak} KiB, "
+              f"statuses {[dict(r.statuses) for r in reports]}")
+        d = account(streams, events)
+        assert not d.lost and not d.reordered, d.summary()
+        assert buffered <= 2000 + 10000 and peak - base < 48 * 1024, (buffered, base, peak)
+
 class TestSigterm:
     @pytest.mark.parametrize("acked_by", ["http", "forward"])
     def test_acknowledged_survives_sigterm(self, acked_by: str, tmp_path: Path, start_serve: Any) -> None:
