@@ -1,4 +1,6 @@
-"""vector.toml is a working exec-source config: run its command as Vector would and decode the output."""
+"""vector.toml is the main HTTP topology of deploy/; the exec variant's command runs as Vector runs it:
+no replay of the log already there, appended lines filtered, the filter's logs on stderr, and a
+SIGTERM to the child Vector started ends every process of the pipeline."""
 
 from __future__ import annotations
 
@@ -16,50 +18,72 @@ import msgspec
 from conftest import ROOT, rule_ids
 
 CONFIG = ROOT / "vector.toml"
+EXEC_CONFIG = ROOT / "deploy" / "vector" / "vector-exec.toml"
 
 
 class TestVectorConfig:
-    def test_exec_source_settings(self) -> None:
-        """The exec source streams, respawns, keeps stderr out of the events and decodes JSON lines."""
+    def test_main_topology(self) -> None:
+        """vector.toml sends the file source to serve over HTTP with acknowledgements and reads serve's output back."""
         cfg = tomllib.loads(CONFIG.read_text())
-        src = cfg["sources"]["shellsieve"]
-        assert src["type"] == "exec" and src["mode"] == "streaming"
-        assert src["include_stderr"] is False
-        assert src["decoding"]["codec"] == "json"
-        assert src["streaming"]["respawn_on_exit"] is True
-        assert src["command"][:2] == ["sh", "-c"] and "shellsieve run" in src["command"][2]
-        for sink in cfg["sinks"].values():
-            for name in sink["inputs"]:
-                assert name in cfg["sources"] or name in cfg.get("transforms", {})
+        assert cfg["sources"]["endpoint_logs"]["type"] == "file"
+        sink = cfg["sinks"]["shellsieve"]
+        assert sink["type"] == "http" and sink["acknowledgements"]["enabled"] is True
+        assert cfg["sources"]["shellsieve_out"]["type"] == "http_server"
 
-    def test_command_runs_on_a_log_file_like_vector(self, tmp_path: Path) -> None:
-        """The configured command, stdin from /dev/null as Vector starts it, follows a log and emits
-        lines that each decode as one JSON event, as Vector's json codec reads them."""
-        cfg = tomllib.loads(CONFIG.read_text())
-        command = cfg["sources"]["shellsieve"]["command"]
+    def test_exec_source_settings(self) -> None:
+        """The exec variant streams, respawns, keeps stderr and reads lines as bytes for the route."""
+        src = tomllib.loads(EXEC_CONFIG.read_text())["sources"]["shellsieve"]
+        assert src["type"] == "exec" and src["mode"] == "streaming"
+        assert src["include_stderr"] is True
+        assert src["decoding"]["codec"] == "bytes" and src["framing"]["method"] == "newline_delimited"
+        assert src["streaming"]["respawn_on_exit"] is True
+        assert src["command"][:2] == ["bash", "-c"] and "shellsieve run" in src["command"][2]
+
+    def test_exec_command_runs_like_vector(self, tmp_path: Path) -> None:
+        """Started as Vector starts it (stdin /dev/null, stdout and stderr piped), the command skips the
+        log already written, filters appended lines into one JSON event each, logs `started` on stderr,
+        and on SIGTERM to its pid alone exits 0 with `stopped`, closing both pipes."""
+        command = tomllib.loads(EXEC_CONFIG.read_text())["sources"]["shellsieve"]["command"]
         log = tmp_path / "events.ndjson"
+        log.write_bytes(msgspec.json.encode({"process": {"command_line": "old line"}}) + b"\n")
+        env = dict(os.environ, SHELLSIEVE_INPUT=str(log),
+                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         events = [
             {"process": {"command_line": "ls -la"}},
             {"process": {"command_line": "php -r '$sock=fsockopen(\"8.8.8.8\",1337);'"}},
         ]
-        log.write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in events) + b"garbage line\n")
-        env = dict(os.environ, SHELLSIEVE_INPUT=str(log),
-                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, env=env, start_new_session=True) as proc:
+                              stderr=subprocess.PIPE, env=env, start_new_session=True) as proc:
             try:
-                lines = _read_lines(proc, 3, timeout=30)
-                with log.open("ab") as f:  # tail -F follows appends
-                    f.write(msgspec.json.encode({"process": {"command_line": "id"}}) + b"\n")
-                lines += _read_lines(proc, 1, timeout=10)
+                assert proc.stderr is not None
+                err = _read_until(proc.stderr.fileno(), b'"started"', timeout=60)
+                with log.open("ab") as f:  # appended after the start: followed
+                    f.write(b"".join(msgspec.json.encode(e) + b"\n" for e in events) + b"garbage line\n")
+                lines = _read_lines(proc, 3, timeout=15)
+                proc.send_signal(signal.SIGTERM)  # Vector signals its direct child only
+                assert proc.wait(timeout=15) == 0
+                rest_out = proc.stdout.read() if proc.stdout else b""
+                err += proc.stderr.read()  # EOF: tail ended too (it held the stderr pipe)
             finally:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=10)
-        docs = [msgspec.json.decode(x) for x in lines]  # each line is exactly one JSON object
-        assert all(isinstance(d, dict) for d in docs)
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        docs = [msgspec.json.decode(x) for x in lines]
         assert rule_ids(docs[0]) == [] and rule_ids(docs[1]) == ["100103"]
         assert docs[2] == {"message": "garbage line"}
-        assert docs[3] == {"process": {"command_line": "id"}}
+        assert rest_out == b""  # "old line" was never replayed
+        assert b'"stopped"' in err
+
+
+def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle not in buf:
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], f"{needle!r} did not arrive: {buf[-500:]!r}"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"stream closed before {needle!r}: {buf[-500:]!r}"
+        buf += chunk
+    return buf
 
 
 def _read_lines(proc: subprocess.Popen[bytes], n: int, timeout: float) -> list[bytes]:

@@ -71,11 +71,10 @@ class _Server:
         """The output task: whole lines from the buffer to the downstream, in order."""
         p = self.pipeline
         while True:
-            await p.wait_output()
             parts, tag = p.take(self.serve.batch_events)
             if not parts and tag == p.delivered:
-                if p.empty:
-                    await p.wait_change()  # only a partial over-long line is buffered: wait for its rest
+                # nothing, or only the start of an over-long line: wait for more output
+                await p.wait_change()
                 continue
             lines = b"".join(parts).splitlines(keepends=True) if parts else []
             if lines:

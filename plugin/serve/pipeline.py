@@ -152,11 +152,6 @@ class Pipeline:
         """Nothing waits to be delivered (output that is only a partial line does not count)."""
         return not any(data for data, _ in self._chunks)
 
-    async def wait_output(self) -> None:
-        """Until the buffer holds something (for the output task)."""
-        while not self._chunks:
-            await self.wait_change()
-
     async def wait_delivered(self, target: int) -> bool:
         """Until every line up to `target` is delivered; False if stopping ended it first."""
         while self.delivered < target:
