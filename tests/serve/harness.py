@@ -23,8 +23,10 @@ RAW_LINE_PEERS = ("vector_http", "vector_tcp", "vector_unix")
 
 def downstream(kind: str, tmp: Path) -> Any:
     """A stopped downstream peer of `kind`; `.url` is what to give `--forward`."""
-    if kind == "http":
-        return VectorHttpServerSource()
+    if kind in ("http", "http_json_array"):
+        peer = VectorHttpServerSource()
+        peer.json_array = kind == "http_json_array"
+        return peer
     if kind == "tcp":
         return SocketSource()
     if kind == "unix":
@@ -35,7 +37,9 @@ def downstream(kind: str, tmp: Path) -> Any:
 
 
 def forward_url(peer: Any) -> str:
-    return peer.url + ("?tag=shellsieve" if isinstance(peer, ForwardInput) else "")
+    if isinstance(peer, ForwardInput):
+        return peer.url + "?tag=shellsieve"
+    return peer.url + ("?format=json_array" if getattr(peer, "json_array", False) else "")
 
 
 @dataclass

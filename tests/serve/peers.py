@@ -387,6 +387,7 @@ class VectorHttpServerSource:
         self.requests: list[dict[str, Any]] = []  # method, path, headers, count, status
         self.gate = _Stall()
         self.status_override: int | None = None  # answer this status, storing nothing
+        self.json_array = False  # expect one JSON array per body instead of NDJSON
         self.cut_after_store = 0  # this many requests: store the events, then drop the connection unanswered
         self.runner: web.AppRunner | None = None
 
@@ -403,11 +404,12 @@ class VectorHttpServerSource:
             info["status"] = self.status_override
             return web.Response(status=self.status_override)
         try:
-            if request.headers.get("Content-Type", "").startswith("application/json"):
+            if self.json_array:  # Fluent Bit's http input given a JSON array (serve's ?format=json_array)
                 batch = json.loads(body)
+                assert isinstance(batch, list), "not a JSON array"
             else:
                 batch = [json.loads(frame) for frame in body.split(b"\n") if frame.strip()]
-        except ValueError as e:
+        except (ValueError, AssertionError) as e:
             info["status"] = 400
             return web.json_response({"code": 400, "message": f"Failed decoding: {e}"}, status=400)
         self.events.extend(batch)

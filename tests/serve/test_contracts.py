@@ -69,7 +69,7 @@ def down_count(peer: Any) -> int:
 
 
 class TestEveryPair:
-    @pytest.mark.parametrize("down", DOWNSTREAMS)
+    @pytest.mark.parametrize("down", [*DOWNSTREAMS, "http_json_array"])
     def test_every_upstream_into(self, down: str, tmp_path: Path, start_serve: Any) -> None:
         """Every upstream peer at once into one downstream kind: 0 lost, 0 reordered, alerts present, bad
         lines forwarded and counted, no connection dropped."""
@@ -77,6 +77,7 @@ class TestEveryPair:
             sink = await started(downstream(down, tmp_path))
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls(("http", "tcp", "unix")), forward_url(sink))
+            assert ls.unix.stat().st_mode & 0o777 == 0o600, oct(ls.unix.stat().st_mode)
             kinds = [*(k for k in UPSTREAMS if k != "fluentbit_forward"), "vector_http_text", "vector_http_gzip"]
             streams = [stream(k, 1200, odd_every=40 if k in (*RAW_LINE_PEERS[1:], "vector_http_text") else 0)
                        for k in kinds]
@@ -164,6 +165,34 @@ class TestDownstreamRestart:
             assert dup > 0, d.summary()
 
 
+class TestDownstreamRefusals:
+    @pytest.mark.parametrize("status", [500, 429])
+    def test_refused_then_accepted(self, status: int, tmp_path: Path, start_serve: Any) -> None:
+        """The http_server downstream answers `status` (500: its acknowledgement errored) for 1.5 s
+        mid-stream: serve retries, nothing lost or reordered, the refused batches were not stored."""
+        async def go() -> tuple[list[Stream], Any]:
+            sink = await started(downstream("http", tmp_path))
+            ls = Listeners.make(tmp_path)
+            srv = await asyncio.to_thread(start_serve, ls.urls(("http", "tcp")), forward_url(sink),
+                                          "--batch-events", "200")
+            streams = [stream("h", 4000), stream("t", 4000)]
+            senders = asyncio.gather(send("vector_http", ls, streams[0], batch_events=100),
+                                     send("vector_tcp", ls, streams[1]))
+            await await_for(lambda: down_count(sink) >= 1000, 20)
+            sink.status_override = status
+            await asyncio.sleep(1.5)
+            sink.status_override = None
+            await senders
+            await await_for(lambda: down_count(sink) >= 8000, 30)
+            stopped = await asyncio.to_thread(srv.stop)
+            assert stopped.returncode == 0
+            assert any(r.get("status") == status for r in sink.requests), "no request was refused"
+            return streams, sink.events
+        streams, events = run(go())
+        d = account(streams, events)
+        assert d.ok and not d.duplicates, d.summary()
+
+
 class TestConcurrency:
     def test_100_tcp_and_100_http(self, tmp_path: Path, start_serve: Any) -> None:
         """100 TCP connections and 100 HTTP clients at once, each its own sequence: all delivered in order."""
@@ -187,13 +216,15 @@ class TestConcurrency:
 
 @pytest.mark.slow
 class TestStall:
-    def test_stalled_downstream_bounded(self, tmp_path: Path, start_serve: Any, record_property: Any) -> None:
-        """A downstream stalled 10 s: RSS stays within the --buffer-events bound, HTTP clients get 503 +
-        Retry-After or wait, and nothing is lost once it resumes."""
+    @pytest.mark.parametrize("down", ["http", "tcp"])
+    def test_stalled_downstream_bounded(self, down: str, tmp_path: Path, start_serve: Any,
+                                        record_property: Any) -> None:
+        """A downstream stalled 10 s (http: answers held; tcp: not read): RSS stays within the
+        --buffer-events bound, HTTP clients get 503 + Retry-After or wait, nothing is lost after."""
         buffer_events = 2000
 
         async def go() -> tuple[list[Stream], Any, int, int, list[Any]]:
-            sink = await started(downstream("http", tmp_path))
+            sink = await started(downstream(down, tmp_path))
             ls = Listeners.make(tmp_path)
             srv = await asyncio.to_thread(start_serve, ls.urls(("http", "tcp")), forward_url(sink),
                                           "--buffer-events", str(buffer_events), "--batch-events", "500")
@@ -223,7 +254,7 @@ class TestStall:
         # a bound from the buffer: 2000 events of ~700 B, enriched and encoded, a few copies each, plus one
         # 16 MiB body in flight per HTTP client at most; holding the 60,000 events sent would take far more
         bound = base + 32 * 1024
-        print(f"\n[stall] rss base {base} KiB, peak {peak} KiB, bound {bound} KiB; "
+        print(f"\n[stall {down}] rss base {base} KiB, peak {peak} KiB, bound {bound} KiB; "
               f"http statuses {[dict(r.statuses) for r in http_reports]}")
         assert peak <= bound, (base, peak)
         for r in http_reports:
