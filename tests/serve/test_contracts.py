@@ -192,6 +192,27 @@ class TestDownstreamRefusals:
         d = account(streams, events)
         assert d.ok and not d.duplicates, d.summary()
 
+    def test_undecodable_line_is_isolated(self, tmp_path: Path, start_serve: Any) -> None:
+        """An over-long text line leaves as it came (not JSON), so Vector's http_server refuses the whole
+        request with 400: serve isolates that one line, counts it, and delivers every other in order."""
+        async def go() -> tuple[Stream, Any, Any]:
+            sink = await started(downstream("http", tmp_path))
+            ls = Listeners.make(tmp_path)
+            srv = await asyncio.to_thread(start_serve, ls.urls(("tcp",)), forward_url(sink),
+                                          "--max-line-bytes", "4096", "--batch-events", "500")
+            s = stream("t", 2000)
+            long_line = b"ls " + b"a" * 10000 + b" ssq-t-1000-"
+            s.lines[1000], s.kinds[1000] = long_line, "long"
+            await send("vector_tcp", ls, s)
+            await await_for(lambda: down_count(sink) >= 1999, 8)
+            stopped = await asyncio.to_thread(srv.stop)
+            return s, sink.events, stopped
+        s, events, stopped = run(go())
+        d = account([s], events, sent_seqs={"t": [q for q in s.seqs if q != 1000]})
+        assert d.ok and not d.duplicates, d.summary()
+        assert len(events) == 1999 and stopped.stopped.get("events_rejected") == 1, stopped.stopped
+        assert stopped.returncode == 0
+
 
 class TestConcurrency:
     def test_100_tcp_and_100_http(self, tmp_path: Path, start_serve: Any) -> None:
