@@ -163,6 +163,8 @@ class TestDownstreamRestart:
         assert not d.lost and not d.reordered and not d.missing_alerts, d.summary()
         if down == "http":  # each unanswered batch was sent again: duplicates, as at-least-once allows
             assert dup > 0, d.summary()
+        for r in reports:  # while the downstream was down the clients heard 503 with Retry-After
+            assert 503 not in r.statuses or len(r.retry_after) == r.statuses[503], (dict(r.statuses), r.retry_after)
 
 
 class TestDownstreamRefusals:
@@ -352,6 +354,31 @@ class TestSigterm:
         n_in, n_out = in_out(stopped.stopped)
         assert n_in == n_out == len(events), (stopped.stopped, len(events))
         assert per_listener_in(stopped.stopped) == n_in, stopped.stopped.get("listeners")
+
+    def test_sigterm_with_downstream_down(self, tmp_path: Path, start_serve: Any) -> None:
+        """SIGTERM while the downstream is down: within --drain-timeout serve answers every waiting request
+        with a non-2xx (nothing undelivered is acknowledged), and `stopped` counts what it could not deliver."""
+        async def go() -> tuple[Any, list[Any], Any]:
+            sink = await started(downstream("http", tmp_path))
+            ls = Listeners.make(tmp_path)
+            srv = await asyncio.to_thread(start_serve, ls.urls(("http",)), forward_url(sink), "--drain-timeout", "2")
+            await sink.stop()
+            reports: list[Any] = []
+            tasks = [asyncio.ensure_future(send("vector_http", ls, stream(f"h{i}", 300), reports, batch_events=100))
+                     for i in range(3)]
+            await asyncio.sleep(1.0)
+            stopped = await asyncio.to_thread(srv.stop, signal.SIGTERM, 20)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return sink, reports, stopped
+        sink, reports, stopped = run(go())
+        print(f"\n[sigterm, downstream down] exit {stopped.returncode} after {stopped.seconds:.1f} s, "
+              f"statuses {[dict(r.statuses) for r in reports]}")
+        assert all(r.acked == 0 for r in reports), [r.acked for r in reports]
+        assert stopped.seconds < 2 + 5, stopped.seconds
+        n_in, n_out = in_out(stopped.stopped)
+        assert n_in > 0 and n_out == 0 and stopped.stopped.get("events_pending", n_in) == n_in, stopped.stopped
 
 
 class TestEnvelopes:
