@@ -5,6 +5,7 @@ under load, shipper envelopes, and hostile clients. Each event is traced back by
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import signal
@@ -465,6 +466,13 @@ class TestHostile:
             results["chunked" if chunked else "1GiB"] = (sent, status[:40])
             w.close()
 
+        async def gzip_bomb() -> None:
+            body = gzip.compress(b'{"a":1}\n' * (1 << 24), 9)  # 128 MiB of lines in ~200 KB
+            async with aiohttp.ClientSession() as s, s.post(
+                    f"http://127.0.0.1:{ls.http}/", data=body,
+                    headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"}) as resp:
+                results["gzip_bomb"] = resp.status
+
         async def slowloris() -> None:
             r, w = await asyncio.open_connection("127.0.0.1", ls.http)
             msg = b"POST / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 20  # one byte per 0.1 s, 5 s in all
@@ -498,7 +506,7 @@ class TestHostile:
             extra = await asyncio.gather(
                 send("vector_http", ls, good[0], batch_events=100), send("vector_tcp", ls, good[1]),
                 _raw(ls.http, b"\x16\x03\x01\x02\x00garbage\r\n\r\n"), _raw(ls.tcp, garbage, read=False),
-                big_body(False), big_body(True), slowloris())
+                big_body(False), big_body(True), slowloris(), gzip_bomb())
             results["garbage_http"] = extra[2][:40]
             await await_for(lambda: sum(1 for e in sink.events if str(e.get("labels", {}).get("conn", ""))
                                         .startswith("g_")) >= 6000, 20)
@@ -540,6 +548,7 @@ class TestHostile:
             sent, status = results[k]
             assert status.startswith(b"HTTP/1.1 413") or status in (b"", b"<none>") and sent < 32 * _MiB, results
         assert peak - base < 64 * 1024, (base, peak)
+        assert results["gzip_bomb"] == 413, results
         assert results["half_open_tcp"] == b"closed" and results["half_open_http"] != b"open", results
 
 
