@@ -125,3 +125,66 @@ def run(coro: Any) -> Any:
                 with contextlib.suppress(Exception):
                     await _live.pop().stop()
     return asyncio.run(main())
+
+
+def find(obj: Any, key: str) -> list[Any]:
+    """Every value stored under `key` anywhere in a decoded JSON log event."""
+    out: list[Any] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == key:
+                out.append(v)
+            out.extend(find(v, key))
+    elif isinstance(obj, list):
+        for v in obj:
+            out.extend(find(v, key))
+    return out
+
+
+def malformed_total(stopped: dict[str, Any]) -> int:
+    """The malformed lines a `stopped` event counts (its first `malformed` counter, summed by reason)."""
+    for v in find(stopped, "malformed"):
+        if isinstance(v, dict):
+            return sum(x for x in v.values() if isinstance(x, int))
+        if isinstance(v, int):
+            return v
+    return -1
+
+
+def in_out(stopped: dict[str, Any]) -> tuple[int, int]:
+    """Total events in and out as `stopped` reports them (-1 where it holds no such counter)."""
+    tot = stopped.get("totals", stopped)
+    def pick(*names: str) -> int:
+        for n in names:
+            if isinstance(tot.get(n), int):
+                return int(tot[n])
+        return -1
+    return pick("events_in", "in"), pick("events_out", "out")
+
+
+def per_listener_in(stopped: dict[str, Any]) -> int:
+    """The events in summed over `stopped`'s per-listener counters (-1 if it has none)."""
+    ls = stopped.get("listeners")
+    if not isinstance(ls, dict) or not ls:
+        return -1
+    return sum(int(v.get("events_in", 0)) for v in ls.values() if isinstance(v, dict))
+
+
+def down_count(peer: Any) -> int:
+    return len(peer.events) if not hasattr(peer, "lines") else len(peer.lines)
+
+
+async def raw_exchange(port: int, data: bytes, read: bool = True, timeout: float = 5) -> bytes:
+    """Write `data` on a fresh connection, then read what comes back (b"<timeout>" if nothing does)."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(data)
+    await w.drain()
+    out = b""
+    if read:
+        try:
+            async with asyncio.timeout(timeout):
+                out = await r.read(65536)
+        except TimeoutError:
+            out = b"<timeout>"
+    w.close()
+    return out
