@@ -8,6 +8,7 @@ output event can be traced back to the one input line it came from.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -293,19 +294,8 @@ def start_serve(tmp_path: Path, serve_cache: Path) -> Iterator[Any]:
         s.kill()
 
 
-def wait_for(pred: Any, timeout: float, step: float = 0.05) -> bool:
-    """Poll `pred()` (sync) until true or `timeout` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
-
-
 async def await_for(pred: Any, timeout: float, step: float = 0.05) -> bool:
     """Poll `pred()` from a coroutine until true or `timeout` seconds passed."""
-    import asyncio
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():

@@ -99,11 +99,6 @@ async def send(kind: str, ls: Listeners, s: Stream, into: list[SendReport] | Non
     return await peer.send(s.lines)
 
 
-def received(peer: Any) -> list[dict[str, Any]]:
-    """Every event a downstream peer got, in arrival order."""
-    return list(peer.events)
-
-
 _live: list[Any] = []
 
 
