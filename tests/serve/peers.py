@@ -264,10 +264,12 @@ def event_time(t: float) -> msgpack.ExtType:
 class FluentBitForwardOutput:
     """Fluent Bit's `forward` output with Require_ack_response On (plugins/out_forward/forward.c).
 
-    * Forward mode: `[tag, [[EventTime, record], ...], {"chunk": <b64>, "size": n}]` (flush_forward_mode:
-      array(3) header, array(entries), options; transcoded to FLB_LOG_EVENT_FORMAT_FORWARD, [time, record]);
-      with Compress gzip the entries go as one bin of gzip(concatenated entries) and options carry
-      `"compressed": "gzip"` (CompressedPackedForward, forward_format.c append_options).
+    * Forward mode: `[tag, [entry, ...], {"chunk": <b64>, "size": n}]` (flush_forward_mode: array(3) header,
+      array(entries), options). retain_metadata_in_forward_mode defaults to true (config map), so the
+      entries go in Fluent Bit's own shape `[[EventTime, metadata], record]`; with it false they are
+      transcoded to FLB_LOG_EVENT_FORMAT_FORWARD, `[EventTime, record]`. With Compress gzip the entries go
+      as one bin of gzip(concatenated entries) and options carry `"compressed": "gzip"`
+      (CompressedPackedForward, forward_format.c append_options).
     * The chunk token is the base64 of a 128-bit checksum of the data (forward_format.c), so a resend of
       the same chunk carries the same token.
     * After writing, it reads one msgpack map and needs {"ack": <the same token>} (forward_read_ack);
@@ -276,8 +278,10 @@ class FluentBitForwardOutput:
     """
 
     def __init__(self, host: str, port: int, *, tag: str = "shellsieve.test", chunk_events: int = 200,
-                 compress: bool = False, ack_timeout: float = 10.0, retry_delay: float = 0.2) -> None:
+                 compress: bool = False, ack_timeout: float = 10.0, retry_delay: float = 0.2,
+                 retain_metadata: bool = True) -> None:
         self.host, self.port, self.tag = host, port, tag
+        self.retain_metadata = retain_metadata
         self.chunk_events, self.compress = chunk_events, compress
         self.ack_timeout, self.retry_delay = ack_timeout, retry_delay
         self.reader: asyncio.StreamReader | None = None
@@ -285,7 +289,8 @@ class FluentBitForwardOutput:
         self.report = SendReport()
 
     def message(self, records: list[dict[str, Any]], t: float) -> tuple[bytes, str]:
-        entries = b"".join(msgpack.packb([event_time(t), r], use_bin_type=True) for r in records)
+        stamp: Any = [event_time(t), {}] if self.retain_metadata else event_time(t)
+        entries = b"".join(msgpack.packb([stamp, r], use_bin_type=True) for r in records)
         token = base64.b64encode(hashlib.md5(entries).digest()).decode()
         opts: dict[str, Any] = {"chunk": token, "size": len(records)}
         if self.compress:
