@@ -1,0 +1,414 @@
+"""The Fluent forward protocol (v1) as a pure codec: bytes in, messages out, and back. No I/O.
+
+Input (a forward listener):
+
+    dec = ForwardDecoder(max_message_bytes=64 << 20)
+    for msg in dec.feed(data):            # ForwardMessage(tag, entries, chunk, size, signal)
+        for time, record in msg.entries:  # time: float seconds; record: dict[str, JSON-able]
+            line = record_line(record)    # one NDJSON line for the engine
+        if msg.chunk is not None:
+            reply(ack(msg.chunk))         # the client waits for it (Fluent Bit: Require_ack_response)
+
+    `feed` raises ForwardError on garbage (not an array, wrong arity, a tag that is not a string,
+    invalid msgpack, an unknown compression) or on a message larger than `max_message_bytes`: the
+    connection is then beyond repair (the stream has no resync point) and should be closed.
+
+Modes read: Message `[tag, time, record, option?]`, Forward `[tag, [[time, record], ...], option?]`,
+PackedForward `[tag, bin|str of concatenated [time, record], option?]` and CompressedPackedForward
+(option `compressed: "gzip"`, one or more gzip members, capped at `max_decompressed_bytes`).
+`compressed: "text"` (Fluentd's way of saying none) is accepted. time is an int, a float or an
+EventTime (ext 0: uint32 seconds, uint32 nanoseconds, big-endian); Fluent Bit's
+`Retain_Metadata_In_Forward_Mode` sends `[[time, metadata], record]` entries, whose metadata is
+dropped. A chunk whose option `fluent_signal` is not 0 (logs) holds metrics or traces: it is
+returned with no entries and its `signal`, so it can still be acked and counted as dropped.
+
+Not supported: the shared_key / user handshake (HELO, PING, PONG; the server would have to send HELO
+first, so a client configured with Shared_Key waits for it and times out; a PING that arrives anyway
+raises ForwardError), TLS (the transport's business), UDP heartbeats (the server's), zstd.
+
+Output (forwarding to Fluent Bit's or Fluentd's in_forward):
+
+    payload = encode_forward(tag, lines, chunk=new_chunk_id(), now=time.time())
+    acks = AckReader(); acks.feed(reply) -> [chunk ids]
+
+`encode_forward` makes one Forward-mode message `[tag, [[EventTime, record], ...], {"chunk", "size"}]`
+from NDJSON lines, as Fluent Bit's own out_forward does when not compressing.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import os
+import re
+import struct
+import zlib
+from typing import Any, Final
+
+import msgspec
+
+__all__ = ["ForwardError", "ForwardMessage", "ForwardDecoder", "AckReader", "record_line", "ack",
+           "encode_forward", "new_chunk_id", "event_time", "DEFAULT_MAX_MESSAGE_BYTES"]
+
+DEFAULT_MAX_MESSAGE_BYTES: Final = 64 << 20
+# Containers nested deeper than this are refused before msgspec (and record conversion) recurse.
+MAX_DEPTH: Final = 256
+_EVENT_TIME: Final = struct.Struct(">II")
+
+
+class ForwardError(ValueError):
+    """A stream that is not the forward protocol, or a message over a limit; close the connection."""
+
+
+class ForwardMessage(msgspec.Struct, frozen=True):
+    tag: str
+    entries: list[tuple[float, dict[str, Any]]]
+    chunk: str | None = None  # the option `chunk`: reply ack(chunk) once the entries are taken
+    size: int = 0  # bytes on the wire
+    signal: int = 0  # option `fluent_signal`: 0 logs; others (metrics, traces) carry no entries
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+
+# --- msgpack object boundaries ---------------------------------------------------------------
+# Bytes that follow a type byte before the payload, and how many of them give its length.
+_FIXED: Final = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
+                 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+_SIZED: Final = {0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0), 0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1),
+                 0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0)}  # (length bytes, ext type byte)
+_COUNTED: Final = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # (count bytes, per item)
+
+
+class _Walker:
+    """Finds where a top-level msgpack object ends, resuming where the last call stopped.
+
+    Linear: each header byte is read once across calls; payloads are skipped by their length."""
+
+    __slots__ = ("pos", "stack")
+
+    def __init__(self) -> None:
+        self.pos = 0  # offset in the caller's buffer of the next header to read
+        self.stack = [1]  # objects still to read at each nesting level
+
+    def end(self, buf: bytes | bytearray | memoryview, start: int, limit: int) -> int | None:
+        """The end offset of the object at `start`, or None if `buf` does not hold all of it yet."""
+        pos, stack, n = max(self.pos, start), self.stack, len(buf)
+        while stack:
+            if stack[-1] == 0:
+                stack.pop()
+                continue
+            if pos >= n:
+                break
+            b = buf[pos]
+            count = 0
+            if b <= 0x7F or b >= 0xE0:
+                nxt = pos + 1
+            elif b <= 0x8F:
+                nxt, count = pos + 1, 2 * (b & 0x0F)
+            elif b <= 0x9F:
+                nxt, count = pos + 1, b & 0x0F
+            elif b <= 0xBF:
+                nxt = pos + 1 + (b & 0x1F)
+            elif b in _FIXED:
+                nxt = pos + 1 + _FIXED[b]
+            elif b in _SIZED:
+                width, extra = _SIZED[b]
+                if pos + 1 + width > n:
+                    break
+                nxt = pos + 1 + width + extra + int.from_bytes(buf[pos + 1:pos + 1 + width], "big")
+            elif b in _COUNTED:
+                width, per = _COUNTED[b]
+                if pos + 1 + width > n:
+                    break
+                nxt, count = pos + 1 + width, per * int.from_bytes(buf[pos + 1:pos + 1 + width], "big")
+            else:  # 0xC1 is never used
+                raise ForwardError(f"invalid msgpack: type byte 0xc1 at offset {pos - start}")
+            if nxt - start > limit:  # known from a header before the bytes arrive
+                raise ForwardError(f"message larger than {limit} bytes")
+            if nxt > n:
+                break
+            stack[-1] -= 1
+            pos = nxt
+            if count:
+                stack.append(count)
+                if len(stack) > MAX_DEPTH:
+                    raise ForwardError(f"msgpack nested deeper than {MAX_DEPTH} levels")
+        self.pos = pos
+        if stack:
+            if n - start > limit:
+                raise ForwardError(f"message larger than {limit} bytes")
+            return None
+        self.stack = [1]
+        return pos
+
+    def consumed(self, count: int) -> None:
+        """The caller dropped `count` bytes from the front of its buffer."""
+        self.pos -= count
+
+
+def _count(payload: bytes, limit: int) -> int:
+    """How many objects are concatenated in `payload` (PackedForward entries); raise if one is cut."""
+    walker, start, count = _Walker(), 0, 0
+    while start < len(payload):
+        end = walker.end(payload, start, limit)
+        if end is None:
+            raise ForwardError("PackedForward entries end inside an entry")
+        start, count = end, count + 1
+    return count
+
+
+def _array_header(count: int) -> bytes:
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+# --- decoding -------------------------------------------------------------------------------
+def _ext_hook(code: int, data: memoryview) -> Any:
+    if code == 0 and len(data) == 8:
+        sec, nsec = _EVENT_TIME.unpack(data)
+        return sec + nsec / 1e9
+    return msgspec.msgpack.Ext(code, bytes(data))
+
+
+_DECODER: Final = msgspec.msgpack.Decoder(ext_hook=_ext_hook)
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+def _plain(value: Any) -> Any:
+    """A decoded msgpack value as JSON can hold it: bin as UTF-8 text, ext as base64, keys as str."""
+    if isinstance(value, dict):
+        return {(k if isinstance(k, str) else _text(k) if isinstance(k, bytes) else str(k)): _plain(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return _text(value)
+    if isinstance(value, msgspec.msgpack.Ext):
+        return base64.b64encode(value.data).decode()
+    return value
+
+
+def _time(value: Any) -> float:
+    if isinstance(value, list) and len(value) == 2:  # Fluent Bit's [time, metadata]
+        value = value[0]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ForwardError(f"event time must be an integer, a float or an EventTime, not {type(value).__name__}")
+
+
+def _entry(item: Any) -> tuple[float, dict[str, Any]]:
+    if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict)):
+        raise ForwardError("an entry must be [time, record] with record a map")
+    return _time(item[0]), _plain(item[1])
+
+
+def _decode(data: bytes) -> Any:
+    try:
+        return _DECODER.decode(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ForwardError(f"invalid msgpack: {exc}") from None
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Every gzip member of `data`, concatenated (Fluent Bit may send several), at most `limit` bytes."""
+    out = bytearray()
+    while data:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            out += inflater.decompress(data, limit - len(out) + 1)
+        except zlib.error as exc:
+            raise ForwardError(f"invalid gzip data: {exc}") from None
+        if len(out) > limit:
+            raise ForwardError(f"decompressed entries larger than {limit} bytes")
+        if not inflater.eof:
+            raise ForwardError("gzip data ends inside a member")
+        data = inflater.unused_data
+    return bytes(out)
+
+
+class ForwardDecoder:
+    """Forward-protocol bytes from one connection -> ForwardMessages, buffering partial messages."""
+
+    def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 max_decompressed_bytes: int | None = None) -> None:
+        self.max_message_bytes = max_message_bytes
+        self.max_decompressed_bytes = max_decompressed_bytes or max_message_bytes
+        self._buf = bytearray()
+        self._walker = _Walker()
+
+    @property
+    def pending(self) -> int:
+        """Bytes held of a message not yet complete."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[ForwardMessage]:
+        """Append `data`; return the messages it completes, in order."""
+        self._buf += data
+        out, start = [], 0
+        try:
+            while start < len(self._buf):
+                end = self._walker.end(self._buf, start, self.max_message_bytes)
+                if end is None:
+                    break
+                out.append(self._message(bytes(self._buf[start:end])))
+                start = end
+        finally:  # one cut of the buffer per feed, not one per message
+            del self._buf[:start]
+            self._walker.consumed(start)
+        return out
+
+    def _message(self, raw: bytes) -> ForwardMessage:
+        root = _decode(raw)
+        if not isinstance(root, list):
+            raise ForwardError(f"a forward message is an array, not {type(root).__name__}")
+        if root and root[0] in ("PING", b"PING") and len(root) == 6:
+            raise ForwardError("the shared_key handshake (HELO/PING/PONG) is not supported")
+        if len(root) < 2 or not isinstance(root[0], str):
+            raise ForwardError("a forward message starts with a tag string and has 2 to 4 items")
+        tag, second = root[0], root[1]
+        body_len = 3 if isinstance(second, (int, float)) and not isinstance(second, bool) else 2
+        if len(root) > body_len + 1 or len(root) < body_len:
+            raise ForwardError(f"a forward message of this mode has {body_len} or {body_len + 1} items, not {len(root)}")
+        option = root[body_len] if len(root) > body_len else None
+        if option is None:
+            option = {}
+        if not isinstance(option, dict):
+            raise ForwardError("the forward option must be a map")
+        chunk = option.get("chunk")
+        if chunk is not None and not isinstance(chunk, str):
+            raise ForwardError("the option chunk must be a string")
+        signal = option.get("fluent_signal", 0)
+        if not isinstance(signal, int):
+            raise ForwardError("the option fluent_signal must be an integer")
+        if signal != 0:
+            return ForwardMessage(tag, [], chunk, len(raw), signal)
+        if body_len == 3:  # Message mode
+            if not isinstance(root[2], dict):
+                raise ForwardError("a Message-mode record must be a map")
+            entries = [(_time(second), _plain(root[2]))]
+        elif isinstance(second, list):  # Forward mode
+            entries = [_entry(item) for item in second]
+        elif isinstance(second, (bytes, str)):  # (Compressed)PackedForward
+            entries = self._packed(second if isinstance(second, bytes) else second.encode("utf-8", "surrogateescape"),
+                                   option.get("compressed"))
+        else:
+            raise ForwardError(f"the second item of a forward message cannot be {type(second).__name__}")
+        return ForwardMessage(tag, entries, chunk, len(raw))
+
+    def _packed(self, payload: bytes, compressed: Any) -> list[tuple[float, dict[str, Any]]]:
+        # Fluent Bit's in_forward also trusts the gzip magic over a missing option.
+        if compressed == "gzip" or (compressed is None and payload[:2] == b"\x1f\x8b"):
+            payload = _gunzip(payload, self.max_decompressed_bytes)
+        elif compressed not in (None, "text"):
+            raise ForwardError(f"unsupported compression {compressed!r} (gzip only)")
+        count = _count(payload, self.max_decompressed_bytes)
+        # One decode of the entries as an array instead of one per entry.
+        items = _decode(_array_header(count) + payload)
+        return [_entry(item) for item in items]
+
+
+# --- acks ----------------------------------------------------------------------------------
+def ack(chunk: str) -> bytes:
+    """The response to a message whose option holds `chunk`: msgpack {"ack": chunk}."""
+    return msgspec.msgpack.encode({"ack": chunk})
+
+
+class AckReader:
+    """A forward output's side: the server's {"ack": id} responses from a stream -> chunk ids."""
+
+    def __init__(self, max_response_bytes: int = 4096) -> None:
+        self._max = max_response_bytes  # Fluent Bit reads acks into 512 bytes
+        self._buf = bytearray()
+        self._walker = _Walker()
+
+    def feed(self, data: bytes) -> list[str]:
+        """Append `data`; return the chunk ids acknowledged by the responses it completes."""
+        self._buf += data
+        out = []
+        while self._buf:
+            end = self._walker.end(self._buf, 0, self._max)
+            if end is None:
+                break
+            response = _decode(bytes(self._buf[:end]))
+            del self._buf[:end]
+            self._walker.consumed(end)
+            if not (isinstance(response, dict) and isinstance(response.get("ack"), str)):
+                raise ForwardError("an ack response is a map with an `ack` string")
+            out.append(response["ack"])
+        return out
+
+
+def new_chunk_id() -> str:
+    """A fresh chunk id: 16 random bytes in base64, as Fluentd's out_forward makes them."""
+    return base64.b64encode(os.urandom(16)).decode()
+
+
+# --- encoding ------------------------------------------------------------------------------
+_JSON_ENCODER: Final = msgspec.json.Encoder()
+_MSGPACK_ENCODER: Final = msgspec.msgpack.Encoder()
+
+
+def record_line(record: dict[str, Any]) -> bytes:
+    """One NDJSON line (ending in a newline) holding `record`."""
+    buf = bytearray()
+    try:
+        _JSON_ENCODER.encode_into(record, buf)
+    except (TypeError, ValueError, OverflowError):
+        _JSON_ENCODER.encode_into(_plain(record), buf)  # records from elsewhere than ForwardDecoder
+    buf += b"\n"
+    return bytes(buf)
+
+
+_RFC3339: Final = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9})\d*)?(?:([Zz])|([+-])(\d\d):?(\d\d))?")
+
+
+def event_time(record: dict[str, Any], now: float) -> tuple[int, int]:
+    """(seconds, nanoseconds) of a record: its `@timestamp`, `timestamp`, `date` or `time`, else `now`."""
+    for key in ("@timestamp", "timestamp", "date", "time"):
+        value = record.get(key)
+        if isinstance(value, str):
+            match = _RFC3339.fullmatch(value.strip())
+            if match:
+                y, mo, d, h, mi, s, frac, _z, sign, oh, om = match.groups()
+                try:
+                    sec = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s)))
+                except (ValueError, OverflowError):
+                    continue
+                if sign:
+                    sec -= (1 if sign == "+" else -1) * (int(oh) * 3600 + int(om) * 60)
+                if 0 <= sec < 1 << 32:
+                    return sec, int((frac or "0").ljust(9, "0"))
+        elif key != "@timestamp" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = value / 1000 if value > 1e11 else value  # beyond year 5138: milliseconds
+            if 0 <= seconds < 1 << 32:
+                sec = int(seconds)
+                return sec, min(int(round((seconds - sec) * 1e9)), 999_999_999)
+    sec = int(now)
+    return sec, min(int(round((now - sec) * 1e9)), 999_999_999)
+
+
+def _entry_bytes(line: bytes, now: float) -> bytes:
+    text = line[:-1] if line.endswith(b"\n") else line
+    try:
+        record = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        record = None
+    if not isinstance(record, dict):
+        record = {"message": _text(text)}
+    sec, nsec = event_time(record, now)
+    time = msgspec.msgpack.Ext(0, _EVENT_TIME.pack(sec, nsec))
+    try:
+        return _MSGPACK_ENCODER.encode((time, record))
+    except OverflowError:  # an integer past 64 bits: keep the line as text
+        return _MSGPACK_ENCODER.encode((time, {"message": _text(text)}))
+
+
+def encode_forward(tag: str, lines: list[bytes], chunk: str, now: float) -> bytes:
+    """One Forward-mode message of NDJSON `lines` with option {"chunk": chunk, "size": len(lines)}."""
+    entries = [msgspec.Raw(_entry_bytes(line, now)) for line in lines]
+    return _MSGPACK_ENCODER.encode((tag, entries, {"chunk": chunk, "size": len(entries)}))
