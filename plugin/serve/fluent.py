@@ -163,6 +163,27 @@ def _array_header(count: int) -> bytes:
     return b"\xdd" + count.to_bytes(4, "big")
 
 
+def _packed_str_as_bin(raw: bytes) -> bytes:
+    """`raw` with a str second item (Fluentd packs entries in a str32) retyped as bin.
+
+    msgspec decodes str as UTF-8 text, which packed binary entries are not."""
+    head = {0xDC: 3, 0xDD: 5}.get(raw[0], 1 if 0x90 <= raw[0] <= 0x9F else 0)
+    if not head or len(raw) <= head:
+        return raw
+    second = _Walker().end(raw, head, len(raw))  # where the tag ends
+    if second is None or second >= len(raw):
+        return raw
+    b = raw[second]
+    if 0xA0 <= b <= 0xBF:
+        width, length = 1, b & 0x1F
+    elif b in (0xD9, 0xDA, 0xDB):
+        width = {0xD9: 2, 0xDA: 3, 0xDB: 5}[b]
+        length = int.from_bytes(raw[second + 1:second + width], "big")
+    else:
+        return raw
+    return raw[:second] + b"\xc6" + length.to_bytes(4, "big") + raw[second + width:]
+
+
 # --- decoding -------------------------------------------------------------------------------
 def _ext_hook(code: int, data: memoryview) -> Any:
     if code == 0 and len(data) == 8:
@@ -262,7 +283,7 @@ class ForwardDecoder:
         return out
 
     def _message(self, raw: bytes) -> ForwardMessage:
-        root = _decode(raw)
+        root = _decode(_packed_str_as_bin(raw))
         if not isinstance(root, list):
             raise ForwardError(f"a forward message is an array, not {type(root).__name__}")
         if root and root[0] in ("PING", b"PING") and len(root) == 6:
@@ -292,9 +313,8 @@ class ForwardDecoder:
             entries = [(_time(second), _plain(root[2]))]
         elif isinstance(second, list):  # Forward mode
             entries = [_entry(item) for item in second]
-        elif isinstance(second, (bytes, str)):  # (Compressed)PackedForward
-            entries = self._packed(second if isinstance(second, bytes) else second.encode("utf-8", "surrogateescape"),
-                                   option.get("compressed"))
+        elif isinstance(second, bytes):  # (Compressed)PackedForward, str or bin on the wire
+            entries = self._packed(second, option.get("compressed"))
         else:
             raise ForwardError(f"the second item of a forward message cannot be {type(second).__name__}")
         return ForwardMessage(tag, entries, chunk, len(raw))
@@ -348,17 +368,23 @@ def new_chunk_id() -> str:
 
 
 # --- encoding ------------------------------------------------------------------------------
-_JSON_ENCODER: Final = msgspec.json.Encoder()
+def _json_hook(value: Any) -> Any:
+    if isinstance(value, msgspec.msgpack.Ext):
+        return base64.b64encode(value.data).decode()
+    return str(value)
+
+
+_JSON_ENCODER: Final = msgspec.json.Encoder(enc_hook=_json_hook)
 _MSGPACK_ENCODER: Final = msgspec.msgpack.Encoder()
 
 
 def record_line(record: dict[str, Any]) -> bytes:
-    """One NDJSON line (ending in a newline) holding `record`."""
+    """One NDJSON line (ending in a newline) holding `record`, as ForwardDecoder gives it.
+
+    Its records hold no bytes already; in other records bytes are base64 (msgspec's JSON form),
+    and values JSON has no form for (an ext type) are base64 or str()."""
     buf = bytearray()
-    try:
-        _JSON_ENCODER.encode_into(record, buf)
-    except (TypeError, ValueError, OverflowError):
-        _JSON_ENCODER.encode_into(_plain(record), buf)  # records from elsewhere than ForwardDecoder
+    _JSON_ENCODER.encode_into(record, buf)
     buf += b"\n"
     return bytes(buf)
 
