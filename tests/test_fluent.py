@@ -105,6 +105,18 @@ class TestMessageMode:
         (msg,) = decode_all(data)
         assert msg.entries[0][1] == {"raw": "nc -e /bin/sh\ufffd", "k": ["v"]}
 
+    def test_non_str_keys(self) -> None:
+        """Map keys that are not strings (int, float, nil) become their str() at any depth."""
+        (msg,) = decode_all(msgpack.packb(["t", T0, {1: 2, None: 3, "a": [{2.5: True}]}]))
+        assert msg.entries[0][1] == {"1": 2, "None": 3, "a": [{"2.5": True}]}
+
+    def test_bin_in_forward_entries(self) -> None:
+        """bin values deep in Forward and PackedForward entries become text too."""
+        entry = [T0, {"a": {"b": [b"x"]}}]
+        forward = msgpack.packb(["t", [entry]])
+        packed = msgpack.packb(["t", msgpack.packb(entry)])
+        assert [m.entries[0][1] for m in decode_all(forward + packed)] == [{"a": {"b": ["x"]}}] * 2
+
     def test_option_chunk(self) -> None:
         """A Message-mode option map gives the chunk to ack."""
         (msg,) = decode_all(msgpack.packb(["t", T0, {"a": 1}, {"chunk": "c1"}]))

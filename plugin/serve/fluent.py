@@ -4,7 +4,7 @@ Input (a forward listener):
 
     dec = ForwardDecoder(max_message_bytes=64 << 20)
     for msg in dec.feed(data):            # ForwardMessage(tag, entries, chunk, size, signal)
-        for time, record in msg.entries:  # time: float seconds; record: dict[str, JSON-able]
+        for time, record in msg.entries:  # time: float seconds; record: JSON-able dict, str keys
             line = record_line(record)    # one NDJSON line for the engine
         if msg.chunk is not None:
             reply(ack(msg.chunk))         # the client waits for it (Fluent Bit: Require_ack_response)
@@ -21,6 +21,13 @@ EventTime (ext 0: uint32 seconds, uint32 nanoseconds, big-endian); Fluent Bit's
 `Retain_Metadata_In_Forward_Mode` sends `[[time, metadata], record]` entries, whose metadata is
 dropped. A chunk whose option `fluent_signal` is not 0 (logs) holds metrics or traces: it is
 returned with no entries and its `signal`, so it can still be acked and counted as dropped.
+In records, bin becomes UTF-8 text (invalid bytes as U+FFFD), an ext other than EventTime the
+base64 of its data, an EventTime float seconds, and a key that is not a str its str(). A str that
+is not valid UTF-8 makes the message invalid (msgspec checks it); PackedForward entries sent as str,
+as Fluentd does, are read as the bin they are.
+
+Framing walks every msgpack header of a message in Python (linear, resumable across `feed`s; then
+one msgspec decode of the exact slice): a few tens of thousands of small records a second.
 
 Not supported: the shared_key / user handshake (HELO, PING, PONG; the server would have to send HELO
 first, so a client configured with Shared_Key waits for it and times out; a PING that arrives anyway
@@ -73,12 +80,32 @@ class ForwardMessage(msgspec.Struct, frozen=True):
 
 
 # --- msgpack object boundaries ---------------------------------------------------------------
-# Bytes that follow a type byte before the payload, and how many of them give its length.
-_FIXED: Final = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
-                 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
-_SIZED: Final = {0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0), 0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1),
-                 0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0)}  # (length bytes, ext type byte)
-_COUNTED: Final = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # (count bytes, per item)
+def _kinds() -> list[tuple[int, int, int]]:
+    """(kind, a, b) for each type byte. kind 0: a value of a bytes in all; 1: a container of a items, b=1 a map;
+    2: a length in a bytes, then b more (ext type), then the payload; 3: a count in a bytes of b-item
+    containers; 4: invalid."""
+    table = [(4, 0, 0)] * 256
+    for b in range(256):
+        if b <= 0x7F or b >= 0xE0:
+            table[b] = (0, 1, 0)
+        elif b <= 0x8F:
+            table[b] = (1, 2 * (b & 0x0F), 1)
+        elif b <= 0x9F:
+            table[b] = (1, b & 0x0F, 0)
+        elif b <= 0xBF:
+            table[b] = (0, 1 + (b & 0x1F), 0)
+    for b, size in {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1,
+                    0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}.items():
+        table[b] = (0, 1 + size, 0)
+    for b, (width, ext) in {0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0), 0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1),
+                            0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0)}.items():
+        table[b] = (2, width, ext)
+    for b, (width, per) in {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}.items():
+        table[b] = (3, width, per)
+    return table
+
+
+_KINDS: Final = _kinds()
 
 
 class _Walker:
@@ -86,55 +113,54 @@ class _Walker:
 
     Linear: each header byte is read once across calls; payloads are skipped by their length."""
 
-    __slots__ = ("pos", "stack")
+    __slots__ = ("pos", "stack", "binary")
 
     def __init__(self) -> None:
         self.pos = 0  # offset in the caller's buffer of the next header to read
         self.stack = [1]  # objects still to read at each nesting level
+        # Saw bin or ext other than an EventTime: values JSON cannot hold as decoded; the caller resets it.
+        self.binary = False
 
     def end(self, buf: bytes | bytearray | memoryview, start: int, limit: int) -> int | None:
         """The end offset of the object at `start`, or None if `buf` does not hold all of it yet."""
-        pos, stack, n = max(self.pos, start), self.stack, len(buf)
+        pos, stack, n, kinds = max(self.pos, start), self.stack, len(buf), _KINDS
         while stack:
-            if stack[-1] == 0:
-                stack.pop()
-                continue
             if pos >= n:
                 break
-            b = buf[pos]
+            top, b = stack[-1], buf[pos]
+            kind, x, y = kinds[b]
+            if top < 0 and not top & 1 and not (0xA0 <= b <= 0xBF or 0xD9 <= b <= 0xDB):
+                self.binary = True  # a map key that is not a str
             count = 0
-            if b <= 0x7F or b >= 0xE0:
-                nxt = pos + 1
-            elif b <= 0x8F:
-                nxt, count = pos + 1, 2 * (b & 0x0F)
-            elif b <= 0x9F:
-                nxt, count = pos + 1, b & 0x0F
-            elif b <= 0xBF:
-                nxt = pos + 1 + (b & 0x1F)
-            elif b in _FIXED:
-                nxt = pos + 1 + _FIXED[b]
-            elif b in _SIZED:
-                width, extra = _SIZED[b]
-                if pos + 1 + width > n:
-                    break
-                nxt = pos + 1 + width + extra + int.from_bytes(buf[pos + 1:pos + 1 + width], "big")
-            elif b in _COUNTED:
-                width, per = _COUNTED[b]
-                if pos + 1 + width > n:
-                    break
-                nxt, count = pos + 1 + width, per * int.from_bytes(buf[pos + 1:pos + 1 + width], "big")
-            else:  # 0xC1 is never used
+            if kind == 0:
+                nxt = pos + x
+                if 0xD4 <= b <= 0xD8 and not (b == 0xD7 and pos + 1 < n and buf[pos + 1] == 0):
+                    self.binary = True  # an ext that is not an EventTime
+            elif kind == 1:
+                nxt, count = pos + 1, -x if y else x
+            elif kind == 4:  # 0xC1 is never used
                 raise ForwardError(f"invalid msgpack: type byte 0xc1 at offset {pos - start}")
+            elif pos + 1 + x > n:
+                break
+            elif kind == 2:
+                nxt = pos + 1 + x + y + int.from_bytes(buf[pos + 1:pos + 1 + x], "big")
+                self.binary = self.binary or b <= 0xC9  # bin or ext, not str
+            else:
+                count = int.from_bytes(buf[pos + 1:pos + 1 + x], "big")
+                nxt, count = pos + 1 + x, -2 * count if y == 2 else count
             if nxt - start > limit:  # known from a header before the bytes arrive
                 raise ForwardError(f"message larger than {limit} bytes")
             if nxt > n:
                 break
-            stack[-1] -= 1
+            stack[-1] = top + 1 if top < 0 else top - 1  # maps count up from -2 * pairs, arrays down
             pos = nxt
             if count:
                 stack.append(count)
                 if len(stack) > MAX_DEPTH:
                     raise ForwardError(f"msgpack nested deeper than {MAX_DEPTH} levels")
+            else:
+                while stack and not stack[-1]:
+                    stack.pop()
         self.pos = pos
         if stack:
             if n - start > limit:
@@ -148,15 +174,16 @@ class _Walker:
         self.pos -= count
 
 
-def _count(payload: bytes, limit: int) -> int:
-    """How many objects are concatenated in `payload` (PackedForward entries); raise if one is cut."""
+def _count(payload: bytes, limit: int) -> tuple[int, bool]:
+    """How many objects are concatenated in `payload` (PackedForward entries), and whether they hold
+    bin, ext or non-str keys; raise if one is cut."""
     walker, start, count = _Walker(), 0, 0
     while start < len(payload):
         end = walker.end(payload, start, limit)
         if end is None:
             raise ForwardError("PackedForward entries end inside an entry")
         start, count = end, count + 1
-    return count
+    return count, walker.binary
 
 
 def _array_header(count: int) -> bytes:
@@ -221,10 +248,10 @@ def _time(value: Any) -> float:
     raise ForwardError(f"event time must be an integer, a float or an EventTime, not {type(value).__name__}")
 
 
-def _entry(item: Any) -> tuple[float, dict[str, Any]]:
+def _entry(item: Any, binary: bool) -> tuple[float, dict[str, Any]]:
     if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict)):
         raise ForwardError("an entry must be [time, record] with record a map")
-    return _time(item[0]), _plain(item[1])
+    return _time(item[0]), _plain(item[1]) if binary else item[1]
 
 
 def _decode(data: bytes) -> Any:
@@ -275,14 +302,15 @@ class ForwardDecoder:
                 end = self._walker.end(self._buf, start, self.max_message_bytes)
                 if end is None:
                     break
-                out.append(self._message(bytes(self._buf[start:end])))
+                binary, self._walker.binary = self._walker.binary, False
+                out.append(self._message(bytes(self._buf[start:end]), binary))
                 start = end
         finally:  # one cut of the buffer per feed, not one per message
             del self._buf[:start]
             self._walker.consumed(start)
         return out
 
-    def _message(self, raw: bytes) -> ForwardMessage:
+    def _message(self, raw: bytes, binary: bool) -> ForwardMessage:
         root = _decode(_packed_str_as_bin(raw))
         if not isinstance(root, list):
             raise ForwardError(f"a forward message is an array, not {type(root).__name__}")
@@ -310,9 +338,9 @@ class ForwardDecoder:
         if body_len == 3:  # Message mode
             if not isinstance(root[2], dict):
                 raise ForwardError("a Message-mode record must be a map")
-            entries = [(_time(second), _plain(root[2]))]
+            entries = [_entry(root[1:3], binary)]
         elif isinstance(second, list):  # Forward mode
-            entries = [_entry(item) for item in second]
+            entries = [_entry(item, binary) for item in second]
         elif isinstance(second, bytes):  # (Compressed)PackedForward, str or bin on the wire
             entries = self._packed(second, option.get("compressed"))
         else:
@@ -325,10 +353,10 @@ class ForwardDecoder:
             payload = _gunzip(payload, self.max_decompressed_bytes)
         elif compressed not in (None, "text"):
             raise ForwardError(f"unsupported compression {compressed!r} (gzip only)")
-        count = _count(payload, self.max_decompressed_bytes)
+        count, binary = _count(payload, self.max_decompressed_bytes)
         # One decode of the entries as an array instead of one per entry.
         items = _decode(_array_header(count) + payload)
-        return [_entry(item) for item in items]
+        return [_entry(item, binary) for item in items]
 
 
 # --- acks ----------------------------------------------------------------------------------
