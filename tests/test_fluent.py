@@ -49,9 +49,11 @@ def event_time_ext(sec: int, nsec: int = 0) -> msgpack.ExtType:
     return msgpack.ExtType(0, struct.pack(">II", sec, nsec))
 
 
-def fluent_bit_entries(records: list[dict], sec: int = T0) -> bytes:
-    """Entries as Fluent Bit's out_forward sends them: [EventTime, record], concatenated."""
-    return b"".join(msgpack.packb([event_time_ext(sec + i, 500_000_000), r]) for i, r in enumerate(records))
+def fluent_bit_entries(records: list[dict], sec: int = T0, metadata: bool = True) -> bytes:
+    """Entries as Fluent Bit's out_forward sends them, concatenated: [[EventTime, metadata], record]
+    (Retain_Metadata_In_Forward_Mode, on by default since v5.0.5), else [EventTime, record]."""
+    return b"".join(msgpack.packb([[event_time_ext(sec + i, 500_000_000), {"k8s": "pod"}] if metadata else
+                                   event_time_ext(sec + i, 500_000_000), r]) for i, r in enumerate(records))
 
 
 def fluent_bit_options(entries: bytes, count: int, gzip_: bool = False, signal: int = 0) -> bytes:
@@ -63,9 +65,9 @@ def fluent_bit_options(entries: bytes, count: int, gzip_: bool = False, signal: 
     return b"\xdf" + len(pairs).to_bytes(4, "big") + b"".join(msgpack.packb(k) + msgpack.packb(v) for k, v in pairs)
 
 
-def fluent_bit_forward(tag: str, records: list[dict]) -> bytes:
+def fluent_bit_forward(tag: str, records: list[dict], metadata: bool = True) -> bytes:
     """A Forward-mode message as flush_forward_mode() writes it: header, raw entries, options."""
-    entries = fluent_bit_entries(records)
+    entries = fluent_bit_entries(records, metadata=metadata)
     header = b"\x93" + msgpack.packb(tag) + b"\xdd" + len(records).to_bytes(4, "big")
     return header + entries + fluent_bit_options(entries, len(records))
 
@@ -132,11 +134,13 @@ class TestForwardMode:
         assert msg.tag == "kube.var.log" and msg.size == len(data)
         assert msg.entries == [(T0 + i + 0.5, r) for i, r in enumerate(records)]
         assert msg.chunk == hashlib.sha512(fluent_bit_entries(records)).digest()[:16].hex()
+        assert len(msg.chunk) == 32
 
-    def test_retained_metadata(self) -> None:
-        """Entries of Retain_Metadata_In_Forward_Mode, [[time, metadata], record], give time and record."""
-        data = msgpack.packb(["t", [[[event_time_ext(T0), {"m": 1}], {"a": 1}]]])
-        assert decode_all(data)[0].entries == [(float(T0), {"a": 1})]
+    def test_without_metadata(self) -> None:
+        """Entries without metadata (Retain_Metadata_In_Forward_Mode off, or before v5.0.5) read the same."""
+        records = [{"a": 1}, {"b": 2}]
+        with_metadata, without = decode_all(fluent_bit_forward("t", records) + fluent_bit_forward("t", records, False))
+        assert with_metadata.entries == without.entries == [(T0 + 0.5, {"a": 1}), (T0 + 1.5, {"b": 2})]
 
     def test_non_log_signal(self) -> None:
         """A metrics chunk (fluent_signal 1) comes with no entries but its chunk, to be acked and dropped."""

@@ -17,9 +17,9 @@ Modes read: Message `[tag, time, record, option?]`, Forward `[tag, [[time, recor
 PackedForward `[tag, bin|str of concatenated [time, record], option?]` and CompressedPackedForward
 (option `compressed: "gzip"`, one or more gzip members, capped at `max_decompressed_bytes`).
 `compressed: "text"` (Fluentd's way of saying none) is accepted. time is an int, a float or an
-EventTime (ext 0: uint32 seconds, uint32 nanoseconds, big-endian); Fluent Bit's
-`Retain_Metadata_In_Forward_Mode` sends `[[time, metadata], record]` entries, whose metadata is
-dropped. A chunk whose option `fluent_signal` is not 0 (logs) holds metrics or traces: it is
+EventTime (ext 0: uint32 seconds, uint32 nanoseconds, big-endian). Fluent Bit's out_forward sends
+`[[time, metadata], record]` entries (`Retain_Metadata_In_Forward_Mode`, on by default since v5.0.5):
+the metadata is dropped. A chunk whose option `fluent_signal` is not 0 (logs) holds metrics or traces: it is
 returned with no entries and its `signal`, so it can still be acked and counted as dropped.
 In records, bin becomes UTF-8 text (invalid bytes as U+FFFD), an ext other than EventTime the
 base64 of its data, an EventTime float seconds, and a key that is not a str its str(). A str that
