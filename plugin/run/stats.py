@@ -33,6 +33,7 @@ class Stats:
         self.stdout_closed = False  # the reader went away: lines_out - lines_delivered are undelivered
         self.unterminated_last_line = 0  # the input ended without a newline (0 or 1)
         self.bom_stripped = 0  # UTF-8 byte order marks removed from the start of a line
+        self.rejected = 0  # lines a downstream refused for good (serve): undelivered
         self.disowned = 0  # events without hits whose own `shellsieve` key moved to shellsieve.input
         self.bytes_in = 0
         self.stop_reason = "end_of_input"  # set by the loop when it stops: a key of loop.EXIT_CODES
@@ -50,7 +51,7 @@ class Stats:
         span = max(now - self._last_time, 1e-9)
         rate = (self.lines_in - self._last_lines) / span
         self._last_lines, self._last_time = self.lines_in, now
-        undelivered = self.lines_out - self.lines_delivered if self.stdout_closed else 0
+        undelivered = (self.lines_out - self.lines_delivered if self.stdout_closed else 0) + self.rejected
         out: dict[str, Any] = {
             "events_in": self.lines_in,
             "events_out": self.lines_delivered,

@@ -76,10 +76,11 @@ class _Server:
                 # nothing, or only the start of an over-long line: wait for more output
                 await p.wait_change()
                 continue
-            lines = b"".join(parts).splitlines(keepends=True) if parts else []
-            if lines:
+            data = b"".join(parts)
+            refused = self.output.rejected
+            if data:
                 try:
-                    await self.output.send(lines, self.stopping_hard)
+                    await self.output.send(data, self.stopping_hard)
                 except Stopped:
                     return
                 except OSError as exc:  # stdout closed: nothing more can be delivered
@@ -87,7 +88,9 @@ class _Server:
                     self.log.error("output_failed", output=self.forward.name, error=self.output_error)
                     self.stopping.set()
                     return
-            p.done(tag, len(lines))
+            refused = self.output.rejected - refused
+            self.engine.stats.rejected += refused
+            p.done(tag, data.count(b"\n") - refused)
 
     async def _tick(self) -> None:
         """Held auditd events leave when they time out; `stats` every --stats-interval."""

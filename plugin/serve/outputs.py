@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import secrets
 import sys
 from typing import Any, Protocol
 
@@ -20,7 +19,7 @@ import aiohttp
 
 from shellsieve.serve.endpoints import Endpoint
 
-__all__ = ["Output", "Stopped", "Backoff", "make_output"]
+__all__ = ["Output", "Stopped", "Backoff", "Reporting", "make_output"]
 
 # Statuses a downstream may answer when it is briefly unable to take a batch; retried, as Vector's
 # http sink retries them (408, 429, 5xx). Any other 4xx is the downstream refusing those events.
@@ -35,8 +34,8 @@ class Output(Protocol):
     name: str
     rejected: int  # lines the downstream refused for good (a 4xx other than 408/429)
 
-    async def send(self, lines: list[bytes], stopping: asyncio.Event) -> None:
-        """Deliver `lines` (NDJSON lines, each ending in a newline) or raise Stopped."""
+    async def send(self, data: bytes, stopping: asyncio.Event) -> None:
+        """Deliver `data` (whole NDJSON lines, each ending in a newline) or raise Stopped."""
 
     async def close(self) -> None:
         """Release connections."""
@@ -62,7 +61,7 @@ class Backoff:
         self.failures = 0
 
 
-class _Reporting:
+class Reporting:
     """Logs a downstream going down once and coming back once, not every retry."""
 
     def __init__(self, name: str, log: Any, on_state: Any) -> None:
@@ -83,7 +82,7 @@ class _Reporting:
             self._on_state(True)
 
 
-class HttpOutput(_Reporting):
+class HttpOutput(Reporting):
     """POST batches to Vector's `http_server` source (NDJSON) or Fluent Bit's `http` input
     (`?format=json_array`: Fluent Bit's in_http refuses `application/x-ndjson`)."""
 
@@ -97,28 +96,33 @@ class HttpOutput(_Reporting):
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    async def send(self, lines: list[bytes], stopping: asyncio.Event) -> None:
+    async def send(self, data: bytes, stopping: asyncio.Event) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        pending = [lines]
         backoff = Backoff(self.retry_max)
-        while pending:
-            batch = pending.pop()
-            status = await self._post(batch, stopping, backoff)
-            if 200 <= status < 300:
-                continue
-            # refused for good: halve to find the lines it refuses, deliver the others
-            if len(batch) > 1:
-                mid = len(batch) // 2
-                pending += [batch[mid:], batch[:mid]]
-                continue
+        status = await self._post(data, stopping, backoff)
+        if not 200 <= status < 300:
+            await self._isolate(data.splitlines(keepends=True), status, stopping, backoff)
+
+    async def _isolate(self, batch: list[bytes], status: int, stopping: asyncio.Event, backoff: Backoff) -> None:
+        """A batch refused for good: its halves are sent in order, depth first, down to the single
+        events the downstream refuses (Vector's http_server refuses a whole body for one line its
+        decoder cannot read); those are logged and counted, the others delivered in order."""
+        if len(batch) == 1:
             self.rejected += 1
             self.log.error("event_rejected", output=self.name, status=status,
                            detail="the downstream refused this event for good; it is counted, not retried",
                            event=batch[0][:256].decode("utf-8", "replace"))
+            return
+        mid = len(batch) // 2
+        for half in (batch[:mid], batch[mid:]):
+            status = await self._post(b"".join(half), stopping, backoff)
+            if not 200 <= status < 300:
+                await self._isolate(half, status, stopping, backoff)
 
-    async def _post(self, batch: list[bytes], stopping: asyncio.Event, backoff: Backoff) -> int:
-        body = (b"[" + b",".join(line.rstrip(b"\n") for line in batch) + b"]") if self.array else b"".join(batch)
+    async def _post(self, data: bytes, stopping: asyncio.Event, backoff: Backoff) -> int:
+        # Fluent Bit's in_http reads one JSON array per body and refuses application/x-ndjson
+        body = b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]" if self.array else data
         assert self._session is not None
         while True:
             try:
@@ -143,7 +147,7 @@ class HttpOutput(_Reporting):
             await self._session.close()
 
 
-class StreamOutput(_Reporting):
+class StreamOutput(Reporting):
     """Newline-delimited lines to a TCP or unix stream socket (Vector's and Fluent Bit's socket/tcp
     sources); reconnects and resends the batch on any error."""
 
@@ -160,15 +164,15 @@ class StreamOutput(_Reporting):
         self._reader = reader
         return writer
 
-    async def send(self, lines: list[bytes], stopping: asyncio.Event) -> None:
-        data = b"".join(lines)
+    async def send(self, data: bytes, stopping: asyncio.Event) -> None:
         backoff = Backoff(self.retry_max)
         while True:
             try:
                 if self._writer is None or self._writer.is_closing() or self._reader.at_eof():
                     self._writer = await asyncio.wait_for(self._connect(), self.timeout)
                 self._writer.write(data)
-                await asyncio.wait_for(self._writer.drain(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await self._writer.drain()
             except (OSError, TimeoutError) as exc:
                 self.failed(f"{type(exc).__name__}: {exc}")
                 await self._drop()
@@ -192,7 +196,7 @@ class StreamOutput(_Reporting):
             self._writer = None
 
 
-class StdoutOutput(_Reporting):
+class StdoutOutput(Reporting):
     """NDJSON on standard output: a blocking write in a worker thread, so a slow reader is
     backpressure, not a stalled event loop."""
 
@@ -200,8 +204,8 @@ class StdoutOutput(_Reporting):
         super().__init__("stdout", log, on_state)
         self.fd = sys.stdout.fileno()
 
-    async def send(self, lines: list[bytes], stopping: asyncio.Event) -> None:
-        await asyncio.to_thread(_write_all, self.fd, b"".join(lines))
+    async def send(self, data: bytes, stopping: asyncio.Event) -> None:
+        await asyncio.to_thread(_write_all, self.fd, data)
 
     async def close(self) -> None:
         return None
@@ -216,10 +220,6 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def new_chunk_id() -> str:
-    return secrets.token_urlsafe(16)
 
 
 def make_output(ep: Endpoint, retry_max: float, timeout: float, log: Any, on_state: Any) -> Any:
