@@ -125,10 +125,10 @@ class TestForward:
             await inp.start()
             a, b = stream("a", 600), stream("b", 600)
             await FluentBitForwardOutput("127.0.0.1", inp.port).send(a.records())
-            inp.stall(0.6)
+            inp.stall(1.0)
             rb = await FluentBitForwardOutput("127.0.0.1", inp.port, compress=True, ack_timeout=0.3).send(b.records())
             await inp.stop()
             return account([a, b], inp.events, alerts=False), rb
         d, rb = asyncio.run(go())
         assert not d.lost and not d.reordered, d.summary()
-        assert rb.retries >= 1 and d.duplicates.get("b", 0) >= 1
+        assert rb.retries >= 1 and d.duplicates.get("b", 0) >= 1, (rb.retries, rb.errors, d.summary())
