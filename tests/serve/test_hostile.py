@@ -157,7 +157,7 @@ class TestHostile:
                     got = b"open"
                 except (ConnectionError, OSError):
                     got = b"closed"
-                stopped = await asyncio.to_thread(srv.stop, signal.SIGTERM, 20)
+                stopped = await asyncio.to_thread(srv.stop, signal.SIGTERM, 12)
             finally:
                 w.close()
             return got, stopped
