@@ -260,11 +260,14 @@ def _serve(args: argparse.Namespace) -> int:
     logmod.configure(args.log_level)
     log = logmod.get_logger()
     serve_settings = ServeSettings(**{name: getattr(args, name) for name, *_ in _SERVE_OPTIONS})
+    # imported before the start freezes what is loaded: aiohttp's modules are then never walked by
+    # the collector again either
+    from shellsieve.serve.app import serve
+
     started = _start(args, log)
     if isinstance(started, int):
         return started
     settings, ruleset = started
-    from shellsieve.serve.app import serve
 
     return serve(ruleset, settings, serve_settings, args.listen, args.forward, log)
 

@@ -22,7 +22,7 @@ from shellsieve.serve.pipeline import Listener, Pipeline
 __all__ = ["HttpListener", "StreamListener", "RETRY_AFTER_S"]
 
 RETRY_AFTER_S = 1  # what a 503 asks the client to wait (Vector and Fluent Bit use their own backoff)
-_READ = 1 << 18  # one read: the larger the block, the less the per-block cost of the engine
+_READ = 1 << 16  # one read, as `run` reads a pipe: blocks that stay in the L2 cache through the scans
 
 
 class _Base:
