@@ -22,7 +22,7 @@ from shellsieve.serve.pipeline import Listener, Pipeline
 __all__ = ["HttpListener", "StreamListener", "RETRY_AFTER_S"]
 
 RETRY_AFTER_S = 1  # what a 503 asks the client to wait (Vector and Fluent Bit use their own backoff)
-_READ = 1 << 16  # one read, as `run` reads a pipe: blocks that stay in the L2 cache through the scans
+_READ = 1 << 20  # one read at most: fewer, larger blocks (per-read overhead; see bench/run_serve.py)
 
 
 class _Base:
