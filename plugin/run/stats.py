@@ -7,8 +7,10 @@ The line counters add up at every snapshot:
 events_in: lines read (every line, empty ones, over-long ones and a last line without a newline
 included); events_out: lines the stdout pipe accepted whole; events_dropped: lines --only-alerts
 left out; events_pending: lines read whose output has not been written yet (an auditd event waiting
-for its end record, and the lines queued behind it); events_undelivered: lines decided but not
-written because the reader closed stdout. In the final `stopped` event events_pending is 0.
+for its end record, and the lines queued behind it; in serve also the lines buffered for the
+downstream); events_undelivered: lines decided but not written because the reader closed stdout,
+and (serve) lines a downstream refused for good. In `run`'s final `stopped` event events_pending
+is 0; in serve's it is what a drain that timed out left undelivered.
 """
 
 from __future__ import annotations
