@@ -145,6 +145,23 @@ class TestUnix:
 
 
 class TestHttp:
+    def test_health_answers_head_and_get(self) -> None:
+        """Vector's http sink healthcheck sends HEAD to its URI at start and wants 200; GET says more."""
+        (lport,) = _ports(1)
+
+        async def scenario() -> tuple[int, int, Any]:
+            async with ClientSession() as c:
+                async with c.head(f"http://127.0.0.1:{lport}/") as r1:
+                    s1 = r1.status
+                async with c.get(f"http://127.0.0.1:{lport}/health") as r2:
+                    return s1, r2.status, await r2.json()
+
+        with serve("--listen", f"http://127.0.0.1:{lport}") as s:
+            head, get, body = asyncio.run(scenario())
+            assert s.stop() == 0
+        assert (head, get) == (200, 200)
+        assert body == {"status": "ok", "downstream": "up"}
+
     def test_gzip_bodies_and_the_body_limit(self) -> None:
         """A gzip body (Vector's compression = "gzip") is read; a body over --max-body-bytes gets 413,
         and the server goes on taking the next request."""

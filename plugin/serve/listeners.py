@@ -61,7 +61,7 @@ class HttpListener(_Base):
     async def start(self) -> None:
         app = web.Application(client_max_size=self.max_body)
         app.router.add_route("POST", "/{tail:.*}", self._post)
-        app.router.add_route("GET", "/{tail:.*}", self._health)  # also answers HEAD
+        app.router.add_get("/{tail:.*}", self._health, allow_head=True)  # Vector's healthcheck sends HEAD
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      keepalive_timeout=self.idle_timeout)
         await self._runner.setup()
