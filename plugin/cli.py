@@ -27,7 +27,7 @@ from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import ServeSettings, Settings, describe, within
 
-__all__ = ["main", "build"]
+__all__ = ["main", "build", "parser"]
 
 _DEFAULTS = Settings()
 
@@ -54,7 +54,7 @@ def _setting(name: str, parse: Callable[[str], float]) -> Callable[[str], float]
     return convert
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="shellsieve",
         description="Tag reverse shells and web-server shells in process events, inline in a log pipeline.",
@@ -273,7 +273,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         return {"check": _check, "run": _run, "serve": _serve}[args.command](args)
     except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read
