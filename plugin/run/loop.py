@@ -79,7 +79,7 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
     matcher = BlockMatcher(ruleset, stats, settings.only_alerts, settings.max_open_sequences)
     passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
     router = Router(matcher, stats, settings.input_format, settings.audit_timeout_s, settings.audit_max_open,
-                    settings.pid_table_size, passwd)
+                    settings.pid_table_size, passwd, settings.envelope_fields, settings.host_os)
     read, fd = _reader(stdin)
     output = Output(stdout, stats)
     write = output.write
