@@ -199,10 +199,10 @@ class Router:
         """("envelope", (object, field), None) if the JSON line is a shipper envelope, else None.
         `doc`: the line decoded already."""
         fields = self.envelope_fields
-        if not fields:
+        if not fields or PROCESS_KEY.search(line):
             return None
         if doc is None:
-            if not any(k in line for k in self._envelopes()[1]) or PROCESS_KEY.search(line):
+            if not any(k in line for k in self._envelopes()[1]):
                 return None
             try:
                 doc = _decode(line)
@@ -267,7 +267,7 @@ class Router:
             self.stats.formats[fmt] += 1
             self._event(slot, fmt, text, None, now, _own_os(doc))
             return
-        data = text.encode()
+        data = text.encode("utf-8", "surrogatepass")  # a lone surrogate: invalid UTF-8, a bad line
         try:
             inner = _decode(data)
         except _JSON_ERRORS:
@@ -395,7 +395,9 @@ class Router:
         if item.slots[0].env is not None:  # JSON carried in an envelope (always read strictly)
             if hits and item.fmt == "wazuh":
                 _wazuh_rule_aside(item.doc)  # type: ignore[arg-type]
-            return b"" if self.only_alerts and not hits else self._envelope_line(item.slots[0], hits, item.doc or {})
+            if self.only_alerts and not hits:
+                return b""
+            return self._envelope_line(item.slots[0], hits, item.doc or {})
         if reason in NOT_JSON:  # not forwarded as it came: wrapped, with what was read if it matched
             if not hits:
                 return b"" if self.only_alerts else message_line(line, malformed=reason)
