@@ -15,7 +15,7 @@ import msgspec
 from shellsieve.compile.confirm import EventContext
 from shellsieve.compile.ruleset import CompiledRule, Ruleset
 from shellsieve.events.ecs import nest
-from shellsieve.events.envelope import PROCESS_KEY
+from shellsieve.events.envelope import PROCESS_KEY, key_probes
 from shellsieve.events.tolerant import NOT_JSON, first_reason, may_hide_duplicates, read
 from shellsieve.run.correlate import SequenceState
 from shellsieve.run.enrich import Hit, disown, enrich, json_line, message_line, put
@@ -343,8 +343,10 @@ class BlockMatcher:
             fired = [pid for pid, _ in hits]
             if not self.rs.format_ids.isdisjoint(fired):
                 return None
-            if envelope_ids and not envelope_ids.isdisjoint(fired) and _envelope_in(block, hits, envelope_ids):
-                return None
+            if envelope_ids and not envelope_ids.isdisjoint(fired):
+                keys = [self.rs.envelope_ids[pid] for pid in envelope_ids if pid in fired]
+                if _envelope_in(block, key_probes(tuple(keys))):
+                    return None
         per_line: dict[int, set[int]] = {}
         rfind, find = block.rfind, block.find
         # A single-match scan reports a keyed literal once per line: its first occurrence may lie
@@ -644,16 +646,24 @@ class BlockMatcher:
         return Hit(cr.rule, {"first": {k: v for k, v in done.first.items() if v is not None}})
 
 
-def _envelope_in(block: bytes, hits: list[tuple[int, int]], envelope_ids: frozenset[int]) -> bool:
-    """Whether a line where an envelope key fired may be an envelope: it holds no `process` key. ECS
-    events with a `message` (most of Elastic Defend's) stay on the fast path: one search per line."""
-    rfind, find, search = block.rfind, block.find, PROCESS_KEY.search
-    for pid, end in hits:
-        if pid in envelope_ids:
-            start = rfind(b"\n", 0, end) + 1
-            stop = find(b"\n", end)
-            if search(block, start, stop if stop >= 0 else len(block)) is None:
+def _envelope_in(block: bytes, keys: tuple[bytes, ...]) -> bool:
+    """Whether a line holding one of the envelope `keys` may be an envelope: it holds no `process`
+    key. The envelope markers report once per block (SINGLEMATCH: one callback, not one per line),
+    so the lines are found here with a few C-level searches each; ECS events with a `message` (most
+    of Elastic Defend's) so stay on the fast path."""
+    find, rfind = block.find, block.rfind
+    for key in keys:
+        pos = find(key)
+        while pos >= 0:
+            start = rfind(b"\n", 0, pos) + 1
+            stop = find(b"\n", pos)
+            if stop < 0:
+                stop = len(block)
+            p = find(b'"process"', start, stop)
+            # compact JSON writes the key as `"process":`; any other spacing is left to the regex
+            if p < 0 or (block[p + 9:p + 10] != b":" and PROCESS_KEY.search(block, start, stop) is None):
                 return True
+            pos = find(key, stop)
     return False
 
 
