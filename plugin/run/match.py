@@ -649,8 +649,9 @@ class BlockMatcher:
 def _envelope_in(block: bytes, keys: tuple[bytes, ...]) -> bool:
     """Whether a line holding one of the envelope `keys` may be an envelope: it holds no `process`
     key. The envelope markers report once per block (SINGLEMATCH: one callback, not one per line),
-    so the lines are found here with a few C-level searches each; ECS events with a `message` (most
-    of Elastic Defend's) so stay on the fast path."""
+    so the lines holding a key are found here with bytes searches (~1 us a line, a callback and its
+    bookkeeping per line cost 2.5); ECS events with a `message` (most of Elastic Defend's) stay on
+    the fast path."""
     find, rfind = block.find, block.rfind
     for key in keys:
         pos = find(key)
@@ -659,9 +660,8 @@ def _envelope_in(block: bytes, keys: tuple[bytes, ...]) -> bool:
             stop = find(b"\n", pos)
             if stop < 0:
                 stop = len(block)
-            p = find(b'"process"', start, stop)
             # compact JSON writes the key as `"process":`; any other spacing is left to the regex
-            if p < 0 or (block[p + 9:p + 10] != b":" and PROCESS_KEY.search(block, start, stop) is None):
+            if find(b'"process":', start, stop) < 0 and PROCESS_KEY.search(block, start, stop) is None:
                 return True
             pos = find(key, stop)
     return False
