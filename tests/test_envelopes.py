@@ -220,6 +220,17 @@ class TestNotAnEnvelope:
         assert router.process(block, 0.0) == block
         assert stats.envelopes == 0 and stats.formats["ecs"] == 50
 
+    def test_spaced_process_key_is_not_an_envelope(self, shipped: Ruleset) -> None:
+        """A process key written with spaces (`"process" : {...}`) is found too: the event stays ECS."""
+        line = b'{"message": "' + PHP_LINE.replace('"', '\\"').encode() + b'", "process" : {"name": "ls"}}'
+        out, stats = run_raw(shipped, [line] * 3)
+        assert out == [line] * 3 and stats.envelopes == 0
+
+    def test_process_as_a_value_does_not_hide_an_envelope(self, shipped: Ruleset) -> None:
+        """A `"process"` that is a value, not a key (`"tag": "process"`), leaves the envelope an envelope."""
+        line = _enc({"tag": "process", "message": PHP_LINE})
+        assert ids_per_line(shipped, [line]) == [[PHP_FSOCKOPEN]]
+
     def test_non_string_field_is_not_an_envelope(self, shipped: Ruleset) -> None:
         """`message` holding an object or a number is an ordinary JSON field."""
         lines = [_enc({"message": {"text": PHP_LINE}}), _enc({"log": 5})]
