@@ -18,7 +18,9 @@ from shellsieve import log as logmod
 from shellsieve.compile.ruleset import Ruleset, compile_rules
 from shellsieve.coverage import coverage, render_coverage
 from shellsieve.diagnostics import Diagnostic, printable
+from shellsieve.events.envelope import parse_fields
 from shellsieve.events.formats import FORMATS
+from shellsieve.events.hostos import HOST_OS
 from shellsieve.model.rule import Rule
 from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
@@ -52,6 +54,14 @@ def _setting(name: str, parse: Callable[[str], float]) -> Callable[[str], float]
         return v
     convert.__name__ = name  # what argparse names on a bare ValueError
     return convert
+
+
+def _envelope_fields(text: str) -> tuple[str, ...]:
+    """An argparse `type=` for --envelope-fields: comma-separated names, "" for none; exit 2 otherwise."""
+    try:
+        return parse_fields(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -115,6 +125,16 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                         "(winlog.event_data or Event.EventData) or Wazuh (full_log); a text line is an "
                         "auditd record, a Sysmon for Linux XML event in syslog, or a plain command line "
                         "(default: %(default)s)")
+    p.add_argument("--envelope-fields", type=_envelope_fields, default=",".join(_DEFAULTS.envelope_fields),
+                   metavar="FIELDS",
+                   help="top-level JSON fields in which a shipper carries the raw line (Vector: message; "
+                        "Fluent Bit, Docker, CRI: log), comma-separated; the line is decoded as what it is "
+                        "and an alert keeps the envelope's fields; \"\" turns this off (default: %(default)s)")
+    p.add_argument("--host-os", default=_DEFAULTS.host_os, choices=HOST_OS,
+                   help="host.os.type of plain command lines, which name no OS, so rules scoped to an OS "
+                        "run on them; auto: windows if the line looks Windows (C:\\, \\\\server, .exe, "
+                        ".ps1, cmd /c, powershell), else linux; none: leave it absent. An event's own "
+                        "host.os.type is never replaced (default: %(default)s)")
     p.add_argument("--passwd", type=Path, metavar="FILE",
                    help="passwd(5) file naming the uids of auditd events (user.name); "
                         "auditd's ENRICHED names are used first")
@@ -222,7 +242,8 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
     settings = Settings(stats_interval_s=args.stats_interval, max_line_bytes=args.max_line_bytes,
                         only_alerts=args.only_alerts, strict=args.strict, input_format=args.input_format,
                         audit_timeout_s=args.audit_timeout, pid_table_size=args.pid_table_size,
-                        passwd=str(args.passwd) if args.passwd else None)
+                        passwd=str(args.passwd) if args.passwd else None,
+                        envelope_fields=args.envelope_fields, host_os=args.host_os)
     rules, ruleset, diags = build(args.rules, _cache_dir(args))
     for d in diags:
         level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
@@ -233,6 +254,7 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
                   errors=len(errors))
         return 1
     log.info("started", rules=len(ruleset.rules), skipped=len(errors), input_format=settings.input_format,
+             envelope_fields=list(settings.envelope_fields), host_os=settings.host_os,
              patterns=ruleset.pattern_count,
              database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3),
              cache=ruleset.cache_status)

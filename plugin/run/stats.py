@@ -36,6 +36,7 @@ class Stats:
         self.unterminated_last_line = 0  # the input ended without a newline (0 or 1)
         self.bom_stripped = 0  # UTF-8 byte order marks removed from the start of a line
         self.rejected = 0  # lines a downstream refused for good (serve): undelivered
+        self.envelopes = 0  # shipper envelopes whose carried line was decoded (events/envelope.py)
         self.disowned = 0  # events without hits whose own `shellsieve` key moved to shellsieve.input
         self.bytes_in = 0
         self.stop_reason = "end_of_input"  # set by the loop when it stops: a key of loop.EXIT_CODES
@@ -63,6 +64,7 @@ class Stats:
             "unterminated_last_line": self.unterminated_last_line,
             "bom_stripped": self.bom_stripped,
             "disowned": self.disowned,
+            "envelopes": self.envelopes,
             "bytes_in": self.bytes_in,
             "alerts": self.alerts,
             "candidates": self.candidates,
