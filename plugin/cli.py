@@ -18,7 +18,9 @@ from shellsieve import log as logmod
 from shellsieve.compile.ruleset import Ruleset, compile_rules
 from shellsieve.coverage import coverage, render_coverage
 from shellsieve.diagnostics import Diagnostic, printable
+from shellsieve.events.envelope import parse_fields
 from shellsieve.events.formats import FORMATS
+from shellsieve.events.hostos import HOST_OS
 from shellsieve.model.rule import Rule
 from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
@@ -27,7 +29,7 @@ from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import ServeSettings, Settings, describe, within
 
-__all__ = ["main", "build"]
+__all__ = ["main", "build", "parser"]
 
 _DEFAULTS = Settings()
 
@@ -54,7 +56,15 @@ def _setting(name: str, parse: Callable[[str], float]) -> Callable[[str], float]
     return convert
 
 
-def _parser() -> argparse.ArgumentParser:
+def _envelope_fields(text: str) -> tuple[str, ...]:
+    """An argparse `type=` for --envelope-fields: comma-separated names, "" for none; exit 2 otherwise."""
+    try:
+        return parse_fields(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="shellsieve",
         description="Tag reverse shells and web-server shells in process events, inline in a log pipeline.",
@@ -115,6 +125,16 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                         "(winlog.event_data or Event.EventData) or Wazuh (full_log); a text line is an "
                         "auditd record, a Sysmon for Linux XML event in syslog, or a plain command line "
                         "(default: %(default)s)")
+    p.add_argument("--envelope-fields", type=_envelope_fields, default=",".join(_DEFAULTS.envelope_fields),
+                   metavar="FIELDS",
+                   help="top-level JSON fields in which a shipper carries the raw line (Vector: message; "
+                        "Fluent Bit, Docker, CRI: log), comma-separated; the line is decoded as what it is "
+                        "and an alert keeps the envelope's fields; \"\" turns this off (default: %(default)s)")
+    p.add_argument("--host-os", default=_DEFAULTS.host_os, choices=HOST_OS,
+                   help="host.os.type of plain command lines, which name no OS, so rules scoped to an OS "
+                        "run on them; auto: windows if the line looks Windows (C:\\, \\\\server, .exe, "
+                        ".ps1, cmd /c, powershell), else linux; none: leave it absent. An event's own "
+                        "host.os.type is never replaced (default: %(default)s)")
     p.add_argument("--passwd", type=Path, metavar="FILE",
                    help="passwd(5) file naming the uids of auditd events (user.name); "
                         "auditd's ENRICHED names are used first")
@@ -222,7 +242,8 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
     settings = Settings(stats_interval_s=args.stats_interval, max_line_bytes=args.max_line_bytes,
                         only_alerts=args.only_alerts, strict=args.strict, input_format=args.input_format,
                         audit_timeout_s=args.audit_timeout, pid_table_size=args.pid_table_size,
-                        passwd=str(args.passwd) if args.passwd else None)
+                        passwd=str(args.passwd) if args.passwd else None,
+                        envelope_fields=args.envelope_fields, host_os=args.host_os)
     rules, ruleset, diags = build(args.rules, _cache_dir(args))
     for d in diags:
         level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
@@ -233,6 +254,7 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
                   errors=len(errors))
         return 1
     log.info("started", rules=len(ruleset.rules), skipped=len(errors), input_format=settings.input_format,
+             envelope_fields=list(settings.envelope_fields), host_os=settings.host_os,
              patterns=ruleset.pattern_count,
              database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3),
              cache=ruleset.cache_status)
@@ -260,17 +282,20 @@ def _serve(args: argparse.Namespace) -> int:
     logmod.configure(args.log_level)
     log = logmod.get_logger()
     serve_settings = ServeSettings(**{name: getattr(args, name) for name, *_ in _SERVE_OPTIONS})
+    # imported before the start freezes what is loaded: aiohttp's modules are then never walked by
+    # the collector again either
+    from shellsieve.serve.app import serve
+
     started = _start(args, log)
     if isinstance(started, int):
         return started
     settings, ruleset = started
-    from shellsieve.serve.app import serve
 
     return serve(ruleset, settings, serve_settings, args.listen, args.forward, log)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         return {"check": _check, "run": _run, "serve": _serve}[args.command](args)
     except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read

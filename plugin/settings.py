@@ -8,6 +8,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from shellsieve.events.envelope import DEFAULT_FIELDS, parse_fields
+from shellsieve.events.hostos import HOST_OS
+
 __all__ = ["Settings", "ServeSettings", "within", "describe"]
 
 
@@ -34,9 +37,17 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # pids remembered to name an auditd event's parent (Linux's pid_max is 2^22 per host); 0: none
     pid_table_size: Annotated[int, Meta(ge=0, le=1 << 24)] = 65_536
     passwd: str | None = None  # passwd(5) file naming auditd uids
+    # top-level JSON fields in which a shipper carries the raw line (events/envelope.py); (): off
+    envelope_fields: tuple[str, ...] = DEFAULT_FIELDS
+    # host.os.type for events whose input names none (events/hostos.py HOST_OS)
+    host_os: str = "auto"
 
     def __post_init__(self) -> None:
         _check(self)
+        if self.host_os not in HOST_OS:
+            raise ValueError(f"host_os must be one of {', '.join(HOST_OS)}, got {self.host_os!r}")
+        if parse_fields(",".join(self.envelope_fields)) != self.envelope_fields:
+            raise ValueError(f"envelope_fields must be distinct field names, got {self.envelope_fields!r}")
 
 
 class ServeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from shellsieve.cli import parser
+
 from deploy_configs import (DEPLOY, ROOT, fluent_forward_problems, fluent_graph_problems, fluent_http_problems,
                             fluent_key_problems, load_fluent_classic, load_fluent_yaml, load_vector, read_unit,
                             serve_line, Serve, vector_exec_problems, vector_graph_problems, vector_http_problems,
@@ -176,3 +178,22 @@ class TestSystemdUnit:
         assert service["User"] not in ("", "root") and service["DynamicUser"] == "yes"
         assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
         assert service["CapabilityBoundingSet"] == ""
+
+
+class TestServeCommands:
+    # the exec variant runs `shellsieve run` under Vector, not serve
+    @pytest.mark.parametrize("path", [p for p in [*VECTOR_CONFIGS, *FLUENT_CONFIGS] if p.name != "vector-exec.toml"],
+                             ids=lambda p: p.name)
+    def test_the_named_serve_command_is_one_serve_accepts(self, path: Path) -> None:
+        """Each config's `# serve:` command parses with serve's own option parser (addresses,
+        per-listener options, numbers in range), so a user can paste it as it is."""
+        argv = serve_line(path).argv
+        args = parser().parse_args(argv[1:])
+        assert args.command == "serve" and args.listen
+
+    def test_the_unit_runs_a_command_serve_accepts(self) -> None:
+        """The systemd unit's ExecStart (without the environment's extra options) parses too."""
+        (exec_start,) = read_unit(UNIT)["Service"]["ExecStart"]
+        argv = [a for a in shlex.split(exec_start) if not a.startswith("$")]
+        args = parser().parse_args(argv[1:])
+        assert args.command == "serve" and args.drain_timeout_s == 30.0

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from shellsieve.cli import _parser
+from shellsieve.cli import parser
 from shellsieve.settings import Settings
 
 # option -> (Settings field, bad values, the edge values that are accepted)
@@ -20,7 +20,7 @@ OPTIONS = {
 
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     with pytest.raises(SystemExit) as exc:
-        _parser().parse_args(argv)
+        parser().parse_args(argv)
     assert exc.value.code == 2
     return capsys.readouterr().err
 
@@ -37,7 +37,7 @@ class TestRunOptions:
     def test_edge_values_are_accepted_and_reach_settings(self, option: str, good: str) -> None:
         """The bounds themselves are accepted, and Settings built from them is valid."""
         name = OPTIONS[option][0]
-        args = _parser().parse_args(["run", option, good])
+        args = parser().parse_args(["run", option, good])
         value = getattr(args, {"audit_timeout_s": "audit_timeout", "stats_interval_s": "stats_interval"}.get(
             name, name))
         assert value == float(good)
@@ -45,7 +45,7 @@ class TestRunOptions:
 
     def test_defaults_are_valid(self) -> None:
         """Every default passes its own bounds."""
-        args = _parser().parse_args(["run"])
+        args = parser().parse_args(["run"])
         Settings(stats_interval_s=args.stats_interval, max_line_bytes=args.max_line_bytes,
                  audit_timeout_s=args.audit_timeout, pid_table_size=args.pid_table_size)
 

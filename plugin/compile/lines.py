@@ -18,6 +18,7 @@ import hyperscan as hs
 from shellsieve.compile.anchors import Clause, Literal, marker_pattern
 from shellsieve.compile.database import Pattern
 from shellsieve.compile.regex import literal_regex
+from shellsieve.events.envelope import COMPILED_FIELDS, key_marker
 from shellsieve.events.formats import ECS_MARKERS
 
 __all__ = ["Keyed", "Need", "LineLayout", "keyed", "line_layout", "literal_pattern", "clause_pattern",
@@ -184,6 +185,7 @@ class LineLayout:
     marker_id: int = -1
     reserved_id: int = -1  # the key only the filter writes (run/enrich.py RESERVED), as a top-level key
     format_ids: frozenset[int] = frozenset()  # keys of the other JSON shapes (events/formats.py)
+    envelope_ids: dict[int, str] = field(default_factory=dict)  # a shipper envelope's key -> its field
 
 
 def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
@@ -239,6 +241,12 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
     first = len(layout.patterns)
     layout.patterns += [Pattern(m, 0, None) for m in ECS_MARKERS]  # no regex metacharacter in them
     layout.format_ids = frozenset(range(first, len(layout.patterns)))
+    # So do the keys of shipper envelopes (events/envelope.py): an ECS block holding none of them
+    # is not looked at again for envelopes. Once per block: many ECS events carry a `message`, and a
+    # callback per line cost 2.5 us per event; the lines are then found with bytes searches.
+    for f in COMPILED_FIELDS:
+        layout.envelope_ids[len(layout.patterns)] = f
+        layout.patterns.append(Pattern(key_marker(f), hs.HS_FLAG_SINGLEMATCH, None))
     # A line holding a `shellsieve` key (or a flat `shellsieve.` one) is decoded even without a rule:
     # the input's own moves aside, so a `shellsieve` object in the output is always the filter's.
     layout.reserved_id = len(layout.patterns)

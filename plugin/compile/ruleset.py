@@ -85,6 +85,7 @@ class Ruleset:
     marker_id: int  # the escape marker's id: a line where it fires is a candidate for every rule
     reserved_id: int  # the `shellsieve` key's id: a line where it fires is decoded even without a rule
     format_ids: frozenset[int]  # ids of ECS_MARKERS: a block where one fires is not routed as ECS
+    envelope_ids: dict[int, str]  # ids of envelope keys (events/envelope.py COMPILED_FIELDS) -> field
     always: tuple[int, ...]  # rules without an anchor: evaluated on every event
     schema: ViewSchema
     regex_confirm: RegexConfirm
@@ -392,7 +393,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
         rules=tuple(compiled), database=line_db, field_database=field_db,
         raw_rules=raw_rules, late_rules=late_rules, keyed=layout.lines.keyed, requires=layout.lines.requires,
         marker_id=layout.lines.marker_id, reserved_id=layout.lines.reserved_id,
-        format_ids=layout.lines.format_ids,
+        format_ids=layout.lines.format_ids, envelope_ids=layout.lines.envelope_ids,
         always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,
         database_bytes=(field_db.size() if field_db else 0) + line_db.size(),

@@ -45,7 +45,8 @@ class Engine:
         self.matcher = BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences)
         passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
         self.router = Router(self.matcher, self.stats, settings.input_format, settings.audit_timeout_s,
-                             settings.audit_max_open, settings.pid_table_size, passwd)
+                             settings.audit_max_open, settings.pid_table_size, passwd, settings.envelope_fields,
+                             settings.host_os)
         self.long_line_candidates = 0  # over-long lines where an anchor occurred, over all streams
 
     def stream(self) -> Stream:

@@ -37,7 +37,7 @@ class LongLines:
 
     def __init__(self, ruleset: Ruleset) -> None:
         self.rs = ruleset
-        self._skip = frozenset(ruleset.format_ids) | {ruleset.marker_id}
+        self._skip = frozenset(ruleset.format_ids) | ruleset.envelope_ids.keys() | {ruleset.marker_id}
         self._prev = b""
         self._held = b""
         self._pids: set[int] = set()

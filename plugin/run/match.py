@@ -15,6 +15,7 @@ import msgspec
 from shellsieve.compile.confirm import EventContext
 from shellsieve.compile.ruleset import CompiledRule, Ruleset
 from shellsieve.events.ecs import nest
+from shellsieve.events.envelope import PROCESS_KEY, key_probes
 from shellsieve.events.tolerant import NOT_JSON, first_reason, may_hide_duplicates, read
 from shellsieve.run.correlate import SequenceState
 from shellsieve.run.enrich import Hit, disown, enrich, json_line, message_line, put
@@ -226,23 +227,26 @@ class BlockMatcher:
                 return out
         return self._process_lines(block)
 
-    def process_ecs(self, block: bytes) -> bytes | None:
+    def process_ecs(self, block: bytes, envelope_ids: frozenset[int] = frozenset()) -> bytes | None:
         """`process` for a block of unknown format (only when `fast`): None, having counted nothing,
-        unless it is all ECS for the fast path. Else a line holds a Sysmon or Wazuh key or is not one
-        JSON object (a text line, a malformed one), and the caller routes the block line by line."""
-        out = self._process_fast(block, probe=True)
+        unless it is all ECS for the fast path. Else a line holds a Sysmon or Wazuh key, is not one
+        JSON object (a text line, a malformed one) or, for `envelope_ids` (the envelope keys to look
+        for, of `rs.envelope_ids`), may be a shipper envelope, and the caller routes the block line
+        by line."""
+        out = self._process_fast(block, probe=True, envelope_ids=envelope_ids)
         if out is not None:
             self.expire_sequences()
         return out
 
-    def _process_fast(self, block: bytes, probe: bool) -> bytes | None:
+    def _process_fast(self, block: bytes, probe: bool, envelope_ids: frozenset[int] = frozenset()
+                      ) -> bytes | None:
         """One raw scan, the block checked as JSON in one call, then only candidate lines touched:
         every other byte is copied through in slices. None when the block holds a line that is not a
         valid JSON object or not UTF-8 (the line-by-line path then counts and wraps it), or under
         `probe` a format marker."""
         if not _is_utf8(block):
             return None
-        spans = self._candidate_spans(block, probe)
+        spans = self._candidate_spans(block, probe, envelope_ids)
         if spans is None:
             return None
         n = _count_objects(block)
@@ -324,18 +328,25 @@ class BlockMatcher:
         self.expire_sequences()
         return b"".join(out)
 
-    def _candidate_spans(self, block: bytes, probe: bool = False
+    def _candidate_spans(self, block: bytes, probe: bool = False, envelope_ids: frozenset[int] = frozenset()
                          ) -> dict[int, tuple[int, Any, set[int] | None, Any]] | None:
         """Line start -> (line end, candidate rules, line pattern ids (None: every rule may hold),
         (sequence, query) pairs that are candidates while live) for the lines where a whole anchor
-        clause occurs; under `probe`, None if a format marker fires.
+        clause occurs; under `probe`, None if a format marker fires, or one of `envelope_ids` on a
+        line that is not a process event.
         A line-database hit is that already (compile/lines.py): found from the hit offsets alone,
         with no work on lines without hits."""
         hits, single = self._raw_hits(block)
         if not hits:
             return {}
-        if probe and not self.rs.format_ids.isdisjoint([pid for pid, _ in hits]):
-            return None
+        if probe:
+            fired = [pid for pid, _ in hits]
+            if not self.rs.format_ids.isdisjoint(fired):
+                return None
+            if envelope_ids and not envelope_ids.isdisjoint(fired):
+                keys = [self.rs.envelope_ids[pid] for pid in envelope_ids if pid in fired]
+                if _envelope_in(block, key_probes(tuple(keys))):
+                    return None
         per_line: dict[int, set[int]] = {}
         rfind, find = block.rfind, block.find
         # A single-match scan reports a keyed literal once per line: its first occurrence may lie
@@ -633,6 +644,27 @@ class BlockMatcher:
         if done is None:
             return None
         return Hit(cr.rule, {"first": {k: v for k, v in done.first.items() if v is not None}})
+
+
+def _envelope_in(block: bytes, keys: tuple[bytes, ...]) -> bool:
+    """Whether a line holding one of the envelope `keys` may be an envelope: it holds no `process`
+    key. The envelope markers report once per block (SINGLEMATCH: one callback, not one per line),
+    so the lines holding a key are found here with bytes searches (~1 us a line, a callback and its
+    bookkeeping per line cost 2.5); ECS events with a `message` (most of Elastic Defend's) stay on
+    the fast path."""
+    find, rfind = block.find, block.rfind
+    for key in keys:
+        pos = find(key)
+        while pos >= 0:
+            start = rfind(b"\n", 0, pos) + 1
+            stop = find(b"\n", pos)
+            if stop < 0:
+                stop = len(block)
+            # compact JSON writes the key as `"process":`; any other spacing is left to the regex
+            if find(b'"process":', start, stop) < 0 and PROCESS_KEY.search(block, start, stop) is None:
+                return True
+            pos = find(key, stop)
+    return False
 
 
 def _key(view: Any, getters: tuple[Any, ...]) -> tuple[Any, ...] | None:

@@ -7,8 +7,10 @@ The line counters add up at every snapshot:
 events_in: lines read (every line, empty ones, over-long ones and a last line without a newline
 included); events_out: lines the stdout pipe accepted whole; events_dropped: lines --only-alerts
 left out; events_pending: lines read whose output has not been written yet (an auditd event waiting
-for its end record, and the lines queued behind it); events_undelivered: lines decided but not
-written because the reader closed stdout. In the final `stopped` event events_pending is 0.
+for its end record, and the lines queued behind it; in serve also the lines buffered for the
+downstream); events_undelivered: lines decided but not written because the reader closed stdout,
+and (serve) lines a downstream refused for good. In `run`'s final `stopped` event events_pending
+is 0; in serve's it is what a drain that timed out left undelivered.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Stats:
         self.unterminated_last_line = 0  # the input ended without a newline (0 or 1)
         self.bom_stripped = 0  # UTF-8 byte order marks removed from the start of a line
         self.rejected = 0  # lines a downstream refused for good (serve): undelivered
+        self.envelopes = 0  # shipper envelopes whose carried line was decoded (events/envelope.py)
         self.disowned = 0  # events without hits whose own `shellsieve` key moved to shellsieve.input
         self.bytes_in = 0
         self.stop_reason = "end_of_input"  # set by the loop when it stops: a key of loop.EXIT_CODES
@@ -61,6 +64,7 @@ class Stats:
             "unterminated_last_line": self.unterminated_last_line,
             "bom_stripped": self.bom_stripped,
             "disowned": self.disowned,
+            "envelopes": self.envelopes,
             "bytes_in": self.bytes_in,
             "alerts": self.alerts,
             "candidates": self.candidates,

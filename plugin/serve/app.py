@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from shellsieve.compile.ruleset import Ruleset
+from shellsieve.events.envelope import parse_fields
 from shellsieve.run.engine import Engine
 from shellsieve.serve.endpoints import Endpoint
 from shellsieve.serve.listeners import HttpListener, StreamListener
@@ -29,15 +30,9 @@ __all__ = ["serve", "listener_options"]
 def listener_options(ep: Endpoint, settings: Settings) -> dict[str, Any]:
     """The router attributes a listener sets before each feed: its own host OS and envelope fields,
     else the server's."""
-    opts: dict[str, Any] = {}
-    host_os = ep.options.get("host_os", getattr(settings, "host_os", None))
-    if host_os is not None:
-        opts["host_os"] = host_os
     env = ep.options.get("envelope")
-    fields = tuple(f for f in env.split(",") if f) if env is not None else getattr(settings, "envelope_fields", None)
-    if fields is not None:
-        opts["envelope_fields"] = fields
-    return opts
+    return {"host_os": ep.options.get("host_os", settings.host_os),
+            "envelope_fields": parse_fields(env) if env is not None else settings.envelope_fields}
 
 
 class _Server:

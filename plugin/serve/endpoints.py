@@ -16,12 +16,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
+from shellsieve.events.envelope import parse_fields
+from shellsieve.events.hostos import HOST_OS
+
 __all__ = ["Endpoint", "EndpointError", "parse_listen", "parse_forward", "HOST_OS", "LISTEN_OPTIONS",
            "FORWARD_OPTIONS", "DEFAULT_PORTS"]
 
 LISTEN_SCHEMES: Final = ("http", "tcp", "unix", "forward")
 FORWARD_SCHEMES: Final = ("http", "tcp", "unix", "forward", "stdout")
-HOST_OS: Final = ("auto", "linux", "windows", "macos", "none")
 
 # The ports the shipped configs (deploy/) use; a listen address may name any port.
 DEFAULT_PORTS: Final = {"http": 9600, "tcp": 9601, "forward": 24224}
@@ -29,7 +31,7 @@ DEFAULT_PORTS: Final = {"http": 9600, "tcp": 9601, "forward": 24224}
 # Query options by endpoint kind: name -> allowed values (None: any text).
 LISTEN_OPTIONS: Final[dict[str, tuple[str, ...] | None]] = {
     "host_os": HOST_OS,  # the OS of text events that carry none (default: --host-os)
-    "envelope": None,  # comma-separated shipper envelope fields (default: --envelope-fields)
+    "envelope": None,  # comma-separated shipper envelope fields, "" none (default: --envelope-fields)
 }
 FORWARD_OPTIONS: Final[dict[str, tuple[str, ...] | None]] = {
     "format": ("ndjson", "json_array"),  # http only: the body shape the receiver takes
@@ -93,8 +95,11 @@ def _parse(text: str, schemes: tuple[str, ...], allowed: dict[str, tuple[str, ..
 def parse_listen(text: str) -> Endpoint:
     """A `--listen` address; raises EndpointError."""
     ep = _parse(text, LISTEN_SCHEMES, LISTEN_OPTIONS)
-    if ep.options.get("envelope") == "":
-        raise EndpointError(f"{text!r}: envelope names at least one field")
+    if "envelope" in ep.options:
+        try:
+            parse_fields(ep.options["envelope"])
+        except ValueError as exc:
+            raise EndpointError(f"{text!r}: envelope: {exc}") from None
     return ep
 
 

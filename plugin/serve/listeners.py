@@ -22,7 +22,7 @@ from shellsieve.serve.pipeline import Listener, Pipeline
 __all__ = ["HttpListener", "StreamListener", "RETRY_AFTER_S"]
 
 RETRY_AFTER_S = 1  # what a 503 asks the client to wait (Vector and Fluent Bit use their own backoff)
-_READ = 1 << 18  # one read: the larger the block, the less the per-block cost of the engine
+_READ = 1 << 20  # one read at most: fewer, larger blocks (per-read overhead; see bench/run_serve.py)
 
 
 class _Base:
@@ -61,7 +61,7 @@ class HttpListener(_Base):
     async def start(self) -> None:
         app = web.Application(client_max_size=self.max_body)
         app.router.add_route("POST", "/{tail:.*}", self._post)
-        app.router.add_route("GET", "/{tail:.*}", self._health)  # also answers HEAD
+        app.router.add_get("/{tail:.*}", self._health, allow_head=True)  # Vector's healthcheck sends HEAD
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      keepalive_timeout=self.idle_timeout)
         await self._runner.setup()
