@@ -62,8 +62,12 @@ class HttpListener(_Base):
         app = web.Application(client_max_size=self.max_body)
         app.router.add_route("POST", "/{tail:.*}", self._post)
         app.router.add_get("/{tail:.*}", self._health, allow_head=True)  # Vector's healthcheck sends HEAD
+        # shutdown_timeout: at a stop the requests waiting for delivery have been answered already;
+        # what is left is a client in the middle of sending, cut after a second. lingering_time: after
+        # an answer given before the body ended (408, 413), aiohttp reads the rest for this long so the
+        # client sees the answer; its default of 10 s would keep a stalled client's connection open.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     keepalive_timeout=self.idle_timeout)
+                                     keepalive_timeout=self.idle_timeout, shutdown_timeout=1.0, lingering_time=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.ep.host, self.ep.port, reuse_address=True)
         await site.start()
@@ -85,18 +89,42 @@ class HttpListener(_Base):
             return self._unavailable("downstream unavailable")
         if not p.has_room():
             return self._unavailable("buffer full")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self.stats.rejected += 1
-            raise
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
         if not p.accepting:
             return self._unavailable("stopping")
         async with p.lock:  # waits only while a stream passes an over-long line through
+            # The bound is checked with the body's own events, at the moment they go in: requests
+            # read at once must not all fit in the room one of them saw. A body larger than the
+            # whole buffer still goes in alone, when the buffer is empty.
+            if p.pending and p.pending + body.count(b"\n") + 1 > p.capacity:
+                return self._unavailable("buffer full")
             target = self.feed(p.engine.stream(), body, close=True)
         if await p.wait_delivered(target):
             return web.Response(status=200)
         return self._unavailable("stopping before delivery")
+
+    async def _body(self, request: web.Request) -> bytes | web.Response:
+        """The body, as decoded (gzip undone), read with a limit and a timeout per read: a client
+        that stops sending for --idle-timeout is cut off (aiohttp's own timeouts only cover the
+        time between requests), one that sends more than --max-body-bytes gets 413."""
+        body = bytearray()
+        while True:
+            try:
+                async with asyncio.timeout(self.idle_timeout):
+                    chunk = await request.content.readany()
+            except TimeoutError:
+                self.stats.rejected += 1
+                self.log.warning("connection_idle", listener=self.ep.name, seconds=self.idle_timeout,
+                                 detail="a request body stopped arriving")
+                return _closing(408, "request body timed out")
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > self.max_body:
+                self.stats.rejected += 1
+                return _closing(413, f"request body over {self.max_body} bytes")
 
     async def stop_accepting(self) -> None:
         if self._runner is not None:
@@ -106,6 +134,14 @@ class HttpListener(_Base):
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def _closing(status: int, why: str) -> web.Response:
+    """An error answered before the body was read to its end: the connection cannot carry another
+    request (the rest of the body would be read as one), so it is closed after the answer."""
+    resp = web.Response(status=status, text=why + "\n")
+    resp.force_close()
+    return resp
 
 
 class StreamListener(_Base):

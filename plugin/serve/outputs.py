@@ -112,7 +112,7 @@ class HttpOutput(Reporting):
             self.rejected += 1
             self.log.error("event_rejected", output=self.name, status=status,
                            detail="the downstream refused this event for good; it is counted, not retried",
-                           event=batch[0][:256].decode("utf-8", "replace"))
+                           line=batch[0][:256].decode("utf-8", "replace"))
             return
         mid = len(batch) // 2
         for half in (batch[:mid], batch[mid:]):
