@@ -56,6 +56,7 @@ class HttpListener(_Base):
                  log: Any, max_body: int) -> None:
         super().__init__(ep, pipeline, options, idle_timeout, log)
         self.max_body = max_body
+        self._reading = 0  # bytes of request bodies being read now (reserved by Content-Length)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -89,7 +90,17 @@ class HttpListener(_Base):
             return self._unavailable("downstream unavailable")
         if not p.has_room():
             return self._unavailable("buffer full")
-        body = await self._body(request)
+        # Bodies being read at once hold at most --max-body-bytes between them (plus the first):
+        # many clients sending at once while the downstream stalls must not multiply memory.
+        need = request.content_length or 0
+        if self._reading and self._reading + need > self.max_body:
+            return self._unavailable("busy reading other bodies")
+        held = [need]  # what this request holds of the budget; _body adds what arrives past it
+        self._reading += need
+        try:
+            body = await self._body(request, held)
+        finally:
+            self._reading -= held[0]
         if isinstance(body, web.Response):
             return body
         if not p.accepting:
@@ -105,11 +116,12 @@ class HttpListener(_Base):
             return web.Response(status=200)
         return self._unavailable("stopping before delivery")
 
-    async def _body(self, request: web.Request) -> bytes | web.Response:
+    async def _body(self, request: web.Request, held: list[int]) -> bytes | web.Response:
         """The body, as decoded (gzip undone), read with a limit and a timeout per read: a client
         that stops sending for --idle-timeout is cut off (aiohttp's own timeouts only cover the
         time between requests), one that sends more than --max-body-bytes gets 413."""
-        body = bytearray()
+        chunks: list[bytes] = []
+        size = 0
         while True:
             try:
                 async with asyncio.timeout(self.idle_timeout):
@@ -120,11 +132,15 @@ class HttpListener(_Base):
                                  detail="a request body stopped arriving")
                 return _closing(408, "request body timed out")
             if not chunk:
-                return bytes(body)
-            body += chunk
-            if len(body) > self.max_body:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_body:
                 self.stats.rejected += 1
                 return _closing(413, f"request body over {self.max_body} bytes")
+            if size > held[0]:  # no Content-Length (chunked), or more than it said: count as it comes
+                self._reading += size - held[0]
+                held[0] = size
 
     async def stop_accepting(self) -> None:
         if self._runner is not None:
