@@ -93,6 +93,9 @@ class HttpListener(_Base):
         # Bodies being read at once hold at most --max-body-bytes between them (plus the first):
         # many clients sending at once while the downstream stalls must not multiply memory.
         need = request.content_length or 0
+        if need > self.max_body:  # said up front: refused before a byte of it is read
+            self.stats.rejected += 1
+            return _closing(413, f"request body over {self.max_body} bytes")
         if self._reading and self._reading + need > self.max_body:
             return self._unavailable("busy reading other bodies")
         held = [need]  # what this request holds of the budget; _body adds what arrives past it
