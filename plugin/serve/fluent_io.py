@@ -14,46 +14,32 @@ when the matching ack arrives, and is sent again on a new connection if it does 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
 from shellsieve.serve.endpoints import Endpoint
 from shellsieve.serve.fluent import AckReader, ForwardDecoder, ForwardError, ack, encode_forward, new_chunk_id, record_line
 from shellsieve.serve.listeners import StreamListener
-from shellsieve.serve.outputs import Backoff, Reporting
+from shellsieve.serve.outputs import Reporting
 
 __all__ = ["ForwardListener", "ForwardOutput"]
 
-_READ = 1 << 16
 
 
 class ForwardListener(StreamListener):
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         p = self.pipeline
-        self.stats.accepted += 1
-        self.stats.connections += 1
-        self._writers.add(writer)
         stream = p.engine.stream()
         decoder = ForwardDecoder()
-        peer = writer.get_extra_info("peername")
-        try:
-            while p.accepting:
-                await p.wait_room()
-                try:
-                    async with asyncio.timeout(self.idle_timeout):
-                        data = await reader.read(_READ)
-                except TimeoutError:
-                    self.log.warning("connection_idle", listener=self.ep.name, seconds=self.idle_timeout)
-                    break
-                except (ConnectionError, OSError):
-                    break
-                if not data or not p.accepting:
-                    break
+        with self._connection(writer), contextlib.suppress(ConnectionError, OSError):
+            while data := await self._read(reader):
                 try:
                     messages = decoder.feed(data)
                 except ForwardError as exc:
-                    self.log.warning("forward_protocol_error", listener=self.ep.name, peer=str(peer), error=str(exc))
-                    break
+                    self.log.warning("forward_protocol_error", listener=self.ep.name,
+                                     peer=str(writer.get_extra_info("peername")), error=str(exc))
+                    return
                 for msg in messages:
                     lines = b"".join(record_line(rec) for _, rec in msg.entries)
                     async with p.lock:  # waits only while a stream passes an over-long line through
@@ -64,12 +50,6 @@ class ForwardListener(StreamListener):
                         return  # stopping before delivery: no ack, the sender resends the chunk
                     writer.write(ack(msg.chunk))
                     await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self.stats.connections -= 1
-            self._writers.discard(writer)
-            writer.close()
 
 
 class ForwardOutput(Reporting):
@@ -80,26 +60,19 @@ class ForwardOutput(Reporting):
         self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def send(self, data: bytes, stopping: asyncio.Event) -> None:
-        lines = data.splitlines(keepends=True)
         chunk = new_chunk_id()
-        payload = encode_forward(self.tag, lines, chunk, time.time())
-        backoff = Backoff(self.retry_max)
-        while True:
-            try:
+        payload = encode_forward(self.tag, data.splitlines(keepends=True), chunk, time.time())
+
+        async def attempt() -> None:
+            async with asyncio.timeout(self.timeout):
                 if self._conn is None:
-                    self._conn = await asyncio.wait_for(
-                        asyncio.open_connection(self.ep.host, self.ep.port), self.timeout)
+                    self._conn = await asyncio.open_connection(self.ep.host, self.ep.port)
                 reader, writer = self._conn
                 writer.write(payload)
-                await asyncio.wait_for(writer.drain(), self.timeout)
-                await asyncio.wait_for(self._ack(reader, chunk), self.timeout)
-            except (OSError, TimeoutError, ForwardError, EOFError) as exc:
-                self.failed(f"{type(exc).__name__}: {exc}")
-                await self._drop()
-                await backoff.wait(stopping)
-                continue
-            self.ok()
-            return
+                await writer.drain()
+                await self._ack(reader, chunk)
+
+        await self.retrying(attempt, (OSError, TimeoutError, ForwardError, EOFError), self.retry_max, stopping)
 
     async def _ack(self, reader: asyncio.StreamReader, chunk: str) -> None:
         acks = AckReader()
@@ -110,10 +83,10 @@ class ForwardOutput(Reporting):
             if chunk in acks.feed(data):
                 return
 
-    async def _drop(self) -> None:
+    async def drop(self) -> None:
         if self._conn is not None:
             self._conn[1].close()
             self._conn = None
 
     async def close(self) -> None:
-        await self._drop()
+        await self.drop()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,47 +189,56 @@ class StreamListener(_Base):
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         p = self.pipeline
+        stream = p.engine.stream()
+        held = False  # the pipeline lock, held through an over-long line
+        data: bytes | None = b""
+        with self._connection(writer):
+            try:
+                while (data := await self._read(reader)):
+                    if not held:
+                        await p.lock.acquire()
+                        held = True
+                    self.feed(stream, data)
+                    if not stream.passing:
+                        p.lock.release()
+                        held = False
+            finally:
+                if not held:
+                    await p.lock.acquire()
+                try:  # cut off (stopping, idle, reset): a last line begun is a partial line
+                    self.feed(stream, b"", close=True, torn=data is None)
+                finally:
+                    p.lock.release()
+
+    @contextlib.contextmanager
+    def _connection(self, writer: asyncio.StreamWriter) -> Iterator[None]:
+        """Counts the connection while it is open, and closes it at the end."""
         self.stats.accepted += 1
         self.stats.connections += 1
         self._writers.add(writer)
-        stream = p.engine.stream()
-        held = False  # the pipeline lock, held through an over-long line
-        torn = False
         try:
-            while p.accepting:
-                await p.wait_room()
-                if not p.accepting:
-                    torn = stream.partial
-                    break
-                try:
-                    async with asyncio.timeout(self.idle_timeout):  # no task per read, as wait_for makes
-                        data = await reader.read(_READ)
-                except TimeoutError:
-                    self.log.warning("connection_idle", listener=self.ep.name, seconds=self.idle_timeout)
-                    torn = True
-                    break
-                except (ConnectionError, OSError):
-                    torn = True
-                    break
-                if not data:
-                    break
-                if not held:
-                    await p.lock.acquire()
-                    held = True
-                self.feed(stream, data)
-                if not stream.passing:
-                    p.lock.release()
-                    held = False
+            yield
         finally:
-            if not held:
-                await p.lock.acquire()
-            try:
-                self.feed(stream, b"", close=True, torn=torn)
-            finally:
-                p.lock.release()
             self.stats.connections -= 1
             self._writers.discard(writer)
             writer.close()
+
+    async def _read(self, reader: asyncio.StreamReader) -> bytes | None:
+        """The connection's next bytes, once the buffer has room: b"" at its end, None when it is
+        cut off (serve stopping, silent past --idle-timeout, reset by the peer)."""
+        p = self.pipeline
+        await p.wait_room()
+        if not p.accepting:
+            return None
+        try:
+            async with asyncio.timeout(self.idle_timeout):  # no task per read, as wait_for makes
+                data = await reader.read(_READ)
+        except TimeoutError:
+            self.log.warning("connection_idle", listener=self.ep.name, seconds=self.idle_timeout)
+            return None
+        except (ConnectionError, OSError):
+            return None
+        return data  # bytes read while stopping still go in: they left the sender's kernel
 
     async def stop_accepting(self) -> None:
         if self._server is not None:

@@ -13,6 +13,7 @@ import asyncio
 import os
 import random
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -80,6 +81,25 @@ class Reporting:
             self.up = True
             self.log.info("downstream_up", output=self.name)
             self._on_state(True)
+
+    async def retrying(self, attempt: Callable[[], Awaitable[None]], errors: tuple[type[BaseException], ...],
+                       retry_max: float, stopping: asyncio.Event) -> None:
+        """Run `attempt` until it succeeds: after each of `errors`, the connection is dropped and the
+        next attempt waits out the backoff (Stopped once `stopping` is set)."""
+        backoff = Backoff(retry_max)
+        while True:
+            try:
+                await attempt()
+            except errors as exc:
+                self.failed(f"{type(exc).__name__}: {exc}")
+                await self.drop()
+                await backoff.wait(stopping)
+                continue
+            self.ok()
+            return
+
+    async def drop(self) -> None:
+        """Forget the connection after an error (the next attempt makes a new one)."""
 
 
 class HttpOutput(Reporting):
@@ -165,23 +185,16 @@ class StreamOutput(Reporting):
         return writer
 
     async def send(self, data: bytes, stopping: asyncio.Event) -> None:
-        backoff = Backoff(self.retry_max)
-        while True:
-            try:
+        async def attempt() -> None:
+            async with asyncio.timeout(self.timeout):
                 if self._writer is None or self._writer.is_closing() or self._reader.at_eof():
-                    self._writer = await asyncio.wait_for(self._connect(), self.timeout)
+                    self._writer = await self._connect()
                 self._writer.write(data)
-                async with asyncio.timeout(self.timeout):
-                    await self._writer.drain()
-            except (OSError, TimeoutError) as exc:
-                self.failed(f"{type(exc).__name__}: {exc}")
-                await self._drop()
-                await backoff.wait(stopping)
-                continue
-            self.ok()
-            return
+                await self._writer.drain()
 
-    async def _drop(self) -> None:
+        await self.retrying(attempt, (OSError, TimeoutError), self.retry_max, stopping)
+
+    async def drop(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
