@@ -35,7 +35,6 @@ class _Base:
         self.idle_timeout = idle_timeout
         self.log = log
         self.stats = Listener(ep.name)
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     def _apply(self) -> None:
         router = self.pipeline.engine.router
@@ -49,9 +48,10 @@ class _Base:
 
 class HttpListener(_Base):
     """POST bodies of NDJSON. 200 once every event of the body is delivered downstream; 503 with
-    Retry-After while the buffer is full, the downstream is down or the server is stopping; 413
-    over the body limit (aiohttp's client_max_size). HEAD and GET answer 200 (Vector's sink
-    healthcheck sends HEAD to its URI)."""
+    Retry-After while the buffer is full, the downstream is down, other bodies being read hold the
+    body budget, or the server is stopping; 413 over --max-body-bytes (said or read, gzip undone);
+    408 for a body that stops arriving. HEAD and GET answer 200 (Vector's sink healthcheck sends
+    HEAD to its URI)."""
 
     def __init__(self, ep: Endpoint, pipeline: Pipeline, options: dict[str, Any], idle_timeout: float,
                  log: Any, max_body: int) -> None:

@@ -49,6 +49,7 @@ class Pipeline:
         self.accepting = True  # false once stopping: listeners take nothing more
         self.downstream_up = True  # false while the output cannot deliver
         self.delivered = 0  # input lines whose output the downstream accepted
+        self.stop_waiting = False  # set when the drain is over: waiters answer with what they have
         self._chunks: deque[tuple[bytes, int]] = deque()  # (output bytes, released after them)
         self._buffered_tag = 0  # the tag of the last chunk appended
         self._segments: deque[list[Any]] = deque()  # [listener, first line, end line] per feed
@@ -159,8 +160,6 @@ class Pipeline:
                 return False
             await self.wait_change()
         return True
-
-    stop_waiting = False  # set when the drain gives up: waiters answer with what they have
 
     async def wait_change(self) -> None:
         """Until the buffer or `delivered` moves."""
