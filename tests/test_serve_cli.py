@@ -193,7 +193,7 @@ class TestHttp:
         assert json.loads(down.lines[3]) == {"message": "whoami"}
         listener = s.event("stopped")["listeners"][f"http://127.0.0.1:{lport}"]
         assert listener["events_in"] == listener["events_delivered"] == 4
-        assert listener["requests_refused"] == 1
+        assert listener["requests_refused"]["too_large"] == 1 and sum(listener["requests_refused"].values()) == 1
 
     def test_503_while_the_downstream_is_down_then_200(self) -> None:
         """With no downstream, a request waits; the next ones are told 503 + Retry-After; once the
@@ -221,6 +221,7 @@ class TestHttp:
             s1, s2, retry_after = asyncio.run(scenario())
             assert s.stop() == 0
         assert (s1, s2, retry_after) == (200, 503, "1")
+        assert s.event("stopped")["listeners"][f"http://127.0.0.1:{lport}"]["requests_refused"]["downstream_down"] == 1
         assert down.lines == [b'{"message":"whoami"}']
         names = [x["event"] for x in s.logs]
         assert names.count("downstream_down") == 1 and names.count("downstream_up") == 1

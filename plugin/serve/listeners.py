@@ -78,27 +78,27 @@ class HttpListener(_Base):
         return web.json_response({"status": "ok" if self.pipeline.accepting else "stopping",
                                   "downstream": "up" if self.pipeline.downstream_up else "down"})
 
-    def _unavailable(self, why: str) -> web.Response:
-        self.stats.rejected += 1
+    def _unavailable(self, reason: str, why: str) -> web.Response:
+        self.stats.refused[reason] += 1
         return web.Response(status=503, text=why + "\n", headers={"Retry-After": str(RETRY_AFTER_S)})
 
     async def _post(self, request: web.Request) -> web.Response:
         p = self.pipeline
         self.stats.accepted += 1
         if not p.accepting:
-            return self._unavailable("stopping")
+            return self._unavailable("stopping", "stopping")
         if not p.downstream_up:
-            return self._unavailable("downstream unavailable")
+            return self._unavailable("downstream_down", "downstream unavailable")
         if not p.has_room():
-            return self._unavailable("buffer full")
+            return self._unavailable("buffer_full", "buffer full")
         # Bodies being read at once hold at most --max-body-bytes between them (plus the first):
         # many clients sending at once while the downstream stalls must not multiply memory.
         need = request.content_length or 0
         if need > self.max_body:  # said up front: refused before a byte of it is read
-            self.stats.rejected += 1
+            self.stats.refused["too_large"] += 1
             return _closing(413, f"request body over {self.max_body} bytes")
         if self._reading and self._reading + need > self.max_body:
-            return self._unavailable("busy reading other bodies")
+            return self._unavailable("busy", "busy reading other bodies")
         held = [need]  # what this request holds of the budget; _body adds what arrives past it
         self._reading += need
         try:
@@ -108,17 +108,17 @@ class HttpListener(_Base):
         if isinstance(body, web.Response):
             return body
         if not p.accepting:
-            return self._unavailable("stopping")
+            return self._unavailable("stopping", "stopping")
         async with p.lock:  # waits only while a stream passes an over-long line through
             # The bound is checked with the body's own events, at the moment they go in: requests
             # read at once must not all fit in the room one of them saw. A body larger than the
             # whole buffer still goes in alone, when the buffer is empty.
             if p.pending and p.pending + body.count(b"\n") + 1 > p.capacity:
-                return self._unavailable("buffer full")
+                return self._unavailable("buffer_full", "buffer full")
             target = self.feed(p.engine.stream(), body, close=True)
         if await p.wait_delivered(target):
             return web.Response(status=200)
-        return self._unavailable("stopping before delivery")
+        return self._unavailable("stopping", "stopping before delivery")
 
     async def _body(self, request: web.Request, held: list[int]) -> bytes | web.Response:
         """The body, as decoded (gzip undone), read with a limit and a timeout per read: a client
@@ -131,7 +131,7 @@ class HttpListener(_Base):
                 async with asyncio.timeout(self.idle_timeout):
                     chunk = await request.content.readany()
             except TimeoutError:
-                self.stats.rejected += 1
+                self.stats.refused["body_timeout"] += 1
                 self.log.warning("connection_idle", listener=self.ep.name, seconds=self.idle_timeout,
                                  detail="a request body stopped arriving")
                 return _closing(408, "request body timed out")
@@ -140,7 +140,7 @@ class HttpListener(_Base):
             chunks.append(chunk)
             size += len(chunk)
             if size > self.max_body:
-                self.stats.rejected += 1
+                self.stats.refused["too_large"] += 1
                 return _closing(413, f"request body over {self.max_body} bytes")
             if size > held[0]:  # no Content-Length (chunked), or more than it said: count as it comes
                 self._reading += size - held[0]

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 from shellsieve.run.engine import Engine, Stream
 
-__all__ = ["Pipeline", "Listener"]
+__all__ = ["Pipeline", "Listener", "REFUSALS"]
+
+# Why an HTTP request was refused: 503 stopping, downstream_down, buffer_full, busy (other bodies
+# hold the body budget); 413 too_large; 408 body_timeout.
+REFUSALS = ("stopping", "downstream_down", "buffer_full", "busy", "too_large", "body_timeout")
 
 
 class Listener:
@@ -34,11 +38,11 @@ class Listener:
         self.accepted = 0  # connections (or HTTP requests) over the run
         self.events_in = 0  # input lines fed to the engine
         self.events_done = 0  # of those, lines whose output has been delivered (or dropped: --only-alerts)
-        self.rejected = 0  # requests refused: 503 (buffer full, downstream down, stopping), 413
+        self.refused: Counter[str] = Counter()  # requests refused, by reason (REFUSALS)
 
     def snapshot(self) -> dict[str, Any]:
         return {"connections": self.connections, "accepted": self.accepted, "events_in": self.events_in,
-                "events_delivered": self.events_done, "requests_refused": self.rejected}
+                "events_delivered": self.events_done, "requests_refused": {r: self.refused[r] for r in REFUSALS}}
 
 
 class Pipeline:
