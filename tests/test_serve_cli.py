@@ -358,3 +358,39 @@ class TestPerListener:
         assert docs[1] == json.loads(wrapped)  # `payload` is no envelope field on the first listener
         assert docs[2]["host"]["os"]["type"] == "macos"
         assert docs[3]["src"] == "x" and docs[3]["host"]["os"]["type"] == "macos"
+
+
+class TestBackpressure:
+    def test_a_full_buffer_pauses_reading_and_loses_nothing(self) -> None:
+        """With the downstream down and --buffer-events 10, a TCP sender's reads are held back (counted
+        as reads_paused), and once the downstream is up every event arrives, in order."""
+        lport, fport = _ports(2)
+        lines = [msgspec.json.encode(_event(i)) + b"\n" for i in range(200)]
+        got: list[bytes] = []
+
+        def send() -> None:
+            with socket.create_connection(("127.0.0.1", lport)) as c:
+                for line in lines:  # one event per write: many reads, each checked against the room
+                    c.sendall(line)
+                    time.sleep(0.001)
+
+        import threading
+
+        with serve("--listen", f"tcp://127.0.0.1:{lport}", "--forward", f"tcp://127.0.0.1:{fport}",
+                   "--buffer-events", "10", "--retry-max", "0.2") as s:
+            sender = threading.Thread(target=send)
+            sender.start()
+            time.sleep(1.0)  # the downstream is down: the buffer fills, reads pause
+            with socket.create_server(("127.0.0.1", fport)) as sink:
+                conn, _ = sink.accept()
+                with conn:
+                    conn.settimeout(10)
+                    buf = b""
+                    while buf.count(b"\n") < len(lines):
+                        buf += conn.recv(1 << 16)
+                    got = buf.splitlines(keepends=True)
+            sender.join(10)
+            assert s.stop() == 0
+        assert got == lines
+        listener = s.event("stopped")["listeners"][f"tcp://127.0.0.1:{lport}"]
+        assert listener["reads_paused"] >= 1 and listener["events_delivered"] == len(lines)

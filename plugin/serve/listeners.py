@@ -227,7 +227,9 @@ class StreamListener(_Base):
         """The connection's next bytes, once the buffer has room: b"" at its end, None when it is
         cut off (serve stopping, silent past --idle-timeout, reset by the peer)."""
         p = self.pipeline
-        await p.wait_room()
+        if not p.has_room():
+            self.stats.paused += 1
+            await p.wait_room()
         if not p.accepting:
             return None
         try:

@@ -39,10 +39,12 @@ class Listener:
         self.events_in = 0  # input lines fed to the engine
         self.events_done = 0  # of those, lines whose output has been delivered (or dropped: --only-alerts)
         self.refused: Counter[str] = Counter()  # requests refused, by reason (REFUSALS)
+        self.paused = 0  # reads a stream connection held back while the buffer was full (backpressure)
 
     def snapshot(self) -> dict[str, Any]:
         return {"connections": self.connections, "accepted": self.accepted, "events_in": self.events_in,
-                "events_delivered": self.events_done, "requests_refused": {r: self.refused[r] for r in REFUSALS}}
+                "events_delivered": self.events_done,
+                "requests_refused": {r: self.refused[r] for r in REFUSALS}, "reads_paused": self.paused}
 
 
 class Pipeline:
