@@ -193,7 +193,8 @@ def build(paths: list[Path] | None, cache_dir: Path | None = None,
 
 
 def _selection(args: argparse.Namespace) -> Selection:
-    return Selection(args.min_severity, tuple(args.include_rule or ()), tuple(args.exclude_rule or ()))
+    return Selection(args.min_severity, tuple(args.include_rule or ()), tuple(args.exclude_rule or ()),
+                     tuple(args.tag or ()), tuple(s.lower() for s in args.status or ()))
 
 
 def _selection_options(p: argparse.ArgumentParser) -> None:
@@ -202,6 +203,13 @@ def _selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include-rule", action="append", metavar="ID",
                    help="run only the rules with these ids; repeatable")
     p.add_argument("--exclude-rule", action="append", metavar="ID", help="never run the rule with this id; repeatable")
+    p.add_argument("--tag", action="append", metavar="TAG",
+                   help="run only rules with one of these tags (Sigma attack.t1059, Elastic \"Tactic: Execution\"); "
+                        "repeatable")
+    p.add_argument("--status", action="append", metavar="STATUS",
+                   help="run only rules of these statuses (Sigma stable/test/experimental/deprecated/unsupported, "
+                        "Elastic production/development/deprecated); repeatable; default: all but deprecated "
+                        "and unsupported")
 
 
 def _cache_dir(args: argparse.Namespace) -> Path | None:

@@ -86,3 +86,34 @@ class TestCommand:
         """--min-severity takes low, medium, high or critical; anything else is refused naming it."""
         r = self._run("--min-severity", "severe", cache=tmp_path)
         assert r.returncode == 2 and b"--min-severity" in r.stderr
+
+
+SIGMA = PATTERNS / "sigma" / "webshell_tool_recon.yml"
+
+
+class TestTagsAndStatus:
+    def _sigma_with_status(self, tmp_path: Path, status: str) -> Path:
+        path = tmp_path / "rule.yml"
+        path.write_text(SIGMA.read_text().replace("status: test", f"status: {status}"))
+        return path
+
+    def test_deprecated_rules_run_only_when_asked(self, tmp_path: Path) -> None:
+        """A deprecated Sigma rule is left out by default and runs with --status deprecated."""
+        path = self._sigma_with_status(tmp_path, "deprecated")
+        assert build([path], None, Selection())[1].rules == ()
+        kept = build([path], None, Selection(statuses=("deprecated",)))[1].rules
+        assert [cr.rule.status for cr in kept] == ["deprecated"]
+
+    def test_status_names_what_runs(self, tmp_path: Path) -> None:
+        """--status stable leaves out a `test` rule; Elastic maturity is read the same way."""
+        assert build([SIGMA], None, Selection(statuses=("stable",)))[1].rules == ()
+        prod = build([PATTERNS / "elastic"], None, Selection(statuses=("production",)))[1].rules
+        assert len(prod) == 3 and {cr.rule.status for cr in prod} == {"production"}
+
+    def test_tags_select_across_formats(self) -> None:
+        """--tag keeps rules carrying the tag, case-insensitive: Sigma `attack.*` and Elastic tags."""
+        sigma_tag = build([SIGMA], None, Selection())[1].rules[0].rule.tags[0]
+        assert [cr.rule.ruleset for cr in build([PATTERNS], None, Selection(tags=(sigma_tag.upper(),)))[1].rules] \
+            == ["sigma"]
+        elastic = build([PATTERNS], None, Selection(tags=("tactic: execution",)))[1].rules
+        assert [cr.rule.id for cr in elastic] and all(cr.rule.ruleset == "elastic" for cr in elastic)

@@ -50,6 +50,8 @@ class Rule(msgspec.Struct, frozen=True):
     description: str = ""
     language: str = ""  # wazuh-pcre2, eql, kuery, sigma
     group: str = ""  # what coverage is counted by: "eql", "kuery", "windows/process_creation" ...
+    tags: tuple[str, ...] = ()  # lower-case: Sigma `attack.t1059`, Elastic `Tactic: Execution`
+    status: str = ""  # Sigma status (stable, test, experimental, deprecated, unsupported), Elastic maturity
 
     @property
     def is_sequence(self) -> bool:

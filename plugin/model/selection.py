@@ -1,4 +1,6 @@
-"""Which loaded rules run: a minimum severity, rule ids to include only, rule ids to leave out.
+"""Which loaded rules run: a minimum severity, rule ids to include only, rule ids to leave out,
+tags (a rule runs if it has any of them) and statuses (Sigma status, Elastic maturity; by default
+every status but `deprecated` and `unsupported`, which run only when asked for by name).
 
 Selection happens before compiling, so a rule left out costs nothing at run time (its patterns are
 not in the database). An id given to --include-rule or --exclude-rule that names no loaded rule is
@@ -14,35 +16,38 @@ import msgspec
 from shellsieve.diagnostics import Code, Diagnostic, Location
 from shellsieve.model.rule import Rule
 
-__all__ = ["Selection", "SEVERITIES", "select"]
+__all__ = ["Selection", "SEVERITIES", "OFF_BY_DEFAULT", "select"]
 
 SEVERITIES = ("low", "medium", "high", "critical")
+OFF_BY_DEFAULT = ("deprecated", "unsupported")  # statuses that run only when --status names them
 
 
 class Selection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_severity: str = "low"  # rules below it are left out
     include: tuple[str, ...] = ()  # when given, only these rule ids run
     exclude: tuple[str, ...] = ()  # these rule ids never run
+    tags: tuple[str, ...] = ()  # when given, only rules with one of these tags (case-insensitive)
+    statuses: tuple[str, ...] = ()  # when given, only rules of these statuses; else all but OFF_BY_DEFAULT
 
     def __post_init__(self) -> None:
         if self.min_severity not in SEVERITIES:
             raise ValueError(f"min_severity must be one of {', '.join(SEVERITIES)}, got {self.min_severity!r}")
 
-    @property
-    def everything(self) -> bool:
-        return self == Selection()
+    def keeps(self, rule: Rule) -> bool:
+        severity = rule.severity if rule.severity in SEVERITIES else "medium"
+        if SEVERITIES.index(severity) < SEVERITIES.index(self.min_severity):
+            return False
+        if (self.include and rule.id not in self.include) or rule.id in self.exclude:
+            return False
+        if self.tags and not {t.lower() for t in self.tags} & set(rule.tags):
+            return False
+        return rule.status in self.statuses if self.statuses else rule.status not in OFF_BY_DEFAULT
 
 
 def select(rules: Iterable[Rule], selection: Selection) -> tuple[list[Rule], list[Diagnostic]]:
     """The rules `selection` keeps, in load order, and an SS401 warning per id that names none."""
     rules = list(rules)
-    if selection.everything:
-        return rules, []
-    floor = SEVERITIES.index(selection.min_severity)
-    include, exclude = set(selection.include), set(selection.exclude)
-    kept = [r for r in rules
-            if SEVERITIES.index(r.severity if r.severity in SEVERITIES else "medium") >= floor
-            and (not include or r.id in include) and r.id not in exclude]
+    kept = [r for r in rules if selection.keeps(r)]
     known = {r.id for r in rules}
     diags = [Diagnostic(Code.UNKNOWN_RULE, "warning", Location(option), rid, "",
                         f"{option}: no loaded rule has this id")

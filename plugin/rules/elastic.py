@@ -89,14 +89,15 @@ def load_elastic(path: Path, data: bytes | None = None) -> tuple[list[Rule], lis
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return [], [_diag(Code.PARSE, "error", path, line, rid, getattr(exc, "source", "") or "", first, group)]
     try:
-        return [_rule(rule, rid, path, rule_line, language, group, query)], []
+        maturity = doc.get("metadata", {}).get("maturity", "") if isinstance(doc.get("metadata"), dict) else ""
+        return [_rule(rule, rid, path, rule_line, language, group, query, str(maturity))], []
     except (AttributeError, TypeError, ValueError, OverflowError) as exc:  # threat not tables, risk_score inf ...
         return [], [_diag(Code.SCHEMA, "error", path, rule_line, rid, "[rule]", f"a field has the wrong type: {exc}",
                           group)]
 
 
 def _rule(rule: dict[str, Any], rid: Any, path: Path, rule_line: int, language: str, group: str,
-          query: Any) -> Rule:
+          query: Any, maturity: str = "") -> Rule:
     severity, default_risk = label_risk(str(rule.get("severity", "medium")))
     return Rule(
         id=str(rid), name=str(rule["name"]), ruleset="elastic", query=query,
@@ -104,4 +105,5 @@ def _rule(rule: dict[str, Any], rid: Any, path: Path, rule_line: int, language: 
         risk_score=int(rule.get("risk_score", default_risk)), level=str(rule.get("severity", "")),
         threats=_threats(rule), references=tuple(rule.get("references", ())),
         description=str(rule.get("description", "")).strip(), language=language, group=group,
+        tags=tuple(str(t).lower() for t in rule.get("tags", ())), status=maturity.lower(),
     )

@@ -302,6 +302,8 @@ def _translate(rule: SigmaRule, doc: _Doc, loc: Location) -> Rule:
         severity=severity, risk_score=risk, level=level, threats=_threats(rule),
         references=tuple(str(r) for r in rule.references), description=(rule.description or "").strip(),
         language="sigma", group=_group(doc.data),
+        tags=tuple(f"{t.namespace}.{t.name}".lower() for t in rule.tags),
+        status=str(rule.status).lower() if rule.status is not None else "",
     )
 
 
