@@ -1,12 +1,14 @@
 """regex_tree: Python `re` syntax -> a small typed tree, for anchors.py to read literals and widths from.
 
-The tree is the one CPython 3.11's own parser builds (`re/_parser.py`), so what anchors derive does
+The tree is the one CPython 3.11's own (private) regex parser builds, so what anchors derive does
 not depend on how a pattern is spelled beyond what `re` itself sees: a class of one character is
 that character, `[^x]` is NotChar, a non-capturing group without flags is spliced into its
 sequence, a repeated one repeats its items, alternatives that all start with the same simple node
 have it factored out in front, and alternatives that are all single characters or sets become one
-Set. `parse` returns None for any pattern `re` would reject. We keep our own parser because
-`re._parser` is private (renamed from `sre_parse` in 3.11, free to change again).
+Set. `parse` returns None for any pattern `re.compile` would reject. We keep our own parser
+because the standard library's is private (renamed once already, in 3.11) and free to change.
+Where CPython only warns (a FutureWarning for `[[` or `--` in a class), the pattern parses as `re`
+parses it today.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from typing import Union
 
 __all__ = ["At", "AnyChar", "Assert", "Atomic", "Branch", "Category", "Char", "Flag", "Group", "GroupRef",
-           "GroupRefExists", "MAXREPEAT", "MAXWIDTH", "Node", "NotChar", "Parsed", "Range", "Repeat", "RepeatKind", "Set",
-           "min_width", "parse"]
+           "GroupRefExists", "MAXREPEAT", "MAXWIDTH", "Node", "NotChar", "Parsed", "Range", "Repeat", "RepeatKind",
+           "Set", "min_width", "parse"]
 
 MAXREPEAT = (1 << 32) - 1  # CPython's bound: a count at or above it is an error
 MAXWIDTH = 1 << 64  # CPython caps widths here
