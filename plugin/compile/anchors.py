@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 import msgspec
 
@@ -81,7 +81,7 @@ def _parse(pattern: str) -> Parsed | None:
     return parse(pattern)
 
 
-def _plain(node: Node) -> bool:
+def _plain(node: Node | None) -> TypeGuard[Group]:
     """A capturing group that changes no flags (a non-capturing one without flags is spliced by the parser)."""
     return isinstance(node, Group) and not node.add_flags and not node.del_flags
 
@@ -191,7 +191,7 @@ def _safe_regex(pattern: str) -> tuple[bytes, int] | None:
 
     items = trim(items)
     if len(items) == 1 and _plain(items[0]):
-        items = trim(list(items[0].items))  # type: ignore[union-attr]  # a Group
+        items = trim(list(items[0].items))
     out = _unparse(items, caseless)
     if out is None:
         return None

@@ -213,7 +213,7 @@ class _Source:
         for _ in range(n):
             if self.next not in charset:
                 break
-            out += self.next  # type: ignore[operator]  # in charset: a str
+            out += self.next
             self._advance()
         return out
 
