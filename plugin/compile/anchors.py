@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import functools
 import math
-import re._constants as sre_c  # type: ignore[import-not-found]
-import re._parser as sre_parse  # type: ignore[import-not-found]
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple, TypeGuard
 
 import msgspec
 
 from shellsieve.compile.regex import casefolds, wildcard_parts
+from shellsieve.compile.regex_tree import (AnyChar, At, Branch, Char, Flag, Group, Node, Parsed, Range, Repeat,
+                                           RepeatKind, Set, min_width, parse)
 from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
 
 __all__ = ["Literal", "Clause", "anchor_clauses", "predicate_literals", "ESCAPE_MARKER", "json_escaped",
@@ -73,15 +73,17 @@ def _best(cands: list[bytes]) -> bytes | None:
     return max(cands, key=len) if cands else None
 
 
-def _parse(pattern: str) -> Any:
+def _parse(pattern: str) -> Parsed | None:
     # EQL regexes are stored as `(?s)\A(?:...)\z`; Python's parser spells the end `\Z`. An odd run
     # of backslashes before the `z` makes it `\z` (an even one is an escaped backslash, then `z`).
     if pattern.endswith("\\z") and (len(pattern) - 1 - len(pattern[:-1].rstrip("\\"))) % 2 == 1:
         pattern = pattern[:-2] + "\\Z"
-    try:
-        return sre_parse.parse(pattern)
-    except Exception:
-        return None
+    return parse(pattern)
+
+
+def _plain(node: Node | None) -> TypeGuard[Group]:
+    """A capturing group that changes no flags (a non-capturing one without flags is spliced by the parser)."""
+    return isinstance(node, Group) and not node.add_flags and not node.del_flags
 
 
 def _regex_literal(pattern: str, caseless: bool) -> list[Literal] | None:
@@ -89,11 +91,11 @@ def _regex_literal(pattern: str, caseless: bool) -> list[Literal] | None:
     parsed = _parse(pattern)
     if parsed is None:
         return None
-    caseless = caseless or bool(parsed.state.flags & sre_c.SRE_FLAG_IGNORECASE)
-    items = list(parsed)
-    if len(items) == 1 and items[0][0] is sre_c.BRANCH:
+    caseless = caseless or bool(parsed.flags & Flag.IGNORECASE)
+    items = list(parsed.items)
+    if len(items) == 1 and isinstance(items[0], Branch):
         out: list[Literal] = []
-        for branch in items[0][1][1]:
+        for branch in items[0].alternatives:
             lits = _sequence_literals(list(branch), caseless)
             if lits is None:
                 return None
@@ -105,17 +107,18 @@ def _regex_literal(pattern: str, caseless: bool) -> list[Literal] | None:
 MAX_SPELLINGS = 8  # strings a run of small alternatives (`-(W|R)`, `[xX]`) may expand to
 
 
-def _spellings(op: object, arg: Any) -> list[str] | None:
+def _spellings(node: Node) -> list[str] | None:
     """The strings one regex node can match, when they are fixed and few."""
-    if op is sre_c.LITERAL:
-        return [chr(arg)]
-    if op is sre_c.IN and len(arg) <= MAX_SPELLINGS and all(o is sre_c.LITERAL for o, _ in arg):
-        return [chr(c) for _, c in arg]
-    if op is sre_c.SUBPATTERN and arg[1] == 0 and arg[2] == 0:  # a group that changes no flags
-        return _spelled(list(arg[3]))
-    if op is sre_c.BRANCH:
+    if isinstance(node, Char):
+        return [chr(node.code)]
+    if (isinstance(node, Set) and not node.negate and len(node.members) <= MAX_SPELLINGS
+            and all(isinstance(m, Char) for m in node.members)):
+        return [chr(m.code) for m in node.members]  # type: ignore[union-attr]  # all Char
+    if _plain(node):
+        return _spelled(list(node.items))
+    if isinstance(node, Branch):
         out: list[str] = []
-        for branch in arg[1]:
+        for branch in node.alternatives:
             spelled = _spelled(list(branch))
             if spelled is None:
                 return None
@@ -124,35 +127,35 @@ def _spellings(op: object, arg: Any) -> list[str] | None:
     return None
 
 
-def _spelled(items: list[tuple[object, Any]]) -> list[str] | None:
+def _spelled(items: list[Node]) -> list[str] | None:
     out = [""]
-    for op, arg in items:
-        opts = _spellings(op, arg)
+    for node in items:
+        opts = _spellings(node)
         if opts is None or len(out) * len(opts) > MAX_SPELLINGS:
             return None
         out = [a + b for a in out for b in opts]
     return out
 
 
-def _sequence_literals(items: list[tuple[object, Any]], caseless: bool) -> list[Literal] | None:
+def _sequence_literals(items: list[Node], caseless: bool) -> list[Literal] | None:
     best = _best_spellings(items)
     return [Literal(json_escaped(x), caseless) for x in best] if best else None
 
 
-def _best_spellings(items: list[tuple[object, Any]]) -> list[str] | None:
+def _best_spellings(items: list[Node]) -> list[str] | None:
     """The best literal set of a concatenation: the spellings of a run of fixed nodes (`-(W|R)`
     gives `-W`, `-R`), or the best set of a plain group inside it. Best: the longest shortest member."""
     cands: list[list[str]] = []
     run = [""]
-    for op, arg in items + [(None, None)]:
-        opts = _spellings(op, arg) if op is not None else None
+    for node in [*items, None]:
+        opts = _spellings(node) if node is not None else None
         if opts is not None and len(run) * len(opts) <= MAX_SPELLINGS:
             run = [a + b for a in run for b in opts]
             continue
         cands.append(run)
         run = opts if opts is not None else [""]
-        if opts is None and op is sre_c.SUBPATTERN and arg[1] == 0 and arg[2] == 0:
-            inner = _best_spellings(list(arg[3]))
+        if opts is None and _plain(node):
+            inner = _best_spellings(list(node.items))
             if inner is not None:
                 cands.append(inner)
     cands = [c for c in cands if all(c)]  # one empty spelling would match anywhere
@@ -176,61 +179,68 @@ def _safe_regex(pattern: str) -> tuple[bytes, int] | None:
     parsed = _parse(pattern)
     if parsed is None:
         return None
-    caseless = bool(parsed.state.flags & sre_c.SRE_FLAG_IGNORECASE)
-    items = list(parsed)
+    caseless = bool(parsed.flags & Flag.IGNORECASE)
+    items = list(parsed.items)
 
-    def trim(items: list[tuple[object, Any]]) -> list[tuple[object, Any]]:
-        while items and (items[0][0] is sre_c.AT or _any_run(items[0])):
+    def trim(items: list[Node]) -> list[Node]:
+        while items and (isinstance(items[0], At) or _any_run(items[0])):
             items = items[1:]
-        while items and (items[-1][0] is sre_c.AT or _any_run(items[-1])):
+        while items and (isinstance(items[-1], At) or _any_run(items[-1])):
             items = items[:-1]
         return items
 
     items = trim(items)
-    if len(items) == 1 and items[0][0] is sre_c.SUBPATTERN and items[0][1][1] == items[0][1][2] == 0:
-        items = trim(list(items[0][1][3]))
+    if len(items) == 1 and _plain(items[0]):
+        items = trim(list(items[0].items))
     out = _unparse(items, caseless)
     if out is None:
         return None
-    width = sre_parse.SubPattern(parsed.state, items).getwidth()[0]
+    width = min_width(items)
     return (out, width) if width >= MIN_REGEX_WIDTH else None
 
 
-def _any_run(item: tuple[object, Any]) -> bool:
-    op, arg = item
-    return op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT) and [o for o, _ in arg[2]] == [sre_c.ANY]
+_GREEDY_OR_LAZY = (RepeatKind.GREEDY, RepeatKind.LAZY)
 
 
-def _unparse(items: list[tuple[object, Any]], caseless: bool) -> bytes | None:
+def _any_run(node: Node) -> bool:
+    return isinstance(node, Repeat) and node.kind in _GREEDY_OR_LAZY and node.items == (AnyChar(),)
+
+
+def _unparse(items: list[Node], caseless: bool) -> bytes | None:
     out = []
-    for op, arg in items:
-        if op is sre_c.LITERAL:
-            if arg not in _SAFE or (caseless and arg in _LETTERS):
+    for node in items:
+        if isinstance(node, Char):
+            if node.code not in _SAFE or (caseless and node.code in _LETTERS):
                 return None
-            out.append(b"\\x%02x" % arg)
-        elif op is sre_c.IN:
+            out.append(b"\\x%02x" % node.code)
+        elif isinstance(node, Set):
+            if node.negate:
+                return None
             members = []
-            for o, a in arg:
-                lo, hi = (a, a) if o is sre_c.LITERAL else a if o is sre_c.RANGE else (None, None)
-                if lo is None or not all(c in _SAFE and not (caseless and c in _LETTERS)
-                                         for c in range(lo, hi + 1)):
-                    return None  # NEGATE, a category, or a byte JSON escapes
+            for m in node.members:
+                if isinstance(m, Char):
+                    lo, hi = m.code, m.code
+                elif isinstance(m, Range):
+                    lo, hi = m.lo, m.hi
+                else:
+                    return None  # a category
+                if not all(c in _SAFE and not (caseless and c in _LETTERS) for c in range(lo, hi + 1)):
+                    return None  # a byte JSON escapes
                 members.append(b"\\x%02x-\\x%02x" % (lo, hi))
             out.append(b"[" + b"".join(members) + b"]")
-        elif op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT):
-            lo, hi, sub = arg
-            inner = _unparse(list(sub), caseless)
+        elif isinstance(node, Repeat) and node.kind in _GREEDY_OR_LAZY:
+            inner = _unparse(list(node.items), caseless)
             if inner is None:
                 return None
-            count = b"{%d,}" % lo if hi == sre_c.MAXREPEAT else b"{%d,%d}" % (lo, hi)
+            count = b"{%d,}" % node.lo if node.hi is None else b"{%d,%d}" % (node.lo, node.hi)
             out.append(b"(?:" + inner + b")" + count)
-        elif op is sre_c.SUBPATTERN and arg[1] == arg[2] == 0:
-            inner = _unparse(list(arg[3]), caseless)
+        elif _plain(node):
+            inner = _unparse(list(node.items), caseless)
             if inner is None:
                 return None
             out.append(b"(?:" + inner + b")")
-        elif op is sre_c.BRANCH:
-            alts = [_unparse(list(b), caseless) for b in arg[1]]
+        elif isinstance(node, Branch):
+            alts = [_unparse(list(b), caseless) for b in node.alternatives]
             if any(a is None for a in alts):
                 return None
             out.append(b"(?:" + b"|".join(alts) + b")")  # type: ignore[arg-type]
