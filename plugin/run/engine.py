@@ -17,6 +17,7 @@ any of it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import msgspec
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.auditd import load_passwd
-from shellsieve.run.enrich import message_line
+from shellsieve.run.enrich import Gate, message_line
 from shellsieve.run.framing import Framer
 from shellsieve.run.longline import LongLines
 from shellsieve.run.match import BlockMatcher
@@ -38,11 +39,13 @@ _BOM = b"\xef\xbb\xbf"
 
 
 class Engine:
-    def __init__(self, ruleset: Ruleset, settings: Settings, stats: Stats | None = None) -> None:
+    def __init__(self, ruleset: Ruleset, settings: Settings, stats: Stats | None = None,
+                 gates: Sequence[Gate] = ()) -> None:
         self.settings = settings
         self.ruleset = ruleset
         self.stats = stats or Stats()
-        self.matcher = BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences)
+        self.matcher = BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
+                                    gates=gates)
         passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
         self.router = Router(self.matcher, self.stats, settings.input_format, settings.audit_timeout_s,
                              settings.audit_max_open, settings.pid_table_size, passwd, settings.envelope_fields,

@@ -5,6 +5,7 @@ Our alert fields always have the same shape: the input's own values where they g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -12,17 +13,25 @@ import msgspec
 from shellsieve.model.rule import Rule
 from shellsieve.rules.severity import SEVERITY_NUMBER
 
-__all__ = ["Hit", "RESERVED", "disown", "enrich", "json_line", "message_line", "put"]
+__all__ = ["Gate", "Hit", "RESERVED", "disown", "enrich", "json_line", "message_line", "put"]
 
 _encode = msgspec.json.Encoder().encode
 
 
 class Hit:
-    __slots__ = ("rule", "sequence")
+    __slots__ = ("rule", "sequence", "suppressed")
 
     def __init__(self, rule: Rule, sequence: dict[str, Any] | None = None) -> None:
         self.rule = rule
         self.sequence = sequence  # for sequence rules: what the alert quotes of the first event
+        # set by suppression on the first alert after a window: what it held back, e.g.
+        # {"count": 3, "since": "2026-12-04T09:00:00Z"}
+        self.suppressed: dict[str, Any] | None = None
+
+
+# A stage after confirmation (exceptions, suppression): given the whole event as a dict and its
+# hits in rule order, returns the hits that stay (it counts what it drops). Gates run in order.
+Gate = Callable[[dict[str, Any], list[Hit]], list[Hit]]
 
 
 def put(doc: dict[str, Any], dotted: str, value: Any) -> None:

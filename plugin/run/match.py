@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import accumulate
 from operator import add, itemgetter
@@ -18,7 +18,7 @@ from shellsieve.events.ecs import nest
 from shellsieve.events.envelope import PROCESS_KEY, key_probes
 from shellsieve.events.tolerant import NOT_JSON, first_reason, may_hide_duplicates, read
 from shellsieve.run.correlate import SequenceState
-from shellsieve.run.enrich import Hit, disown, enrich, json_line, message_line, put
+from shellsieve.run.enrich import Gate, Hit, disown, enrich, json_line, message_line, put
 from shellsieve.run.keys import KeyedSet, under_key
 from shellsieve.run.stats import Stats
 
@@ -179,8 +179,11 @@ class BlockMatcher:
     """Holds the ruleset, sequence state and counters across blocks."""
 
     def __init__(self, ruleset: Ruleset, stats: Stats, only_alerts: bool = False, max_open: int = 100_000,
-                 prefilter: bool = True) -> None:
+                 prefilter: bool = True, gates: Sequence[Gate] = ()) -> None:
         self.rs = ruleset
+        # after confirmation, in order: each may drop hits (an exception, a suppressed repeat) or
+        # annotate them; what is left is alerted and counted
+        self.gates = tuple(gates)
         # prefilter=False decodes every line and evaluates every rule on it: the reference the raw-scan
         # fast path must equal byte for byte (tests/test_diff_fastpath.py)
         self.prefilter = prefilter
@@ -518,7 +521,7 @@ class BlockMatcher:
 
     def _confirmed(self, line: bytes, view: Any, doc: dict[str, Any], rules: Any, pids: set[int] | None
                    ) -> bytes | None:
-        hits = self._hits(view, rules, pids)
+        hits = self._hits(view, rules, pids, doc)
         if not hits:
             return None if self.only_alerts else self._unclaimed(line, doc, pids)
         return json_line(enrich(doc, hits))
@@ -542,7 +545,7 @@ class BlockMatcher:
         self.stats.malformed[reason] += 1
         if doc is None:
             return None if self.only_alerts else message_line(line, malformed=reason)
-        hits = self._hits(doc, rules, pids)
+        hits = self._hits(doc, rules, pids, doc)
         if reason in NOT_JSON:
             if not hits:
                 return None if self.only_alerts else message_line(line, malformed=reason)
@@ -559,9 +562,10 @@ class BlockMatcher:
                 if not any(p.isdigit() for p in f.split("."))}
         return nest(flat)
 
-    def _hits(self, view: Any, rules: Any, pids: set[int] | None) -> list[Hit]:
-        """Confirm the candidate rules on one decoded event; counts alerts and hits per rule.
-        `pids`: the line patterns that fired (None: unknown), which tell a sequence its live steps."""
+    def _hits(self, view: Any, rules: Any, pids: set[int] | None, doc: dict[str, Any]) -> list[Hit]:
+        """Confirm the candidate rules on one decoded event, pass the hits through the gates; counts
+        alerts and hits per rule. `pids`: the line patterns that fired (None: unknown), which tell a
+        sequence its live steps. `doc`: the whole event as a dict, what the gates read."""
         ctx = EventContext(view, self._scan_field)
         hits: list[Hit] = []
         for ri in sorted(rules):
@@ -573,6 +577,10 @@ class BlockMatcher:
                 hit = self._sequence(cr, ctx, pids)
                 if hit is not None:
                     hits.append(hit)
+        for gate in self.gates:
+            if not hits:
+                break
+            hits = gate(doc, hits)
         if hits:
             self.stats.alerts += 1
             for h in hits:
@@ -597,7 +605,7 @@ class BlockMatcher:
                 out.append([])
                 continue
             self.stats.candidates += 1
-            out.append(self._hits(view, rules, cand[1]))  # type: ignore[index]
+            out.append(self._hits(view, rules, cand[1], view))  # type: ignore[index]
         self.expire_sequences()
         return out
 

@@ -42,7 +42,9 @@ class Stats:
         self.stop_reason = "end_of_input"  # set by the loop when it stops: a key of loop.EXIT_CODES
         self.alerts = 0
         self.candidates = 0
-        self.hits: Counter[str] = Counter()
+        self.hits: Counter[str] = Counter()  # hits alerted, per rule id
+        self.excepted: Counter[str] = Counter()  # hits an exception held back, per rule id
+        self.suppressed: Counter[str] = Counter()  # hits suppression held back, per rule id
         self.malformed: Counter[str] = Counter()
         self.formats: Counter[str] = Counter()  # input lines by detected (or forced) format
         self.audit_events = 0  # auditd events assembled from their records
@@ -69,6 +71,8 @@ class Stats:
             "alerts": self.alerts,
             "candidates": self.candidates,
             "hits_per_rule": dict(sorted(self.hits.items())),
+            "excepted_per_rule": dict(sorted(self.excepted.items())),
+            "suppressed_per_rule": dict(sorted(self.suppressed.items())),
             "malformed": {r: self.malformed.get(r, 0) for r in MALFORMED_REASONS},
             "formats": dict(sorted(self.formats.items())),
             "audit_events": self.audit_events,
