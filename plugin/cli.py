@@ -17,12 +17,12 @@ from pathlib import Path
 from shellsieve import log as logmod
 from shellsieve.compile.ruleset import Ruleset, compile_rules
 from shellsieve.coverage import coverage, render_coverage
-from shellsieve.diagnostics import Diagnostic, printable
+from shellsieve.diagnostics import Code, Diagnostic, printable
 from shellsieve.events.envelope import parse_fields
 from shellsieve.events.formats import FORMATS
 from shellsieve.events.hostos import HOST_OS
 from shellsieve.model.rule import Rule
-from shellsieve.model.selection import SEVERITIES, Selection, select
+from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
 from shellsieve.model.fields import FIELD_MAPS
@@ -194,7 +194,19 @@ def build(paths: list[Path] | None, cache_dir: Path | None = None,
 
 def _selection(args: argparse.Namespace) -> Selection:
     return Selection(args.min_severity, tuple(args.include_rule or ()), tuple(args.exclude_rule or ()),
-                     tuple(args.tag or ()), tuple(s.lower() for s in args.status or ()))
+                     tuple(args.tag or ()), tuple(args.status or ()))
+
+
+def _status(text: str) -> str:
+    """An argparse `type=` for --status: a Sigma status or Elastic maturity, any case."""
+    if text.lower() not in STATUSES:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(STATUSES)}, got {text!r}")
+    return text.lower()
+
+
+def _bad_selection(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """Selection options naming no loaded rule (SS401): refused at start like any bad option."""
+    return [d for d in diags if d.code is Code.UNKNOWN_RULE]
 
 
 def _selection_options(p: argparse.ArgumentParser) -> None:
@@ -206,7 +218,7 @@ def _selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", action="append", metavar="TAG",
                    help="run only rules with one of these tags (Sigma attack.t1059, Elastic \"Tactic: Execution\"); "
                         "repeatable")
-    p.add_argument("--status", action="append", metavar="STATUS",
+    p.add_argument("--status", action="append", metavar="STATUS", type=_status,
                    help="run only rules of these statuses (Sigma stable/test/experimental/deprecated/unsupported, "
                         "Elastic production/development/deprecated); repeatable; default: all but deprecated "
                         "and unsupported")
@@ -254,6 +266,8 @@ def _check(args: argparse.Namespace) -> int:
     out.write("\n".join(map(printable, render_coverage(rows).split("\n"))))
     out.write(f"database: {ruleset.pattern_count} patterns, {ruleset.database_bytes} bytes, "
               f"compiled in {ruleset.compile_seconds:.3f} s (cache: {ruleset.cache_status})\n")
+    if _bad_selection(diags):
+        return 2
     if not ruleset.rules:
         return 1
     return 1 if args.strict and _errors(diags, strict=True) else 0
@@ -273,6 +287,10 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
     for d in diags:
         level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
         getattr(log, level)("rule_diagnostic", **d.to_builtins())
+    bad = _bad_selection(diags)
+    if bad:
+        log.error("startup_failed", reason="bad rule selection", options=[d.message for d in bad])
+        return 2
     errors = _errors(diags, settings.strict)
     if not ruleset.rules or (settings.strict and errors):
         log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",

@@ -54,10 +54,10 @@ class Code(enum.Enum):
     MATCHES_EMPTY = ("SS303", "pattern matches the empty string, so any value",
                      "make the pattern need at least one character, or test that the field exists", True)
     NOISY_ANCHOR = ("SS304", "anchor fires on most benign events", "add a more selective text condition", True)
-    # Rule selection (--include-rule, --exclude-rule): an id that names no loaded rule is a typo or
-    # a rule that failed to load; under --strict the filter refuses to start with it.
-    UNKNOWN_RULE = ("SS401", "selected rule id names no loaded rule", "list the loaded ids with `shellsieve check`",
-                    True)
+    # Rule selection (--include-rule, --exclude-rule, --tag): an id or tag that names no loaded rule
+    # is a typo or a rule that failed to load; the filter refuses to start with it.
+    UNKNOWN_RULE = ("SS401", "selected rule id or tag names no loaded rule",
+                    "list the loaded ids with `shellsieve check`")
 
     @property
     def code(self) -> str:

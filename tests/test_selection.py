@@ -1,5 +1,5 @@
 """Rule selection: --min-severity, --include-rule, --exclude-rule leave rules out before compiling,
-and an id that names no loaded rule is reported (SS401; refused under --strict)."""
+and an id or tag that names no loaded rule is refused at start (SS401, exit 2)."""
 
 from __future__ import annotations
 
@@ -49,11 +49,13 @@ class TestSelect:
         assert len(_ids(Selection(exclude=(PHP_FSOCKOPEN,)))) == 5
 
     def test_an_unknown_id_is_reported(self) -> None:
-        """An id that names no loaded rule is an SS401 warning naming the option and the id."""
-        _, _, diags = build([PATTERNS], None, Selection(exclude=("no-such-rule",)))
+        """An id that names no loaded rule, or a tag none carries, is an SS401 error naming the
+        option and the value."""
+        _, _, diags = build([PATTERNS], None, Selection(exclude=("no-such-rule",), tags=("attack.t9999",)))
         found = [d for d in diags if d.code.code == "SS401"]
-        assert len(found) == 1 and found[0].rule_id == "no-such-rule"
-        assert "--exclude-rule" in found[0].render()
+        assert [d.severity for d in found] == ["error", "error"]
+        assert "--exclude-rule no-such-rule" in found[0].render()
+        assert "--tag attack.t9999" in found[1].render()
 
     def test_a_bad_severity_is_refused(self) -> None:
         """Selection refuses a severity it does not know, naming the field."""
@@ -76,11 +78,23 @@ class TestCommand:
         rid = doc.get("rule", {}).get("id", [])
         assert PHP_FSOCKOPEN not in (rid if isinstance(rid, list) else [rid])
 
-    def test_strict_refuses_an_unknown_id(self, tmp_path: Path) -> None:
-        """run --strict exits 1 when a selected id names no loaded rule; without --strict it runs."""
-        refused = self._run("--strict", "--exclude-rule", "typo", cache=tmp_path)
-        assert refused.returncode == 1 and b"SS401" in refused.stderr
-        assert self._run("--exclude-rule", "typo", cache=tmp_path).returncode == 0
+    def test_an_unknown_id_is_refused_at_start(self, tmp_path: Path) -> None:
+        """run exits 2 when a selected id names no loaded rule, naming the option and the id; no
+        event is read (a typo must not silently leave a rule running)."""
+        refused = self._run("--exclude-rule", "typo", cache=tmp_path)
+        assert refused.returncode == 2 and refused.stdout == b""
+        assert b"--exclude-rule typo" in refused.stderr and b"startup_failed" in refused.stderr
+
+    def test_check_refuses_an_unknown_tag(self, tmp_path: Path) -> None:
+        """check exits 2 on a --tag no loaded rule carries, and says so."""
+        r = subprocess.run([CLI, "check", "--cache-dir", str(tmp_path), "--tag", "attack.t9999"],
+                           capture_output=True, timeout=120)
+        assert r.returncode == 2 and b"--tag attack.t9999" in r.stdout
+
+    def test_a_bad_status_option_exits_2(self, tmp_path: Path) -> None:
+        """--status takes the Sigma statuses and Elastic maturities only."""
+        r = self._run("--status", "stabel", cache=tmp_path)
+        assert r.returncode == 2 and b"--status" in r.stderr
 
     def test_a_bad_severity_option_exits_2(self, tmp_path: Path) -> None:
         """--min-severity takes low, medium, high or critical; anything else is refused naming it."""
