@@ -289,7 +289,9 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
                         envelope_fields=args.envelope_fields, host_os=args.host_os)
     rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
     for d in diags:
-        level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
+        # which copy of a rule id runs is worth a line at the default level; an identical copy is not
+        info = "info" if d.code is Code.REPLACED else "debug"
+        level = {"error": "error", "info": info}.get(d.severity, "warning")
         getattr(log, level)("rule_diagnostic", **d.to_builtins())
     bad = _bad_selection(diags)
     if bad:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -265,6 +267,16 @@ class TestShippedBesideUpstream:
         lines = [line for line in out.splitlines() if "[SS305]" in line]
         assert len(lines) == 3 and all(line.startswith(str(PATTERNS)) for line in lines), out
         assert "replaced by another copy of their id: 3 rules" in out and "SS302" not in out
+
+    def test_run_logs_the_replaced_copies(self, upstream_copies: Path) -> None:
+        """`run` starts (no error) and logs each replaced copy at the default level, on stderr."""
+        cli = str(Path(sys.executable).parent / "shellsieve")
+        res = subprocess.run([cli, "run", "--strict", "--rules", str(PATTERNS), "--rules", str(upstream_copies)],
+                             input=b"", capture_output=True, timeout=120)
+        assert res.returncode == 0 and res.stdout == b"", res.stderr
+        logs = [msgspec.json.decode(line) for line in res.stderr.splitlines()]
+        ss305 = [e for e in logs if e.get("event") == "rule_diagnostic" and e.get("code") == "SS305"]
+        assert {e["rule_id"] for e in ss305} == set(UPSTREAM) and {e["level"] for e in ss305} == {"info"}
 
 
 @pytest.fixture(scope="module")
