@@ -154,6 +154,50 @@ class TestSigmaPrecedence:
         assert rule.revision.related == (Related(up, "derived"),)
 
 
+OLD = "a0a0a0a0-1111-4a4a-9b9b-2c2c2c2c2c2c"
+MID = "b0b0b0b0-1111-4a4a-9b9b-2c2c2c2c2c2c"
+
+
+def related(rid: str, how: str) -> str:
+    return f"related:\n  - id: {rid}\n    type: {how}"
+
+
+class TestRelatedIds:
+    @pytest.mark.parametrize("how", ["obsolete", "renamed"])
+    @pytest.mark.parametrize("new_first", [True, False])
+    def test_obsoleted_or_renamed_rule_is_replaced(self, tmp_path: Path, how: str, new_first: bool) -> None:
+        """A rule naming another loaded id as obsolete or its old name: one rule, the new id runs."""
+        old = sigma(tmp_path / "old.yml", "old", rid=OLD)
+        new = sigma(tmp_path / "new.yml", "new", related(OLD, how), rid=RID)
+        rules, diags = load_rules([new, old] if new_first else [old, new])
+        assert [r.name for r in rules] == ["new"]
+        (d,) = diags
+        assert (d.code, d.severity, d.rule_id, d.location.path) == (Code.REPLACED, "info", OLD, str(old))
+        assert f"replaced by rule {RID} at {new}" in d.message and f"type {how}" in d.message
+
+    @pytest.mark.parametrize("how", ["derived", "similar", "merged"])
+    def test_other_relations_run_both(self, tmp_path: Path, how: str) -> None:
+        """A derived, similar or merged rule is another rule: both run, nothing reported."""
+        rules, diags = load_rules([sigma(tmp_path / "old.yml", "old", rid=OLD),
+                                   sigma(tmp_path / "new.yml", "new", related(OLD, how), rid=RID)])
+        assert sorted(r.name for r in rules) == ["new", "old"] and not diags
+
+    def test_chain_runs_the_newest(self, tmp_path: Path) -> None:
+        """OLD renamed to MID, MID obsoleted by RID: only RID runs, and both others say so."""
+        rules, diags = load_rules([sigma(tmp_path / "a.yml", "old", rid=OLD),
+                                   sigma(tmp_path / "b.yml", "mid", related(OLD, "renamed"), rid=MID),
+                                   sigma(tmp_path / "c.yml", "new", related(MID, "obsolete"), rid=RID)])
+        assert [r.name for r in rules] == ["new"]
+        assert sorted((d.rule_id, f"replaced by rule {RID}" in d.message) for d in diags) == [
+            (OLD, True), (MID, True)]
+
+    def test_cycle_runs_all(self, tmp_path: Path) -> None:
+        """Two rules each obsoleting the other name no newest one: both run."""
+        rules, diags = load_rules([sigma(tmp_path / "a.yml", "a", related(RID, "obsolete"), rid=OLD),
+                                   sigma(tmp_path / "b.yml", "b", related(OLD, "obsolete"), rid=RID)])
+        assert len(rules) == 2 and not diags
+
+
 class TestSameFile:
     def test_sigma_documents_with_one_id(self, tmp_path: Path) -> None:
         """Two rules with one id in one file: neither is newer, so the second is an SS302 error, skipped."""

@@ -85,4 +85,5 @@ def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
             diags.append(Diagnostic(Code.SCHEMA, "error", Location(str(f), 1), None, "",
                                     "no rule in the file"))
         diags.extend(d for d in map(ids.add, got) if d is not None)
+    diags.extend(ids.superseded())
     return ids.rules, diags

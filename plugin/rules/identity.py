@@ -8,6 +8,9 @@ is newer: Elastic `version` when both copies carry one; then the date of the las
 creation date; a copy that gives a date is newer than one that gives none; all equal: the copy
 loaded later. Two rules with one id in the SAME file stay an error: one file is one version of a
 collection, so neither is the newer one; one of them is a mistake.
+
+A rule may also carry a new id: Sigma `related` type `obsolete` (this rule obsoletes that id) or
+`renamed` (this rule had that id). Loaded beside the rule it names, only the newer one runs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.model.rule import Revision, Rule
 
 __all__ = ["RuleIds", "newer"]
+
+# Sigma `related` types that make the named rule the same rule under an older id (`merged`,
+# `derived` and `similar` rules may run beside the one they name).
+SUPERSEDES = ("obsolete", "renamed")
 
 
 def _changed(r: Revision) -> datetime.date | None:
@@ -90,3 +97,27 @@ class RuleIds:
             self.rules[at] = rule
         return Diagnostic(Code.REPLACED, severity, loser.location, rule.id, "",
                           f"replaced by {winner.location}, {how} ({why})", loser.group)
+
+    def superseded(self) -> list[Diagnostic]:
+        """Drop the rules another loaded rule obsoletes or was renamed from; a Diagnostic for each."""
+        by: dict[str, tuple[Rule, str]] = {}  # old id -> the rule naming it, and how
+        for r in self.rules:
+            for rel in r.revision.related:
+                if rel.type in SUPERSEDES and rel.id in self._at and rel.id != r.id:
+                    by.setdefault(rel.id, (r, rel.type))
+        diags: list[Diagnostic] = []
+        for rid, (first, how) in by.items():
+            last, seen = first, {rid}
+            while last.id in by and last.id not in seen:  # a chain (C renamed to B, B obsoleted by A): A runs
+                seen.add(last.id)
+                last = by[last.id][0]
+            if last.id in by:  # a cycle names no newest rule: all of them run
+                continue
+            old = self.rules[self._at[rid]]
+            diags.append(Diagnostic(Code.REPLACED, "info", old.location, rid, "",
+                                    f"replaced by rule {last.id} at {last.location}: rule {first.id} names this id "
+                                    f"as `related` type {how}", old.group))
+        gone = {d.rule_id for d in diags}
+        self.rules = [r for r in self.rules if r.id not in gone]
+        self._at = {r.id: i for i, r in enumerate(self.rules)}
+        return diags
