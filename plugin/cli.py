@@ -104,7 +104,35 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--strict", action="store_true",
                      help="exit 1 if any rule is skipped as an error (unsupported rule types are not errors)")
     chk.add_argument("--quiet", action="store_true", help="print the summary only, not every loaded rule")
+    _explain_options(sub)
     return p
+
+
+def _explain_options(sub: Any) -> None:
+    exp = sub.add_parser("explain", help="say why each rule did or did not match one event",
+                         description="Read one event (any input format `run` reads) and print, for every rule "
+                                     "whose anchors fired or that --rule names: matched or not and, for a rule "
+                                     "that did not match, the first condition that failed with the field, the "
+                                     "event's value and what the rule expects. See docs/explain.md.")
+    exp.add_argument("event", nargs="?", default="-", metavar="EVENT_FILE",
+                     help="file holding the event: one JSON line (or one pretty-printed JSON object), an "
+                          "auditd event's records, a Sysmon or Wazuh event, a command line; - for stdin "
+                          "(default)")
+    exp.add_argument("--rules", action="append", type=Path, metavar="PATH",
+                     help="rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
+                          "default: the rules shipped with shellsieve")
+    exp.add_argument("--rule", action="append", metavar="ID",
+                     help="explain this rule (repeatable), whether its anchors fired or not; "
+                          "default: every rule whose anchors fired")
+    exp.add_argument("--json", action="store_true", help="print one JSON document")
+    exp.add_argument("--input-format", "--format", dest="input_format", default="auto", choices=FORMATS,
+                     help="format of the event, as `run --format` (default: %(default)s)")
+    exp.add_argument("--envelope-fields", type=_envelope_fields, default=",".join(_DEFAULTS.envelope_fields),
+                     metavar="FIELDS", help="as for `run` (default: %(default)s)")
+    exp.add_argument("--host-os", default=_DEFAULTS.host_os, choices=HOST_OS,
+                     help="as for `run` (default: %(default)s)")
+    _selection_options(exp)
+    _cache_options(exp)
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
@@ -343,10 +371,29 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(ruleset, settings, serve_settings, args.listen, args.forward, log)
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from shellsieve.explain.command import ExplainError, choose, explain, read_event
+
+    try:
+        data, name = read_event(args.event)
+        rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
+        bad = _bad_selection(diags)
+        if bad:
+            raise ExplainError("; ".join(d.message for d in bad))
+        settings = Settings(input_format=args.input_format, envelope_fields=args.envelope_fields,
+                            host_os=args.host_os)
+        sys.stdout.write(explain(ruleset, settings, data, name, choose(ruleset, diags, args.rule or []),
+                                 args.json))
+    except ExplainError as exc:
+        sys.stderr.write(f"shellsieve explain: error: {exc}\n")
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"check": _check, "run": _run, "serve": _serve}[args.command](args)
+        return {"check": _check, "run": _run, "serve": _serve, "explain": _explain}[args.command](args)
     except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read
         return 130
 

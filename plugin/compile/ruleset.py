@@ -97,6 +97,9 @@ class Ruleset:
     # The line database again with HS_FLAG_SINGLEMATCH: scanned one line at a time when a block's
     # hits pass their bound (run/match.py), so that one event makes at most one callback per pattern.
     single_database: hs.Database | None = None  # off / cold / warm / stale / corrupt (see compile/cache.py)
+    # id() of a text predicate of `rules` -> its field pattern ids: what `explain` evaluates one
+    # condition with, exactly as the compiled check does (the predicates live as long as the rules)
+    text_ids: dict[int, frozenset[int]] = field(default_factory=dict)
 
     def scan_field(self, text: str) -> frozenset[int]:
         """Ids of the field patterns matching `text` (one Hyperscan scan)."""
@@ -398,6 +401,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,
         database_bytes=(field_db.size() if field_db else 0) + line_db.size(),
         accessors=acc, cache_status=cache.status if cache is not None else "off", single_database=single_db,
+        text_ids=layout.pred_ids,
     ), diags
 
 

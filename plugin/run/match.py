@@ -205,6 +205,9 @@ class BlockMatcher:
         self._starts = {pid: s for pid, rules in ruleset.raw_rules.items()
                         if (s := frozenset(ri for ri in rules if ri in self.sequences))}
         self._scan_field = _memoized(ruleset.scan_field)
+        # `explain`'s window on the matcher: called with each decoded event (its view, the whole
+        # event and its candidate rules) before they are confirmed; None on every real run
+        self.observer: Callable[[Any, dict[str, Any], frozenset[int]], None] | None = None
         # Raw-scan callbacks allowed per line of a block: one per line pattern. Past that, the block
         # is scanned line by line in SINGLEMATCH mode, where a line cannot make more.
         self.line_patterns = ruleset.reserved_id + 1  # the last line pattern
@@ -566,6 +569,8 @@ class BlockMatcher:
         """Confirm the candidate rules on one decoded event, pass the hits through the gates; counts
         alerts and hits per rule. `pids`: the line patterns that fired (None: unknown), which tell a
         sequence its live steps. `doc`: the whole event as a dict, what the gates read."""
+        if self.observer is not None:
+            self.observer(view, doc, frozenset(rules))
         ctx = EventContext(view, self._scan_field)
         hits: list[Hit] = []
         for ri in sorted(rules):

@@ -1,0 +1,1 @@
+"""`shellsieve explain`: why a rule did or did not match one event (not on the hot path)."""
