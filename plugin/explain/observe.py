@@ -50,7 +50,8 @@ def _feed(ruleset: Ruleset, settings: Settings, data: bytes, prefilter: bool
     seen: list[tuple[Any, dict[str, Any], frozenset[int]]] = []
     engine = Engine(ruleset, settings)
     engine.matcher.prefilter = prefilter
-    engine.matcher.observer = lambda view, doc, rules: seen.append((view, doc, rules))
+    # the event as it came: a copy, since a hit enriches `doc` in place after the observer
+    engine.matcher.observer = lambda view, doc, rules: seen.append((view, msgspec.to_builtins(doc), rules))
     stream = engine.stream()
     stream.feed(data, 0.0)
     stream.close(0.0)

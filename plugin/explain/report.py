@@ -108,15 +108,19 @@ def condition(leaf: Leaf) -> str:
     return printable(f"{field}: {_json(value)} {verb} {expected}{case}")
 
 
-_GROUPS = {"all_of": "all of:", "none_of": "none of:", "not": "under `not`:"}
+_GROUPS = {"all_of": "all of:", "none_of": "none of:"}
 
 
-def _lines(node: Node, indent: str) -> list[str]:
+def _lines(node: Node, indent: str, failing: bool = True) -> list[str]:
+    """A failure's explanation, indented; under a `not`, what held (or failed) is the reason."""
     if isinstance(node, Leaf):
         return [indent + condition(node)]
+    if node.kind == "not":
+        label = "excluded by `not`:" if failing else "under `not`:"
+        return [indent + label, *_lines(node.items[0], indent + "  ", not failing)]
     out = [indent + _GROUPS[node.kind]]
     for item in node.items:
-        out += _lines(item, indent + "  ")
+        out += _lines(item, indent + "  ", failing)
     return out
 
 
