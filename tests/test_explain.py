@@ -360,11 +360,11 @@ class TestCli:
 
     def test_skipped_rule_says_why(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--rule naming a rule the compiler skipped says it was skipped, where and why."""
-        (tmp_path / "bad.yml").write_text("title: bad\nid: bad-rule\nlogsource: {service: test}\n"
+        (tmp_path / "bad.yml").write_text("title: bad\nid: 00000000-0000-0000-0000-00000000000b\nlogsource: {service: test}\n"
                                           "detection:\n  sel:\n    Com\"line: x\n  condition: sel\n")
         ev = tmp_path / "ev"
         ev.write_text("ls\n")
-        assert main(["explain", "--no-cache", "--rules", str(tmp_path / "bad.yml"), "--rule", "bad-rule",
+        assert main(["explain", "--no-cache", "--rules", str(tmp_path / "bad.yml"), "--rule", "00000000-0000-0000-0000-00000000000b",
                      str(ev)]) == 2
         err = capsys.readouterr().err
-        assert "--rule bad-rule: no such rule (skipped: " in err and "bad.yml:1" in err and "Com\"line" in err
+        assert "--rule 00000000-0000-0000-0000-00000000000b: no such rule (skipped: " in err and "bad.yml:1" in err and "Com\"line" in err
