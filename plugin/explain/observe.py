@@ -68,9 +68,9 @@ def observe(ruleset: Ruleset, settings: Settings, data: bytes, name: str) -> Obs
         data += b"\n"
     every, engine = _feed(ruleset, settings, data, prefilter=False)
     if len(every) != 1:
-        lines = engine.stats.lines_in
-        what = ", ".join(f"{n} {r}" for r, n in engine.stats.malformed.items()) or "no event"
-        raise ExplainError(f"{name}: {lines} lines made {len(every)} events ({what}); explain takes one event")
+        bad = ", ".join(f"{n} {reason}" for reason, n in engine.stats.malformed.items() if n)
+        raise ExplainError(f"{name}: {engine.stats.lines_in} lines make {len(every)} events"
+                           f"{f' (malformed: {bad})' if bad else ''}; explain takes one event")
     view, doc = every[0][:2]
     formats = [f for f, n in engine.stats.formats.items() if n]
     candidates, _ = _feed(ruleset, settings, data, prefilter=True)

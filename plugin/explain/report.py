@@ -125,7 +125,9 @@ def _lines(node: Node, indent: str, failing: bool = True) -> list[str]:
 
 
 def render_text(reports: list[RuleReport], seen: Observed) -> str:
-    out = [f"event read as {seen.format}; {len(reports)} rules explained"]
+    out = [f"event read as {seen.format}; {len(reports)} rule{'' if len(reports) == 1 else 's'} explained"]
+    if not reports:
+        out.append("no rule's anchors fired on it: name a rule with --rule to see why it does not match")
     for r in reports:
         rule = r.rule.rule
         out.append("")
