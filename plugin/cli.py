@@ -96,9 +96,7 @@ def parser() -> argparse.ArgumentParser:
                          description="Load and compile the rules as `run` would and report: rules by format with "
                                      "their ids, every skipped rule with file, rule id and reason, compile time "
                                      "and database size.")
-    chk.add_argument("--rules", action="append", type=Path, metavar="PATH",
-                     help="rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
-                          "default: the rules shipped with shellsieve")
+    _rules_option(chk)
     _selection_options(chk)
     _cache_options(chk)
     chk.add_argument("--strict", action="store_true",
@@ -118,9 +116,7 @@ def _explain_options(sub: Any) -> None:
                      help="file holding the event: one JSON line (or one pretty-printed JSON object), an "
                           "auditd event's records, a Sysmon or Wazuh event, a command line; - for stdin "
                           "(default)")
-    exp.add_argument("--rules", action="append", type=Path, metavar="PATH",
-                     help="rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
-                          "default: the rules shipped with shellsieve")
+    _rules_option(exp)
     exp.add_argument("--rule", action="append", metavar="ID",
                      help="explain this rule (repeatable), whether its anchors fired or not; "
                           "default: every rule whose anchors fired")
@@ -135,11 +131,15 @@ def _explain_options(sub: Any) -> None:
     _cache_options(exp)
 
 
+def _rules_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", action="append", type=Path, metavar="PATH",
+                   help="rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
+                        "default: the rules shipped with shellsieve")
+
+
 def _engine_options(p: argparse.ArgumentParser) -> None:
     """The options of the engine, the same for `run` and `serve`."""
-    rules_help = ("rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
-                  "default: the rules shipped with shellsieve")
-    p.add_argument("--rules", action="append", type=Path, metavar="PATH", help=rules_help)
+    _rules_option(p)
     _selection_options(p)
     _cache_options(p)
     p.add_argument("--only-alerts", action="store_true",
