@@ -26,9 +26,10 @@ from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
 from shellsieve.model.fields import FIELD_MAPS
+from shellsieve.run.suppress import unknown_fields
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
-from shellsieve.settings import ServeSettings, Settings, describe, within
+from shellsieve.settings import ServeSettings, Settings, describe, parse_duration, parse_suppress_by, within
 
 __all__ = ["main", "build", "parser"]
 
@@ -61,6 +62,28 @@ def _envelope_fields(text: str) -> tuple[str, ...]:
     """An argparse `type=` for --envelope-fields: comma-separated names, "" for none; exit 2 otherwise."""
     try:
         return parse_fields(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _duration(name: str) -> Callable[[str], float]:
+    """An argparse `type=` for a duration setting: `300`, `300s`, `5m`, `1h`, within its bounds."""
+    check = _setting(name, parse_duration)
+
+    def convert(text: str) -> float:
+        try:
+            return check(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"must be a duration (300, 300s, 5m, 1h) of {describe(name)} "
+                                             f"seconds, got {text!r}") from None
+    convert.__name__ = name
+    return convert
+
+
+def _suppress_by(text: str) -> tuple[str, ...]:
+    """An argparse `type=` for --suppress-by (syntax; the names are checked against the rules at start)."""
+    try:
+        return parse_suppress_by(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -148,6 +171,18 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pid-table-size", type=_setting("pid_table_size", int),
                    default=_DEFAULTS.pid_table_size, metavar="N",
                    help="pids remembered to name the parent of auditd events (default: %(default)s)")
+    p.add_argument("--suppress-window", dest="suppress_window_s", type=_duration("suppress_window_s"),
+                   default=_DEFAULTS.suppress_window_s, metavar="DURATION",
+                   help="alerts of one rule with the same --suppress-by values within this time of the first "
+                        "leave as events, not alerts; the next alert counts them: 300, 300s, 5m, 1h "
+                        "(default: off; recommended: 5m; docs/suppression.md)")
+    p.add_argument("--suppress-by", type=_suppress_by, default=",".join(_DEFAULTS.suppress_by), metavar="FIELDS",
+                   help="the ECS fields of the suppression key besides the rule, comma-separated; a|b: a, "
+                        "else b (default: %(default)s)")
+    p.add_argument("--suppress-max-keys", type=_setting("suppress_max_keys", int),
+                   default=_DEFAULTS.suppress_max_keys, metavar="N",
+                   help="suppression keys remembered at once; the oldest is evicted and counted "
+                        "(default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="level of the filter's own logs on stderr (default: %(default)s)")
 
@@ -282,7 +317,9 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
                         only_alerts=args.only_alerts, strict=args.strict, input_format=args.input_format,
                         audit_timeout_s=args.audit_timeout, pid_table_size=args.pid_table_size,
                         passwd=str(args.passwd) if args.passwd else None,
-                        envelope_fields=args.envelope_fields, host_os=args.host_os)
+                        envelope_fields=args.envelope_fields, host_os=args.host_os,
+                        suppress_window_s=args.suppress_window_s, suppress_by=args.suppress_by,
+                        suppress_max_keys=args.suppress_max_keys)
     rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
     for d in diags:
         level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
@@ -291,6 +328,11 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
     if bad:
         log.error("startup_failed", reason="bad rule selection", options=[d.message for d in bad])
         return 2
+    unknown = unknown_fields(settings.suppress_by, ruleset.accessors)
+    if unknown:
+        log.error("startup_failed", reason="unknown field in --suppress-by", option="--suppress-by",
+                  value=",".join(settings.suppress_by), unknown=unknown)
+        return 2
     errors = _errors(diags, settings.strict)
     if not ruleset.rules or (settings.strict and errors):
         log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",
@@ -298,6 +340,8 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
         return 1
     log.info("started", rules=len(ruleset.rules), skipped=len(errors), input_format=settings.input_format,
              envelope_fields=list(settings.envelope_fields), host_os=settings.host_os,
+             suppress_window_s=settings.suppress_window_s, suppress_by=list(settings.suppress_by),
+             suppress_max_keys=settings.suppress_max_keys,
              patterns=ruleset.pattern_count,
              database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3),
              cache=ruleset.cache_status)
