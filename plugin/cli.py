@@ -29,7 +29,8 @@ from shellsieve.model.fields import FIELD_MAPS
 from shellsieve.run.suppress import unknown_fields
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
-from shellsieve.settings import ServeSettings, Settings, describe, parse_duration, parse_suppress_by, within
+from shellsieve.settings import (ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
+                                 within)
 
 __all__ = ["main", "build", "parser"]
 
@@ -58,12 +59,16 @@ def _setting(name: str, parse: Callable[[str], float]) -> Callable[[str], float]
     return convert
 
 
-def _envelope_fields(text: str) -> tuple[str, ...]:
-    """An argparse `type=` for --envelope-fields: comma-separated names, "" for none; exit 2 otherwise."""
-    try:
-        return parse_fields(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _parsed(parse: Callable[[str], tuple[str, ...]], name: str) -> Callable[[str], tuple[str, ...]]:
+    """An argparse `type=` from a parser raising ValueError: its message, exit 2 (--envelope-fields:
+    comma-separated names, "" for none; --suppress-by: the syntax, the names are checked at start)."""
+    def convert(text: str) -> tuple[str, ...]:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = name
+    return convert
 
 
 def _duration(name: str) -> Callable[[str], float]:
@@ -78,14 +83,6 @@ def _duration(name: str) -> Callable[[str], float]:
                                              f"seconds, got {text!r}") from None
     convert.__name__ = name
     return convert
-
-
-def _suppress_by(text: str) -> tuple[str, ...]:
-    """An argparse `type=` for --suppress-by (syntax; the names are checked against the rules at start)."""
-    try:
-        return parse_suppress_by(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -151,8 +148,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                         "(winlog.event_data or Event.EventData) or Wazuh (full_log); a text line is an "
                         "auditd record, a Sysmon for Linux XML event in syslog, or a plain command line "
                         "(default: %(default)s)")
-    p.add_argument("--envelope-fields", type=_envelope_fields, default=",".join(_DEFAULTS.envelope_fields),
-                   metavar="FIELDS",
+    p.add_argument("--envelope-fields", type=_parsed(parse_fields, "envelope_fields"),
+                   default=",".join(_DEFAULTS.envelope_fields), metavar="FIELDS",
                    help="top-level JSON fields in which a shipper carries the raw line (Vector: message; "
                         "Fluent Bit, Docker, CRI: log), comma-separated; the line is decoded as what it is "
                         "and an alert keeps the envelope's fields; \"\" turns this off (default: %(default)s)")
@@ -176,7 +173,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                    help="alerts of one rule with the same --suppress-by values within this time of the first "
                         "leave as events, not alerts; the next alert counts them: 300, 300s, 5m, 1h "
                         "(default: off; recommended: 5m; docs/suppression.md)")
-    p.add_argument("--suppress-by", type=_suppress_by, default=",".join(_DEFAULTS.suppress_by), metavar="FIELDS",
+    p.add_argument("--suppress-by", type=_parsed(parse_suppress_by, "suppress_by"),
+                   default=",".join(_DEFAULTS.suppress_by), metavar="FIELDS",
                    help="the ECS fields of the suppression key besides the rule, comma-separated; a|b: a, "
                         "else b (default: %(default)s)")
     p.add_argument("--suppress-max-keys", type=_setting("suppress_max_keys", int),

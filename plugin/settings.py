@@ -56,7 +56,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         _check(self)
         if parse_suppress_by(",".join(self.suppress_by)) != self.suppress_by:
-            raise ValueError(f"suppress_by must be distinct field names (the rule is implicit), got {self.suppress_by!r}")
+            raise ValueError(f"suppress_by must be distinct field names (the rule is implicit), "
+                             f"got {self.suppress_by!r}")
         if self.host_os not in HOST_OS:
             raise ValueError(f"host_os must be one of {', '.join(HOST_OS)}, got {self.host_os!r}")
         if parse_fields(",".join(self.envelope_fields)) != self.envelope_fields:
