@@ -55,7 +55,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         _check(self)
-        if parse_suppress_by(",".join(self.suppress_by)) != self.suppress_by:
+        try:
+            ok = parse_suppress_by(",".join(self.suppress_by)) == self.suppress_by
+        except ValueError:
+            ok = False
+        if not ok:
             raise ValueError(f"suppress_by must be distinct field names (the rule is implicit), "
                              f"got {self.suppress_by!r}")
         if self.host_os not in HOST_OS:

@@ -207,6 +207,16 @@ class TestOptions:
             with pytest.raises(ValueError):
                 parse_suppress_by(bad)
 
+    def test_settings_and_engine_refuse_bad_values_too(self, shipped: Ruleset) -> None:
+        """A caller other than the CLI gets a ValueError: bad syntax from Settings, an unknown field
+        from the Engine, a window past a day from the bounds."""
+        with pytest.raises(ValueError, match="suppress_by"):
+            Settings(suppress_by=("host.id", "host.id"))
+        with pytest.raises(ValueError, match="suppress_window_s"):
+            Settings(suppress_window_s=86_401)
+        with pytest.raises(ValueError, match="'hots.name'"):
+            Engine(shipped, Settings(suppress_window_s=60, suppress_by=("hots.name",)))
+
     def test_unknown_fields(self, shipped: Ruleset) -> None:
         """Known: ECS fields the formats fill, the tables map to, and the rules read."""
         assert unknown_fields(("host.id|host.name", "user.name", "container.id"), shipped.accessors) == []
