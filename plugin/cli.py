@@ -177,10 +177,9 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                    default=",".join(_DEFAULTS.suppress_by), metavar="FIELDS",
                    help="the ECS fields of the suppression key besides the rule, comma-separated; a|b: a, "
                         "else b (default: %(default)s)")
-    p.add_argument("--suppress-max-keys", type=_setting("suppress_max_keys", int),
-                   default=_DEFAULTS.suppress_max_keys, metavar="N",
-                   help="suppression keys remembered at once; the oldest is evicted and counted "
-                        "(default: %(default)s)")
+    p.add_argument("--suppress-max-keys", type=_setting("suppress_max_keys", int), metavar="N",
+                   default=_DEFAULTS.suppress_max_keys, help="suppression keys held at once; the oldest "
+                   "is evicted and counted (default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="level of the filter's own logs on stderr (default: %(default)s)")
 
