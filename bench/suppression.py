@@ -20,6 +20,7 @@ import re
 import shlex
 import subprocess
 import sys
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def _proc(ts: datetime, ident: str, argv: list[str], exe: str, parent: dict[str,
         "event": {"kind": "event", "category": ["process"], "type": ["start"], "action": "exec",
                   "dataset": "endpoint.events.process"},
         "host": HOST,
-        "process": {"entity_id": ident, "pid": 20000 + hash(ident) % 30000, "name": Path(exe).name,
+        "process": {"entity_id": ident, "pid": 20000 + zlib.crc32(ident.encode()) % 30000, "name": Path(exe).name,
                     "executable": exe, "args": argv, "args_count": len(argv), "command_line": shlex.join(argv),
                     "working_directory": "/var/www/html",
                     "parent": {k: parent[k] for k in ("entity_id", "pid", "name", "executable", "command_line")
