@@ -50,14 +50,18 @@ def main() -> int:
     corpus = corpora(args.seed, args.count)
     print(f"benign events: {len(corpus[1])}, reverse shells: {len(corpus[0])} "
           f"({sum(len(s.events) for s in corpus[0])} events)")
-    failed = False
+    scores: dict[str, Score] = {}
     for key in args.only or sorted(CONFIGS):
         title, options = CONFIGS[key]
         t0 = time.perf_counter()
-        s = measure(options, corpus)
-        report(key, title, s, time.perf_counter() - t0, args.top)
-        failed |= key == "c" and (s.rate > BUDGET or bool(s.missed))
-    return 1 if failed else 0
+        scores[key] = measure(options, corpus)
+        report(key, title, scores[key], time.perf_counter() - t0, args.top)
+    # the budget: (c) within 1%, and no shell that the whole collections (b) alert lost to the selection
+    if "c" in scores:
+        lost = sorted(set(scores["c"].missed) - set(scores["b"].missed)) if "b" in scores else scores["c"].missed
+        print(f"(c) budget {'met' if scores['c'].rate <= BUDGET and not lost else 'NOT met'}; shells lost: {lost or 'none'}")
+        return 0 if scores["c"].rate <= BUDGET and not lost else 1
+    return 0
 
 
 if __name__ == "__main__":
