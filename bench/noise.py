@@ -32,7 +32,8 @@ def report(key: str, title: str, s: Score, seconds: float, top: int) -> None:
     """Print one configuration's figures."""
     ok = "within" if s.rate <= BUDGET else "OVER"
     print(f"({key}) {title}  [{seconds:.1f} s]")
-    print(f"    benign alert rate: {s.benign_alerted}/{s.benign} = {100 * s.rate:.2f}% ({ok} the {100 * BUDGET:g}% budget)")
+    print(f"    benign alert rate: {s.benign_alerted}/{s.benign} = {100 * s.rate:.2f}%"
+          f" ({ok} the {100 * BUDGET:g}% budget)")
     print(f"    reverse shells alerted: {s.shells - len(s.missed)}/{s.shells}")
     for label in s.missed:
         print(f"      missed: {label}")
@@ -59,8 +60,9 @@ def main() -> int:
     # the budget: (c) within 1%, and no shell that the whole collections (b) alert lost to the selection
     if "c" in scores:
         lost = sorted(set(scores["c"].missed) - set(scores["b"].missed)) if "b" in scores else scores["c"].missed
-        print(f"(c) budget {'met' if scores['c'].rate <= BUDGET and not lost else 'NOT met'}; shells lost: {lost or 'none'}")
-        return 0 if scores["c"].rate <= BUDGET and not lost else 1
+        met = scores["c"].rate <= BUDGET and not lost
+        print(f"(c) budget {'met' if met else 'NOT met'}; shells lost to the selection: {lost or 'none'}")
+        return 0 if met else 1
     return 0
 
 

@@ -64,6 +64,14 @@ RUNNER = ("runner", "1001")  # GitHub Actions hosted runner
 GITLAB = ("gitlab-runner", "999")
 MONITOR = [("nagios", "111"), ("zabbix", "112"), ("telegraf", "998"), ("prometheus", "113")]
 SH = "/bin/sh"
+LOGIN = ("/bin/bash", "-bash")  # an interactive login shell (over ssh)
+INIT = ("/usr/lib/systemd/systemd", "/sbin/init")
+UNATTENDED = ("/usr/bin/python3", "/usr/bin/python3 /usr/bin/unattended-upgrade")
+
+
+def _script(path: str, *args: str) -> tuple[str, str]:
+    """A parent that is a shell running a script (a maintainer script, a cron.daily file)."""
+    return (SH, " ".join([SH, path, *args]))
 
 PKGS = ["nginx", "apache2", "php8.2-fpm", "php8.2-gd", "php8.2-mysql", "postgresql-15", "redis-server",
         "openssl", "libssl3", "curl", "git", "vim", "htop", "rsync", "ca-certificates", "tzdata", "python3-pip",
@@ -113,25 +121,27 @@ def apt_dpkg(r: random.Random) -> Proc:
     deb = f"/var/cache/apt/archives/{pkg}_{ver}_amd64.deb"
     apt = ("/usr/bin/apt-get", f"apt-get install -y {pkg}")
     dpkg = ("/usr/bin/dpkg", "/usr/bin/dpkg --status-fd 37 --configure --pending")
+    post = _script(f"/var/lib/dpkg/info/{pkg}.postinst", "configure", ver)
     choices: list[tuple[str, str, tuple[str, str]]] = [
-        (f"apt-get install -y --no-install-recommends {pkg}", "/usr/bin/apt-get", ("/bin/bash", "-bash")),
-        (f"apt-get -y --only-upgrade install {pkg}={ver}", "/usr/bin/apt-get", ("/bin/bash", "-bash")),
-        (f"apt-get -qq -y remove --purge {pkg}", "/usr/bin/apt-get", ("/bin/bash", "-bash")),
-        (f"apt-cache policy {pkg}", "/usr/bin/apt-cache", ("/bin/bash", "-bash")),
-        (f"apt show {pkg}", "/usr/bin/apt", ("/bin/bash", "-bash")),
+        (f"apt-get install -y --no-install-recommends {pkg}", "/usr/bin/apt-get", LOGIN),
+        (f"apt-get -y --only-upgrade install {pkg}={ver}", "/usr/bin/apt-get", LOGIN),
+        (f"apt-get -qq -y remove --purge {pkg}", "/usr/bin/apt-get", LOGIN),
+        (f"apt-cache policy {pkg}", "/usr/bin/apt-cache", LOGIN),
+        (f"apt show {pkg}", "/usr/bin/apt", LOGIN),
         (f"/usr/bin/dpkg --status-fd 37 --no-triggers --unpack --auto-deconfigure {deb}", "/usr/bin/dpkg", apt),
         (f"/usr/bin/dpkg --status-fd 37 --configure {pkg}:amd64", "/usr/bin/dpkg", apt),
         (f"/bin/sh /var/lib/dpkg/info/{pkg}.postinst configure {ver}", SH, dpkg),
         (f"/bin/sh /var/lib/dpkg/info/{pkg}.prerm upgrade {ver}", SH, dpkg),
         (f"/bin/sh /var/lib/dpkg/info/{pkg}.preinst upgrade {ver}", SH, dpkg),
-        (f"deb-systemd-helper unmask {svc}.service", "/usr/bin/deb-systemd-helper", (SH, f"/bin/sh /var/lib/dpkg/info/{pkg}.postinst configure {ver}")),
-        (f"deb-systemd-invoke restart {svc}.service", "/usr/bin/deb-systemd-invoke", (SH, f"/bin/sh /var/lib/dpkg/info/{pkg}.postinst configure {ver}")),
-        (f"dpkg-query -W -f=${{Version}} {pkg}", "/usr/bin/dpkg-query", ("/usr/bin/python3", "/usr/bin/python3 /usr/bin/unattended-upgrade")),
-        (f"dpkg-trigger --no-await {pkg}-trigger", "/usr/bin/dpkg-trigger", (SH, f"/bin/sh /var/lib/dpkg/info/{pkg}.postinst configure {ver}")),
-        (f"update-alternatives --quiet --install /usr/bin/{pkg} {pkg} /usr/bin/{pkg}.{r.randint(1, 9)} {r.randint(10, 99)}",
-         "/usr/bin/update-alternatives", (SH, f"/bin/sh /var/lib/dpkg/info/{pkg}.postinst configure {ver}")),
-        (f"dpkg -l {pkg}", "/usr/bin/dpkg", ("/bin/bash", "-bash")),
-        (f"dpkg -L {pkg}", "/usr/bin/dpkg", ("/bin/bash", "-bash")),
+        (f"deb-systemd-helper unmask {svc}.service", "/usr/bin/deb-systemd-helper", post),
+        (f"deb-systemd-invoke restart {svc}.service", "/usr/bin/deb-systemd-invoke", post),
+        (f"dpkg-query -W -f=${{Version}} {pkg}", "/usr/bin/dpkg-query", UNATTENDED),
+        (f"dpkg-trigger --no-await {pkg}-trigger", "/usr/bin/dpkg-trigger", post),
+        (f"update-alternatives --quiet --install /usr/bin/{pkg} {pkg} /usr/bin/{pkg}.{r.randint(1, 9)} "
+         f"{r.randint(10, 99)}",
+         "/usr/bin/update-alternatives", post),
+        (f"dpkg -l {pkg}", "/usr/bin/dpkg", LOGIN),
+        (f"dpkg -L {pkg}", "/usr/bin/dpkg", LOGIN),
     ]
     cmd, exe, parent = r.choice(choices)
     return Proc(cmd, exe, parent, ROOT, "/root" if parent[0] == "/bin/bash" else "/")
@@ -140,19 +150,23 @@ def apt_dpkg(r: random.Random) -> Proc:
 def apt_fixed(r: random.Random) -> Proc:
     """The fixed lines of apt/dpkg housekeeping: apt.systemd.daily, cron.daily/dpkg, postinst helpers."""
     cmd, exe, parent = r.choice([
-        ("/usr/lib/apt/apt.systemd.daily update", SH, ("/usr/lib/systemd/systemd", "/sbin/init")),
-        ("/usr/lib/apt/apt.systemd.daily install", SH, ("/usr/lib/systemd/systemd", "/sbin/init")),
-        ("apt-config shell RandomSleep APT::Periodic::RandomSleep", "/usr/bin/apt-config", (SH, "/bin/sh /usr/lib/apt/apt.systemd.daily update")),
-        ("/usr/bin/unattended-upgrade", "/usr/bin/python3", (SH, "/bin/sh /usr/lib/apt/apt.systemd.daily install")),
-        ("/usr/libexec/dpkg/dpkg-db-backup", SH, ("/usr/lib/systemd/systemd", "/sbin/init")),
-        ("systemctl --system daemon-reload", "/usr/bin/systemctl", (SH, "/bin/sh /var/lib/dpkg/info/systemd.postinst configure")),
+        ("/usr/lib/apt/apt.systemd.daily update", SH, INIT),
+        ("/usr/lib/apt/apt.systemd.daily install", SH, INIT),
+        ("apt-config shell RandomSleep APT::Periodic::RandomSleep", "/usr/bin/apt-config",
+         _script("/usr/lib/apt/apt.systemd.daily", "update")),
+        ("/usr/bin/unattended-upgrade", "/usr/bin/python3", _script("/usr/lib/apt/apt.systemd.daily", "install")),
+        ("/usr/libexec/dpkg/dpkg-db-backup", SH, INIT),
+        ("systemctl --system daemon-reload", "/usr/bin/systemctl",
+         _script("/var/lib/dpkg/info/systemd.postinst", "configure")),
         ("ldconfig", "/sbin/ldconfig", ("/usr/bin/dpkg", "/usr/bin/dpkg --status-fd 37 --configure --pending")),
-        ("update-ca-certificates --fresh", "/usr/sbin/update-ca-certificates", (SH, "/bin/sh /var/lib/dpkg/info/ca-certificates.postinst configure")),
-        ("update-initramfs -u -k all", "/usr/sbin/update-initramfs", (SH, "/bin/sh /var/lib/dpkg/info/initramfs-tools.postinst configure")),
-        ("/usr/bin/mandb --no-purge --quiet", "/usr/bin/mandb", ("/usr/lib/systemd/systemd", "/sbin/init")),
-        ("apt-get update", "/usr/bin/apt-get", ("/bin/bash", "-bash")),
-        ("apt-get -y dist-upgrade", "/usr/bin/apt-get", ("/bin/bash", "-bash")),
-        ("apt-get autoremove -y", "/usr/bin/apt-get", ("/bin/bash", "-bash")),
+        ("update-ca-certificates --fresh", "/usr/sbin/update-ca-certificates",
+         _script("/var/lib/dpkg/info/ca-certificates.postinst", "configure")),
+        ("update-initramfs -u -k all", "/usr/sbin/update-initramfs",
+         _script("/var/lib/dpkg/info/initramfs-tools.postinst", "configure")),
+        ("/usr/bin/mandb --no-purge --quiet", "/usr/bin/mandb", INIT),
+        ("apt-get update", "/usr/bin/apt-get", LOGIN),
+        ("apt-get -y dist-upgrade", "/usr/bin/apt-get", LOGIN),
+        ("apt-get autoremove -y", "/usr/bin/apt-get", LOGIN),
         ("/usr/lib/apt/methods/http", "/usr/lib/apt/methods/http", ("/usr/bin/apt-get", "apt-get update")),
         ("/usr/lib/apt/methods/gpgv", "/usr/lib/apt/methods/gpgv", ("/usr/bin/apt-get", "apt-get update")),
     ])
@@ -169,11 +183,12 @@ def rpm_dnf(r: random.Random) -> Proc:
         (f"dnf repoquery --requires {pkg}", "/usr/bin/dnf-3"), (f"dnf -y remove {pkg}", "/usr/bin/dnf-3"),
         (f"rpm -qi {pkg}", "/usr/bin/rpm"), (f"dnf history list {pkg}", "/usr/bin/dnf-3"),
     ])
-    return Proc(cmd, exe, ("/bin/bash", "-bash"), ROOT, "/root")
+    return Proc(cmd, exe, LOGIN, ROOT, "/root")
 
 
 def rpm_fixed(r: random.Random) -> Proc:
-    cmd, exe = r.choice([("dnf makecache --timer", "/usr/bin/dnf-3"), ("/usr/bin/dnf-automatic /etc/dnf/automatic.conf --timer", "/usr/bin/python3"),
+    cmd, exe = r.choice([("dnf makecache --timer", "/usr/bin/dnf-3"),
+                         ("/usr/bin/dnf-automatic /etc/dnf/automatic.conf --timer", "/usr/bin/python3"),
                          ("rpm -qa", "/usr/bin/rpm"), ("dnf check-update -q", "/usr/bin/dnf-3")])
     return Proc(cmd, exe, ("/usr/lib/systemd/systemd", "/usr/lib/systemd/systemd --switched-root --system"), ROOT, "/")
 
@@ -183,7 +198,8 @@ def pip(r: random.Random) -> Proc:
     pkg, app = r.choice(PYPKGS), r.choice(APPS)
     venv = f"/opt/{app}/venv"
     cmd, exe = r.choice([
-        (f"{venv}/bin/pip install --no-cache-dir {pkg}=={r.randint(0, 5)}.{r.randint(0, 30)}.{r.randint(0, 9)}", f"{venv}/bin/python3"),
+        (f"{venv}/bin/pip install --no-cache-dir {pkg}=={r.randint(0, 5)}.{r.randint(0, 30)}.{r.randint(0, 9)}",
+         f"{venv}/bin/python3"),
         (f"{venv}/bin/pip install -r /opt/{app}/requirements.txt", f"{venv}/bin/python3"),
         (f"python3 -m pip install --upgrade {pkg}", "/usr/bin/python3.11"),
         (f"pip3 install --user {pkg}", "/usr/bin/python3.11"),
@@ -194,7 +210,7 @@ def pip(r: random.Random) -> Proc:
         (f"{venv}/bin/python -m pip check", f"{venv}/bin/python3"),
     ])
     user = r.choice([ROOT, APP, *DEV])
-    return Proc(cmd, exe, ("/bin/bash", "-bash"), user, f"/opt/{app}")
+    return Proc(cmd, exe, LOGIN, user, f"/opt/{app}")
 
 
 def npm(r: random.Random) -> Proc:
@@ -203,11 +219,11 @@ def npm(r: random.Random) -> Proc:
     cwd = f"/srv/{app}"
     npm_parent = ("/usr/bin/node", "npm run build")
     cmd, exe, parent = r.choice([
-        ("npm ci --omit=dev", "/usr/bin/node", ("/bin/bash", "-bash")),
-        (f"npm install --save {pkg}@^{r.randint(1, 20)}.{r.randint(0, 9)}.0", "/usr/bin/node", ("/bin/bash", "-bash")),
-        (f"npm ls {pkg}", "/usr/bin/node", ("/bin/bash", "-bash")),
-        (f"npx {pkg} --version", "/usr/bin/node", ("/bin/bash", "-bash")),
-        (f"yarn add {pkg}", "/usr/bin/node", ("/bin/bash", "-bash")),
+        ("npm ci --omit=dev", "/usr/bin/node", LOGIN),
+        (f"npm install --save {pkg}@^{r.randint(1, 20)}.{r.randint(0, 9)}.0", "/usr/bin/node", LOGIN),
+        (f"npm ls {pkg}", "/usr/bin/node", LOGIN),
+        (f"npx {pkg} --version", "/usr/bin/node", LOGIN),
+        (f"yarn add {pkg}", "/usr/bin/node", LOGIN),
         (f"sh -c 'webpack --mode production --config webpack.{app}.js'", SH, npm_parent),
         (f"sh -c 'tsc -p tsconfig.{app}.json'", SH, npm_parent),
         (f"sh -c 'node scripts/postinstall-{app}.js'", SH, ("/usr/bin/node", "npm install")),
@@ -227,7 +243,8 @@ def cron(r: random.Random) -> Proc:
         ("cd / && run-parts --report /etc/cron.hourly", ROOT),
         ("test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.daily; }", ROOT),
         ("test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.weekly; }", ROOT),
-        ("[ -x /usr/lib/php/sessionclean ] && if [ ! -d /run/systemd/system ]; then /usr/lib/php/sessionclean; fi", ROOT),
+        ("[ -x /usr/lib/php/sessionclean ] && if [ ! -d /run/systemd/system ]; then /usr/lib/php/sessionclean; fi",
+         ROOT),
         ("command -v debian-sa1 > /dev/null && debian-sa1 1 1", ("sysstat", "0")),
         ("test -e /run/systemd/system || SERVICE_MODE=1 /sbin/e2scrub_all -A -r", ROOT),
         (f"cd /var/www/{app} && php artisan schedule:run >> /dev/null 2>&1", WWW),
@@ -257,17 +274,20 @@ def cron_children(r: random.Random) -> Proc:
         ("/bin/sh /etc/cron.daily/dpkg", SH, ("/bin/run-parts", "run-parts --report /etc/cron.daily")),
         ("/bin/sh /etc/cron.daily/man-db", SH, ("/bin/run-parts", "run-parts --report /etc/cron.daily")),
         ("/bin/sh /etc/cron.daily/logrotate", SH, ("/bin/run-parts", "run-parts --report /etc/cron.daily")),
-        ("/usr/sbin/logrotate /etc/logrotate.conf", "/usr/sbin/logrotate", (SH, "/bin/sh /etc/cron.daily/logrotate")),
+        ("/usr/sbin/logrotate /etc/logrotate.conf", "/usr/sbin/logrotate", _script("/etc/cron.daily/logrotate")),
         ("/usr/lib/php/sessionclean", SH, (SH, "/bin/sh -c /usr/lib/php/sessionclean")),
         ("/usr/lib/sysstat/debian-sa1 1 1", SH, (SH, "/bin/sh -c debian-sa1 1 1")),
-        ("/usr/lib/sysstat/sadc -F -L -S DISK 1 1 /var/log/sysstat", "/usr/lib/sysstat/sadc", (SH, "/bin/sh /usr/lib/sysstat/debian-sa1 1 1")),
-        ("start-stop-daemon --start --pidfile /dev/null --startas /usr/bin/mandb --oknodo --chuid man -- --no-purge --quiet",
-         "/sbin/start-stop-daemon", (SH, "/bin/sh /etc/cron.daily/man-db")),
-        ("find /var/cache/man -type f -name '*.gz' -atime +6 -print0", "/usr/bin/find", (SH, "/bin/sh -c find /var/cache/man")),
+        ("/usr/lib/sysstat/sadc -F -L -S DISK 1 1 /var/log/sysstat", "/usr/lib/sysstat/sadc",
+         _script("/usr/lib/sysstat/debian-sa1", "1", "1")),
+        ("start-stop-daemon --start --pidfile /dev/null --startas /usr/bin/mandb --oknodo --chuid man -- "
+         "--no-purge --quiet",
+         "/sbin/start-stop-daemon", _script("/etc/cron.daily/man-db")),
+        ("find /var/cache/man -type f -name '*.gz' -atime +6 -print0", "/usr/bin/find",
+         (SH, "/bin/sh -c find /var/cache/man")),
         ("xargs -r0 rm -f", "/usr/bin/xargs", (SH, "/bin/sh -c find /var/cache/man")),
         ("/usr/lib/x86_64-linux-gnu/e2fsprogs/e2scrub_all_cron", SH, (SH, "/bin/sh -c e2scrub_all_cron")),
         ("/sbin/e2scrub_all -A -r", SH, (SH, "/bin/sh -c e2scrub_all")),
-        ("eval $(apt-config shell RandomSleep APT::Periodic::RandomSleep)", SH, (SH, "/bin/sh /etc/cron.daily/apt-compat")),
+        ("eval $(apt-config shell RandomSleep APT::Periodic::RandomSleep)", SH, _script("/etc/cron.daily/apt-compat")),
     ])
     return Proc(cmd, exe, parent, ROOT, "/")
 
@@ -284,7 +304,8 @@ def logrotate(r: random.Random) -> Proc:
         ("/bin/sh -c 'invoke-rc.d rsyslog rotate > /dev/null'", SH),
         ("/usr/lib/rsyslog/rsyslog-rotate", SH),
         ("/bin/sh -c 'if [ -f /var/run/nginx.pid ]; then kill -USR1 `cat /var/run/nginx.pid`; fi'", SH),
-        ("/bin/sh -c 'if invoke-rc.d apache2 status > /dev/null 2>&1; then invoke-rc.d apache2 reload > /dev/null 2>&1; fi'", SH),
+        ("/bin/sh -c 'if invoke-rc.d apache2 status > /dev/null 2>&1; then invoke-rc.d apache2 reload > "
+         "/dev/null 2>&1; fi'", SH),
         ("/bin/sh -c 'if [ -x /usr/lib/php/php8.2-fpm-reopenlogs ]; then /usr/lib/php/php8.2-fpm-reopenlogs; fi'", SH),
         (f"/bin/sh -c 'systemctl kill -s USR1 {app}.service'", SH),
         ("systemctl kill -s HUP rsyslog.service", "/usr/bin/systemctl"),
@@ -295,26 +316,35 @@ def logrotate(r: random.Random) -> Proc:
 
 def backup(r: random.Random) -> Proc:
     """rsync(1), tar(1), borg, restic, the database dumps their docs show."""
-    d, db, host = r.choice(["etc", "srv", "var/www", "home", "opt", "var/lib/docker/volumes"]), r.choice(DBS), r.choice(HOSTS)
+    d, db, host = r.choice(["etc", "srv", "var/www", "home", "opt",
+                            "var/lib/docker/volumes"]), r.choice(DBS), r.choice(HOSTS)
     stamp = f"{r.randint(2025, 2026)}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}"
     tag = d.replace("/", "_")
     script = ("/bin/bash", f"/bin/bash /usr/local/bin/backup-{tag}.sh")
     cmd, exe = r.choice([
         (f"rsync -aHAX --delete --numeric-ids /{d}/ backup@{host}.internal:/backups/{host}/{tag}/", "/usr/bin/rsync"),
-        (f"rsync -az -e 'ssh -i /root/.ssh/backup_ed25519 -o BatchMode=yes' /{d}/ backup@{host}.internal:/srv/backup/{tag}/", "/usr/bin/rsync"),
-        (f"ssh -i /root/.ssh/backup_ed25519 -o BatchMode=yes -l backup {host}.internal rsync --server -logDtprze.iLsfxCIvu --delete . /backups/{tag}/",
+        (f"rsync -az -e 'ssh -i /root/.ssh/backup_ed25519 -o BatchMode=yes' /{d}/ "
+         f"backup@{host}.internal:/srv/backup/{tag}/", "/usr/bin/rsync"),
+        (f"ssh -i /root/.ssh/backup_ed25519 -o BatchMode=yes -l backup {host}.internal rsync --server "
+         f"-logDtprze.iLsfxCIvu --delete . /backups/{tag}/",
          "/usr/bin/ssh"),
         (f"tar -czf /var/backups/{tag}-{stamp}.tar.gz -C / {d}", "/bin/tar"),
-        (f"tar --listed-incremental=/var/backups/{tag}.snar -czf /var/backups/{tag}-{stamp}-incr.tar.gz /{d}", "/bin/tar"),
+        (f"tar --listed-incremental=/var/backups/{tag}.snar -czf /var/backups/{tag}-{stamp}-incr.tar.gz /{d}",
+         "/bin/tar"),
         (f"tar -tzf /var/backups/{tag}-{stamp}.tar.gz", "/bin/tar"),
-        (f"borg create --stats --compression lz4 ssh://borg@{host}.internal/./repo::{tag}-{stamp} /{d}", "/usr/bin/borg"),
-        (f"borg prune --keep-daily 7 --keep-weekly 4 ssh://borg@{host}.internal/./repo --glob-archives '{tag}-*'", "/usr/bin/borg"),
-        (f"restic -r sftp:backup@{host}.internal:/srv/restic backup /{d} --exclude-caches --tag {stamp}", "/usr/bin/restic"),
+        (f"borg create --stats --compression lz4 ssh://borg@{host}.internal/./repo::{tag}-{stamp} /{d}",
+         "/usr/bin/borg"),
+        (f"borg prune --keep-daily 7 --keep-weekly 4 ssh://borg@{host}.internal/./repo --glob-archives '{tag}-*'",
+         "/usr/bin/borg"),
+        (f"restic -r sftp:backup@{host}.internal:/srv/restic backup /{d} --exclude-caches --tag {stamp}",
+         "/usr/bin/restic"),
         (f"pg_dump -Fc -f /var/backups/postgres/{db}-{stamp}.dump {db}", "/usr/lib/postgresql/15/bin/pg_dump"),
-        (f"mysqldump --single-transaction --quick --routines --result-file=/var/backups/mysql/{db}-{stamp}.sql {db}", "/usr/bin/mysqldump"),
+        (f"mysqldump --single-transaction --quick --routines --result-file=/var/backups/mysql/{db}-{stamp}.sql {db}",
+         "/usr/bin/mysqldump"),
         (f"find /var/backups -name '{tag}-*.tar.gz' -mtime +{r.randint(7, 60)} -delete", "/usr/bin/find"),
         (f"sha256sum /var/backups/{tag}-{stamp}.tar.gz", "/usr/bin/sha256sum"),
-        (f"gpg --batch --yes --encrypt --recipient backup@{host}.internal /var/backups/{tag}-{stamp}.tar.gz", "/usr/bin/gpg"),
+        (f"gpg --batch --yes --encrypt --recipient backup@{host}.internal /var/backups/{tag}-{stamp}.tar.gz",
+         "/usr/bin/gpg"),
     ])
     return Proc(cmd, exe, script, ROOT, "/var/backups")
 
@@ -329,12 +359,14 @@ def systemd_unit(r: random.Random) -> Proc:
         ("/usr/sbin/apachectl start", "/usr/sbin/apachectl", ROOT),
         ("/usr/sbin/apachectl graceful", "/usr/sbin/apachectl", ROOT),
         ("/usr/sbin/php-fpm8.2 --nodaemonize --fpm-config /etc/php/8.2/fpm/php-fpm.conf", "/usr/sbin/php-fpm8.2", ROOT),
-        ("/usr/lib/php/php-fpm-socket-helper install /run/php/php-fpm.sock /etc/php/8.2/fpm/pool.d/www.conf 82", SH, ROOT),
+        ("/usr/lib/php/php-fpm-socket-helper install /run/php/php-fpm.sock /etc/php/8.2/fpm/pool.d/www.conf 82", SH,
+         ROOT),
         ("/usr/sbin/sshd -D", "/usr/sbin/sshd", ROOT), ("/usr/sbin/cron -f -P", "/usr/sbin/cron", ROOT),
         ("/usr/sbin/rsyslogd -n -iNONE", "/usr/sbin/rsyslogd", ROOT),
         ("/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock", "/usr/bin/dockerd", ROOT),
         ("/usr/bin/containerd", "/usr/bin/containerd", ROOT),
-        ("/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main -c config_file=/etc/postgresql/15/main/postgresql.conf",
+        ("/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main -c "
+         "config_file=/etc/postgresql/15/main/postgresql.conf",
          "/usr/lib/postgresql/15/bin/postgres", ("postgres", "105")),
         ("/usr/bin/redis-server 127.0.0.1:6379", "/usr/bin/redis-server", ("redis", "106")),
         ("/usr/sbin/chronyd -F 1", "/usr/sbin/chronyd", ("_chrony", "107")),
@@ -343,14 +375,16 @@ def systemd_unit(r: random.Random) -> Proc:
         (f"/opt/{app}/venv/bin/gunicorn --workers 4 --bind unix:/run/{app}/gunicorn.sock {app}.wsgi:application",
          f"/opt/{app}/venv/bin/python3", APP),
         (f"/usr/bin/uwsgi --ini /etc/uwsgi/apps-enabled/{app}.ini", "/usr/bin/uwsgi", WWW),
-        (f"/opt/{app}/venv/bin/celery -A {app} worker --loglevel=INFO --concurrency=4", f"/opt/{app}/venv/bin/python3", APP),
+        (f"/opt/{app}/venv/bin/celery -A {app} worker --loglevel=INFO --concurrency=4", f"/opt/{app}/venv/bin/python3",
+         APP),
         (f"/usr/bin/node /srv/{app}/dist/server.js --port {port}", "/usr/bin/node", NODE),
-        (f"/usr/bin/java -Xms512m -Xmx2g -jar /opt/{app}/{app}.jar --server.port={port}", "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", APP),
+        (f"/usr/bin/java -Xms512m -Xmx2g -jar /opt/{app}/{app}.jar --server.port={port}",
+         "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", APP),
         ("/usr/bin/certbot -q renew", "/usr/bin/python3.11", ROOT),
         ("/usr/sbin/logrotate /etc/logrotate.conf", "/usr/sbin/logrotate", ROOT),
         (f"/bin/kill -HUP {r.randint(300, 9000)}", "/bin/kill", ROOT),
     ])
-    return Proc(cmd, exe, ("/usr/lib/systemd/systemd", "/sbin/init"), user, "/")
+    return Proc(cmd, exe, INIT, user, "/")
 
 
 def monitoring(r: random.Random) -> Proc:
@@ -365,11 +399,14 @@ def monitoring(r: random.Random) -> Proc:
     w, c = r.randint(10, 30), r.randint(3, 9)
     cmd, exe = r.choice([
         (f"/usr/lib/nagios/plugins/check_disk -w {w}% -c {c}% -p {mount}", "/usr/lib/nagios/plugins/check_disk"),
-        (f"/usr/lib/nagios/plugins/check_load -w {w / 10:.1f},{w / 12:.1f},{w / 15:.1f} -c {w / 5:.1f},{w / 6:.1f},{w / 7:.1f}",
+        (f"/usr/lib/nagios/plugins/check_load -w {w / 10:.1f},{w / 12:.1f},{w / 15:.1f} -c "
+         f"{w / 5:.1f},{w / 6:.1f},{w / 7:.1f}",
          "/usr/lib/nagios/plugins/check_load"),
         (f"/usr/lib/nagios/plugins/check_procs -w {w * 10} -c {w * 20}", "/usr/lib/nagios/plugins/check_procs"),
-        (f"/usr/lib/nagios/plugins/check_http -H {host}.internal -u /health -w {c} -c {w}", "/usr/lib/nagios/plugins/check_http"),
-        (f"/usr/lib/nagios/plugins/check_systemd_service {svc}.service", "/usr/lib/nagios/plugins/check_systemd_service"),
+        (f"/usr/lib/nagios/plugins/check_http -H {host}.internal -u /health -w {c} -c {w}",
+         "/usr/lib/nagios/plugins/check_http"),
+        (f"/usr/lib/nagios/plugins/check_systemd_service {svc}.service",
+         "/usr/lib/nagios/plugins/check_systemd_service"),
         (f"sh -c 'systemctl is-active {svc}.service'", SH),
         (f"sh -c 'ss -tan state established | grep -c :{r.choice([22, 80, 443, 5432, 6379])}'", SH),
         ("sh -c 'cat /proc/loadavg'", SH), ("sh -c 'free -b | awk \"/Mem/ {print \\$3}\"'", SH),
@@ -398,16 +435,19 @@ def php_child(r: random.Random) -> Proc:
         f"convert {img} -auto-orient -resize {size} -quality 85 {img.rsplit('.', 1)[0]}-{size}.jpg",
         f"convert {img}[0] -thumbnail {size}^ -gravity center -extent {size} {img.rsplit('.', 1)[0]}-thumb.png",
         f"identify -format '%w %h %m' {img}",
-        f"ffmpeg -y -i {vid} -vf scale=-2:{r.choice([360, 480, 720, 1080])} -c:v libx264 -preset fast -crf 23 -c:a aac {vid.rsplit('.', 1)[0]}.mp4",
+        f"ffmpeg -y -i {vid} -vf scale=-2:{r.choice([360, 480, 720, 1080])} -c:v libx264 -preset fast -crf 23 "
+        f"-c:a aac {vid.rsplit('.', 1)[0]}.mp4",
         f"ffmpeg -y -ss 00:00:0{r.randint(1, 9)} -i {vid} -frames:v 1 {vid.rsplit('.', 1)[0]}.jpg",
         f"ffprobe -v quiet -print_format json -show_format -show_streams {vid}",
         f"git -C /var/www/{app} rev-parse --short HEAD",
         f"git -C /var/www/{app} log -1 --format=%cd --date=iso",
         f"git -C /var/www/{app} describe --tags --always",
         "/usr/sbin/sendmail -t -i", f"/usr/sbin/sendmail -t -i -f noreply@{app}.example.com",
-        f"wkhtmltopdf --quiet --page-size A4 --encoding utf-8 {tmp}.html /var/www/{app}/storage/invoices/{r.randint(10000, 99999)}.pdf",
+        f"wkhtmltopdf --quiet --page-size A4 --encoding utf-8 {tmp}.html "
+        f"/var/www/{app}/storage/invoices/{r.randint(10000, 99999)}.pdf",
         f"pdftotext -layout {_upload(r, app, ['pdf'])} {tmp}.txt",
-        f"gs -dBATCH -dNOPAUSE -dSAFER -sDEVICE=png16m -r{r.choice([72, 96, 150])} -sOutputFile={tmp}-%d.png {_upload(r, app, ['pdf'])}",
+        f"gs -dBATCH -dNOPAUSE -dSAFER -sDEVICE=png16m -r{r.choice([72, 96, 150])} -sOutputFile={tmp}-%d.png "
+        f"{_upload(r, app, ['pdf'])}",
         f"file -b --mime-type {tmp}", f"clamdscan --no-summary --fdpass {tmp}",
         f"unzip -o -q {_upload(r, app, ['zip'])} -d /var/www/{app}/storage/imports/{_hex(r, 6)}",
         f"jpegoptim --strip-all --max={r.randint(70, 90)} {img}", f"optipng -o2 {img.rsplit('.', 1)[0]}.png",
@@ -429,7 +469,8 @@ def python_worker_child(r: random.Random) -> Proc:
     """subprocess children of gunicorn / uwsgi / celery workers: pdf rendering, git, pg_dump, thumbnails."""
     app = r.choice(APPS)
     parent, user = r.choice([
-        (f"/opt/{app}/venv/bin/python3", f"/opt/{app}/venv/bin/python3 /opt/{app}/venv/bin/gunicorn {app}.wsgi:application"),
+        (f"/opt/{app}/venv/bin/python3",
+         f"/opt/{app}/venv/bin/python3 /opt/{app}/venv/bin/gunicorn {app}.wsgi:application"),
         ("/usr/bin/uwsgi", f"/usr/bin/uwsgi --ini /etc/uwsgi/apps-enabled/{app}.ini"),
         (f"/opt/{app}/venv/bin/python3", f"/opt/{app}/venv/bin/python3 /opt/{app}/venv/bin/celery -A {app} worker"),
     ]), r.choice([WWW, APP])
@@ -438,11 +479,13 @@ def python_worker_child(r: random.Random) -> Proc:
         (f"wkhtmltopdf --quiet /tmp/tmp{_hex(r, 8)}.html /tmp/tmp{_hex(r, 8)}.pdf", "/usr/bin/wkhtmltopdf"),
         (f"git -C /opt/{app} rev-parse HEAD", "/usr/bin/git"),
         (f"pg_dump --data-only --table=report_{rid % 97} {app}", "/usr/lib/postgresql/15/bin/pg_dump"),
-        (f"convert /opt/{app}/media/avatars/{rid}.png -resize 128x128 /opt/{app}/media/avatars/{rid}-128.png", "/usr/bin/convert"),
+        (f"convert /opt/{app}/media/avatars/{rid}.png -resize 128x128 /opt/{app}/media/avatars/{rid}-128.png",
+         "/usr/bin/convert"),
         (f"/opt/{app}/venv/bin/python /opt/{app}/manage.py export_report --id {rid}", f"/opt/{app}/venv/bin/python3"),
         (f"/bin/sh -c 'lpr -P office-{rid % 5} /tmp/label-{rid}.pdf'", SH),
         (f"/usr/sbin/sendmail -oi -t -f reports@{app}.example.com # {rid}", "/usr/sbin/sendmail"),
-        (f"ffmpeg -hide_banner -i /opt/{app}/media/uploads/{rid}.mov -c:v libvpx-vp9 /opt/{app}/media/{rid}.webm", "/usr/bin/ffmpeg"),
+        (f"ffmpeg -hide_banner -i /opt/{app}/media/uploads/{rid}.mov -c:v libvpx-vp9 /opt/{app}/media/{rid}.webm",
+         "/usr/bin/ffmpeg"),
         (f"gpg --batch --verify /opt/{app}/updates/{rid}.tar.gz.sig", "/usr/bin/gpg"),
         (f"tesseract /tmp/scan-{rid}.png /tmp/scan-{rid} -l eng", "/usr/bin/tesseract"),
     ])
@@ -456,7 +499,7 @@ def node_child(r: random.Random) -> Proc:
                        ("/usr/bin/node", "node /usr/lib/node_modules/pm2/lib/ProcessContainerFork.js")])
     job = r.randint(1, 99999)
     cmd = r.choice([
-        f"/bin/sh -c 'npm run worker -- --job {job}'", f"/bin/sh -c 'npm run build:css'",
+        f"/bin/sh -c 'npm run worker -- --job {job}'", "/bin/sh -c 'npm run build:css'",
         f"/bin/sh -c 'git rev-parse HEAD' # {app}", f"/bin/sh -c 'node scripts/migrate.js --to {job}'",
         f"/bin/sh -c 'convert /srv/{app}/uploads/{job}.png -resize 64x64 /srv/{app}/uploads/{job}-64.png'",
         f"/bin/sh -c 'ffmpeg -i /srv/{app}/uploads/{job}.webm -vn -acodec libmp3lame /srv/{app}/uploads/{job}.mp3'",
@@ -470,40 +513,59 @@ def ci(r: random.Random) -> Proc:
     """GitHub Actions runner step scripts and actions/checkout, gitlab-runner, make(1), gcc(1), docker."""
     repo, f = r.choice(APPS), r.choice(SRC)
     uid = f"{_hex(r, 8)}-{_hex(r, 4)}-{_hex(r, 4)}-{_hex(r, 4)}-{_hex(r, 12)}"
-    gh_worker = ("/home/runner/actions-runner/bin/Runner.Worker", "/home/runner/actions-runner/bin/Runner.Worker spawnclient 107 110")
+    gh_worker = ("/home/runner/actions-runner/bin/Runner.Worker",
+                 "/home/runner/actions-runner/bin/Runner.Worker spawnclient 107 110")
     step = ("/usr/bin/bash", f"/usr/bin/bash --noprofile --norc -e -o pipefail /home/runner/work/_temp/{uid}.sh")
     gl = ("/usr/bin/gitlab-runner", "/usr/bin/gitlab-runner run --working-directory /home/gitlab-runner")
     make = ("/usr/bin/make", "make -j4")
     sha = _hex(r, 40)
     work = f"/home/runner/work/{repo}/{repo}"
     choices: list[tuple[str, str, tuple[str, str], tuple[str, str]]] = [
-        (f"/usr/bin/bash --noprofile --norc -e -o pipefail /home/runner/work/_temp/{uid}.sh", "/usr/bin/bash", gh_worker, RUNNER),
-        (f"/usr/bin/git -c protocol.version=2 fetch --no-tags --prune --no-recurse-submodules --depth=1 origin +{sha}:refs/remotes/origin/main",
-         "/usr/bin/git", ("/home/runner/runners/2.321.0/externals/node20/bin/node", "/home/runner/runners/2.321.0/externals/node20/bin/node /home/runner/work/_actions/actions/checkout/v4/dist/index.js"), RUNNER),
+        (f"/usr/bin/bash --noprofile --norc -e -o pipefail /home/runner/work/_temp/{uid}.sh", "/usr/bin/bash",
+         gh_worker, RUNNER),
+        (f"/usr/bin/git -c protocol.version=2 fetch --no-tags --prune --no-recurse-submodules --depth=1 origin "
+         f"+{sha}:refs/remotes/origin/main",
+         "/usr/bin/git", ("/home/runner/runners/2.321.0/externals/node20/bin/node",
+                          "/home/runner/runners/2.321.0/externals/node20/bin/node "
+                          "/home/runner/work/_actions/actions/checkout/v4/dist/index.js"), RUNNER),
         (f"/usr/bin/git checkout --progress --force -B main refs/remotes/origin/main # {sha[:7]}", "/usr/bin/git",
-         ("/home/runner/runners/2.321.0/externals/node20/bin/node", "node /home/runner/work/_actions/actions/checkout/v4/dist/index.js"), RUNNER),
-        (f"/usr/bin/tar -xf /home/runner/work/_temp/{uid}/cache.tzst -P -C {work} --use-compress-program unzstd", "/usr/bin/tar",
-         ("/home/runner/runners/2.321.0/externals/node20/bin/node", "node /home/runner/work/_actions/actions/cache/v4/dist/restore/index.js"), RUNNER),
+         ("/home/runner/runners/2.321.0/externals/node20/bin/node",
+          "node /home/runner/work/_actions/actions/checkout/v4/dist/index.js"), RUNNER),
+        (f"/usr/bin/tar -xf /home/runner/work/_temp/{uid}/cache.tzst -P -C {work} --use-compress-program unzstd",
+         "/usr/bin/tar",
+         ("/home/runner/runners/2.321.0/externals/node20/bin/node",
+          "node /home/runner/work/_actions/actions/cache/v4/dist/restore/index.js"), RUNNER),
         (f"docker build -t ghcr.io/example/{repo}:{sha[:7]} .", "/usr/bin/docker", step, RUNNER),
-        (f"docker run --rm -v {work}:/src -w /src python:3.12 python -m pytest -q tests/test_{f}.py", "/usr/bin/docker", step, RUNNER),
+        (f"docker run --rm -v {work}:/src -w /src python:3.12 python -m pytest -q tests/test_{f}.py",
+         "/usr/bin/docker", step, RUNNER),
         (f"make -j4 -C {work} {r.choice(['all', 'test', 'lint', 'dist', 'check'])}", "/usr/bin/make", step, RUNNER),
-        (f"gcc -O2 -Wall -Wextra -fPIC -Iinclude -c src/{f}.c -o build/{f}.o", "/usr/bin/gcc", make, r.choice([RUNNER, GITLAB])),
-        (f"cc -shared -o build/lib{repo}.so build/{f}.o build/util.o -lz -lpthread", "/usr/bin/cc", make, r.choice([RUNNER, GITLAB])),
-        (f"/usr/lib/gcc/x86_64-linux-gnu/12/cc1 -quiet -Iinclude src/{f}.c -quiet -dumpbase {f}.c -O2 -Wall -o /tmp/cc{_hex(r, 6)}.s",
+        (f"gcc -O2 -Wall -Wextra -fPIC -Iinclude -c src/{f}.c -o build/{f}.o", "/usr/bin/gcc", make,
+         r.choice([RUNNER, GITLAB])),
+        (f"cc -shared -o build/lib{repo}.so build/{f}.o build/util.o -lz -lpthread", "/usr/bin/cc", make,
+         r.choice([RUNNER, GITLAB])),
+        (f"/usr/lib/gcc/x86_64-linux-gnu/12/cc1 -quiet -Iinclude src/{f}.c -quiet -dumpbase {f}.c -O2 -Wall -o "
+         f"/tmp/cc{_hex(r, 6)}.s",
          "/usr/lib/gcc/x86_64-linux-gnu/12/cc1", ("/usr/bin/gcc", f"gcc -O2 -c src/{f}.c"), r.choice([RUNNER, GITLAB])),
         (f"go build -trimpath -o bin/{repo} ./cmd/{repo}", "/usr/local/go/bin/go", step, RUNNER),
         (f"cargo build --release --locked -p {repo}-{f}", "/home/runner/.cargo/bin/cargo", step, RUNNER),
-        (f"python -m pytest -q --junitxml=reports/{f}.xml tests/test_{f}.py", "/opt/hostedtoolcache/Python/3.12.7/x64/bin/python", step, RUNNER),
+        (f"python -m pytest -q --junitxml=reports/{f}.xml tests/test_{f}.py",
+         "/opt/hostedtoolcache/Python/3.12.7/x64/bin/python", step, RUNNER),
         (f"npm run test -- --ci --shard={r.randint(1, 4)}/4", "/usr/bin/node", step, RUNNER),
-        ("sh -c 'if [ -x /usr/local/bin/bash ]; then\n\texec /usr/local/bin/bash \nelif [ -x /usr/bin/bash ]; then\n\texec /usr/bin/bash \n"
-         "elif [ -x /bin/bash ]; then\n\texec /bin/bash \nelif [ -x /usr/local/bin/sh ]; then\n\texec /usr/local/bin/sh \n"
+        ("sh -c 'if [ -x /usr/local/bin/bash ]; then\n\texec /usr/local/bin/bash \nelif [ -x /usr/bin/bash ]; "
+         "then\n\texec /usr/bin/bash \n"
+         "elif [ -x /bin/bash ]; then\n\texec /bin/bash \nelif [ -x /usr/local/bin/sh ]; then\n\texec "
+         "/usr/local/bin/sh \n"
          "elif [ -x /usr/bin/sh ]; then\n\texec /usr/bin/sh \nelif [ -x /bin/sh ]; then\n\texec /bin/sh \n"
-         "elif [ -x /busybox/sh ]; then\n\texec /busybox/sh \nelse\n\techo shell not found\n\texit 1\nfi\n\n'", SH, gl, GITLAB),
+         "elif [ -x /busybox/sh ]; then\n\texec /busybox/sh \nelse\n\techo shell not found\n\texit 1\nfi\n\n'", SH, gl,
+         GITLAB),
         (f"bash --login -c 'cd /builds/example/{repo} && make test TEST={f}'", "/bin/bash", gl, GITLAB),
-        (f"git clone --depth 20 https://gitlab-ci-token:[MASKED]@gitlab.example.com/example/{repo}.git /builds/example/{repo}", "/usr/bin/git", gl, GITLAB),
-        (f"docker login -u gitlab-ci-token --password-stdin registry.example.com # {repo}", "/usr/bin/docker", gl, GITLAB),
+        (f"git clone --depth 20 https://gitlab-ci-token:[MASKED]@gitlab.example.com/example/{repo}.git "
+         f"/builds/example/{repo}", "/usr/bin/git", gl, GITLAB),
+        (f"docker login -u gitlab-ci-token --password-stdin registry.example.com # {repo}", "/usr/bin/docker", gl,
+         GITLAB),
         (f"docker push registry.example.com/example/{repo}:{sha[:8]}", "/usr/bin/docker", gl, GITLAB),
-        (f"ld -o build/{repo} build/{f}.o -lc --dynamic-linker /lib64/ld-linux-x86-64.so.2", "/usr/bin/ld", make, GITLAB),
+        (f"ld -o build/{repo} build/{f}.o -lc --dynamic-linker /lib64/ld-linux-x86-64.so.2", "/usr/bin/ld", make,
+         GITLAB),
         (f"shellcheck scripts/{f}.sh", "/usr/bin/shellcheck", step, RUNNER),
     ]
     cmd, exe, parent, user = r.choice(choices)
@@ -515,19 +577,27 @@ def dev_shell(r: random.Random) -> Proc:
     app, f, svc, host = r.choice(APPS), r.choice(SRC), r.choice(SERVICES), r.choice(HOSTS)
     n = r.randint(1, 500)
     cmd = r.choice([
-        "git status", f"git log --oneline -{n}", f"git diff HEAD~{n % 9 + 1} -- src/{f}.py", f"git checkout -b feature/{f}-{n}",
+        "git status", f"git log --oneline -{n}", f"git diff HEAD~{n % 9 + 1} -- src/{f}.py",
+                    f"git checkout -b feature/{f}-{n}",
         f"git commit -m 'fix {f} handling ({n})'", "git pull --rebase", f"git push origin feature/{f}-{n}",
         f"vim src/{f}.py", f"less /var/log/{app}/{app}.log", f"tail -n {n} -f /var/log/nginx/access.log",
         f"grep -rn 'TODO' src/{f}", f"grep -c ' 50[0-9] ' /var/log/nginx/{app}.access.log", f"ls -la /srv/{app}",
         f"make test TEST=tests/test_{f}.py", f"python3 -m pytest -x tests/test_{f}.py -k {f}",
-        f"ssh {host}.internal", f"scp /tmp/{app}.tar.gz {host}.internal:/tmp/", f"curl -sS https://{app}.example.com/health",
-        f"curl -s -o /dev/null -w '%{{http_code}}' https://{host}.internal/", "docker compose up -d", f"docker compose logs -f {app}",
-        f"docker exec -it {app}-web-1 bash", f"kubectl -n {app} get pods -o wide", f"kubectl -n {app} logs deploy/{app} --tail={n}",
-        f"kubectl -n {app} rollout restart deploy/{app}", f"sudo systemctl restart {svc}", f"systemctl status {svc} --no-pager",
-        f"journalctl -u {svc} --since '-{n}min' --no-pager", f"ps -ef --sort=-%cpu | head -{n % 30 + 5}", "htop", "df -h",
-        f"du -sh /var/lib/{svc}", f"du -sh /srv/{app}/*", f"free -m # {host}", f"jq '.items[] | .name' /tmp/{app}-{n}.json",
+        f"ssh {host}.internal", f"scp /tmp/{app}.tar.gz {host}.internal:/tmp/",
+                    f"curl -sS https://{app}.example.com/health",
+        f"curl -s -o /dev/null -w '%{{http_code}}' https://{host}.internal/", "docker compose up -d",
+                    f"docker compose logs -f {app}",
+        f"docker exec -it {app}-web-1 bash", f"kubectl -n {app} get pods -o wide",
+                    f"kubectl -n {app} logs deploy/{app} --tail={n}",
+        f"kubectl -n {app} rollout restart deploy/{app}", f"sudo systemctl restart {svc}",
+                    f"systemctl status {svc} --no-pager",
+        f"journalctl -u {svc} --since '-{n}min' --no-pager", f"ps -ef --sort=-%cpu | head -{n % 30 + 5}", "htop",
+                    "df -h",
+        f"du -sh /var/lib/{svc}", f"du -sh /srv/{app}/*", f"free -m # {host}",
+                    f"jq '.items[] | .name' /tmp/{app}-{n}.json",
         f"openssl s_client -connect {app}.example.com:443 -servername {app}.example.com </dev/null",
-        f"openssl x509 -in /etc/ssl/certs/{app}.pem -noout -dates", f"dig +short {app}.example.com", f"ping -c 3 {host}.internal",
+        f"openssl x509 -in /etc/ssl/certs/{app}.pem -noout -dates", f"dig +short {app}.example.com",
+                    f"ping -c 3 {host}.internal",
         f"tar -xzf ~/Downloads/{app}-{n}.tar.gz -C /tmp", f"python3 manage.py shell -c 'from {app}.models import *'",
         f"mysql -u {app} -p {app}", f"psql -h {host}.internal -U {app} -d {app} -c 'select count(*) from orders'",
         f"redis-cli -h {host}.internal info memory", f"nano /etc/nginx/sites-available/{app}.conf", "sudo nginx -t",
@@ -535,13 +605,15 @@ def dev_shell(r: random.Random) -> Proc:
     ])
     first = shlex.split(cmd)[0]
     user = r.choice(DEV)
-    return Proc(cmd, f"/usr/bin/{first}", ("/bin/bash", "-bash"), user, f"/home/{user[0]}")
+    return Proc(cmd, f"/usr/bin/{first}", LOGIN, user, f"/home/{user[0]}")
 
 
 def container(r: random.Random) -> Proc:
     """Container start-ups: the official images' entrypoints and the Kubernetes node components."""
     app, port = r.choice(APPS), r.randint(3000, 9000)
-    shim = ("/usr/bin/containerd-shim-runc-v2", f"/usr/bin/containerd-shim-runc-v2 -namespace moby -id {_hex(r, 64)} -address /run/containerd/containerd.sock")
+    shim = ("/usr/bin/containerd-shim-runc-v2",
+            f"/usr/bin/containerd-shim-runc-v2 -namespace moby -id {_hex(r, 64)} -address "
+            f"/run/containerd/containerd.sock")
     cmd, exe, user = r.choice([
         ("/docker-entrypoint.sh nginx -g 'daemon off;'", SH, ROOT),
         ("/bin/sh /docker-entrypoint.d/20-envsubst-on-templates.sh", SH, ROOT),
@@ -550,7 +622,8 @@ def container(r: random.Random) -> Proc:
         ("gosu postgres initdb --username=postgres --pwfile=/dev/fd/63", "/usr/local/bin/gosu", ROOT),
         ("redis-server *:6379", "/usr/local/bin/redis-server", ("redis", "999")),
         ("docker-entrypoint.sh mysqld", "/usr/local/bin/docker-entrypoint.sh", ("mysql", "999")),
-        ("php-fpm -F", "/usr/local/sbin/php-fpm", ROOT), ("apache2-foreground", "/usr/local/bin/apache2-foreground", ROOT),
+        ("php-fpm -F", "/usr/local/sbin/php-fpm", ROOT),
+        ("apache2-foreground", "/usr/local/bin/apache2-foreground", ROOT),
         (f"/sbin/tini -- /app/start-{app}.sh", "/sbin/tini", APP),
         (f"/bin/sh -c 'java $JAVA_OPTS -jar /app/{app}.jar'", SH, APP),
         (f"uvicorn {app}.main:app --host 0.0.0.0 --port {port}", "/usr/local/bin/python3.12", APP),
@@ -559,7 +632,8 @@ def container(r: random.Random) -> Proc:
         (f"envsubst '$PORT' < /etc/nginx/templates/{app}.conf.template", "/usr/bin/envsubst", ROOT),
         ("/pause", "/pause", ("65535", "65535")), ("runc init", "/usr/bin/runc", ROOT),
         ("/coredns -conf /etc/coredns/Corefile", "/coredns", ROOT),
-        (f"kube-proxy --config=/var/lib/kube-proxy/config.conf --hostname-override={r.choice(HOSTS)}", "/usr/local/bin/kube-proxy", ROOT),
+        (f"kube-proxy --config=/var/lib/kube-proxy/config.conf --hostname-override={r.choice(HOSTS)}",
+         "/usr/local/bin/kube-proxy", ROOT),
         (f"/bin/sh -c 'until nc -z {app}-db 5432; do sleep 1; done'", SH, APP),
         (f"/bin/sh -c 'python manage.py migrate --noinput && exec gunicorn {app}.wsgi -b :{port}'", SH, APP),
         (f"/usr/local/bin/docker-entrypoint.sh node /app/{app}/index.js", "/usr/local/bin/docker-entrypoint.sh", NODE),
@@ -627,7 +701,7 @@ def _event(i: int, ts: datetime, host: str, p: Proc, rnd: random.Random) -> dict
 def events(seed: int = SEED, count: int = COUNT) -> list[dict[str, Any]]:
     """`count` ECS process starts, each with its own command line, in time order; the same for a seed."""
     rnd = random.Random(seed)
-    cats, weights = zip(*CATEGORIES)
+    cats, weights = zip(*CATEGORIES, strict=True)
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
     ts = T0
