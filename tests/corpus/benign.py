@@ -123,11 +123,9 @@ def apt_dpkg(r: random.Random) -> Proc:
     dpkg = ("/usr/bin/dpkg", "/usr/bin/dpkg --status-fd 37 --configure --pending")
     post = _script(f"/var/lib/dpkg/info/{pkg}.postinst", "configure", ver)
     choices: list[tuple[str, str, tuple[str, str]]] = [
-        (f"apt-get install -y --no-install-recommends {pkg}", "/usr/bin/apt-get", LOGIN),
-        (f"apt-get -y --only-upgrade install {pkg}={ver}", "/usr/bin/apt-get", LOGIN),
-        (f"apt-get -qq -y remove --purge {pkg}", "/usr/bin/apt-get", LOGIN),
-        (f"apt-cache policy {pkg}", "/usr/bin/apt-cache", LOGIN),
-        (f"apt show {pkg}", "/usr/bin/apt", LOGIN),
+        *[(line, "/usr/bin/" + line.split()[0], LOGIN) for line in (  # an admin at a root shell
+            f"apt-get install -y --no-install-recommends {pkg}", f"apt-get -y --only-upgrade install {pkg}={ver}",
+            f"apt-get -qq -y remove --purge {pkg}", f"apt-cache policy {pkg}", f"apt show {pkg}")],
         (f"/usr/bin/dpkg --status-fd 37 --no-triggers --unpack --auto-deconfigure {deb}", "/usr/bin/dpkg", apt),
         (f"/usr/bin/dpkg --status-fd 37 --configure {pkg}:amd64", "/usr/bin/dpkg", apt),
         (f"/bin/sh /var/lib/dpkg/info/{pkg}.postinst configure {ver}", SH, dpkg),
@@ -219,11 +217,9 @@ def npm(r: random.Random) -> Proc:
     cwd = f"/srv/{app}"
     npm_parent = ("/usr/bin/node", "npm run build")
     cmd, exe, parent = r.choice([
-        ("npm ci --omit=dev", "/usr/bin/node", LOGIN),
-        (f"npm install --save {pkg}@^{r.randint(1, 20)}.{r.randint(0, 9)}.0", "/usr/bin/node", LOGIN),
-        (f"npm ls {pkg}", "/usr/bin/node", LOGIN),
-        (f"npx {pkg} --version", "/usr/bin/node", LOGIN),
-        (f"yarn add {pkg}", "/usr/bin/node", LOGIN),
+        *[(line, "/usr/bin/node", LOGIN) for line in (  # npm, npx and yarn are node scripts
+            "npm ci --omit=dev", f"npm install --save {pkg}@^{r.randint(1, 20)}.{r.randint(0, 9)}.0",
+            f"npm ls {pkg}", f"npx {pkg} --version", f"yarn add {pkg}")],
         (f"sh -c 'webpack --mode production --config webpack.{app}.js'", SH, npm_parent),
         (f"sh -c 'tsc -p tsconfig.{app}.json'", SH, npm_parent),
         (f"sh -c 'node scripts/postinstall-{app}.js'", SH, ("/usr/bin/node", "npm install")),
