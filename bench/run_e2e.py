@@ -117,7 +117,7 @@ for line in sys.stdin:
         opened[key] = True
     elif "network" in cats and key in opened and not LOCAL.match(str((ev.get("destination") or {}).get("ip"))):
         del opened[key]
-        hits.append("5b7f8c1e-2d3a-4e6f-9a8b-1c2d3e4f5a60")
+        hits.append("76e4d92b-61c1-4a95-ab61-5fd94179a1ee")
     if hits:
         ev.setdefault("rule", {})["id"] = hits
         out(json.dumps(ev) + "\n")

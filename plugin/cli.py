@@ -244,8 +244,10 @@ def _check(args: argparse.Namespace) -> int:
             for cr in ruleset.rules:
                 if cr.rule.ruleset == fmt:
                     out.write(f"  {printable(cr.rule.id)}  {printable(cr.rule.name)}\n")
-    # under --strict, the warnings it refuses are shown as the errors they are
-    shown = [d.under(args.strict) for d in diags if d.severity != "info" or not args.quiet]
+    # under --strict, the warnings it refuses are shown as the errors they are; which copy of a rule
+    # id runs is shown even with --quiet (it decides what runs; identical copies do not)
+    shown = [d.under(args.strict) for d in diags
+             if d.severity != "info" or not args.quiet or d.code is Code.REPLACED]
     for d in sorted(shown, key=lambda d: (d.severity, d.location.path, d.location.line)):
         out.write(d.render() + "\n")
     rows = coverage((cr.rule for cr in ruleset.rules), diags)
@@ -255,7 +257,9 @@ def _check(args: argparse.Namespace) -> int:
     for (code, title), n in reasons.most_common():
         out.write(f"  {code} {title}: {n}\n")
     out.write(f"unsupported rule types: {sum(r.unsupported for r in rows)} rules\n")
-    out.write(f"identical copies read once: {sum(1 for d in diags if d.severity == 'info')} files\n")
+    copies = sum(1 for d in diags if d.code is Code.DUPLICATE_ID and d.severity == "info")
+    out.write(f"identical copies read once: {copies} files\n")
+    out.write(f"replaced by another copy of their id: {sum(1 for d in diags if d.code is Code.REPLACED)} rules\n")
     out.write(f"warnings: {sum(1 for d in diags if d.severity == 'warning')}\n")
     flagged = [d for d in diags if d.severity == "warning" and d.code.strict]
     untrusted = Counter((d.code.code, d.code.title) for d in flagged)
@@ -285,7 +289,9 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
                         envelope_fields=args.envelope_fields, host_os=args.host_os)
     rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
     for d in diags:
-        level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
+        # which copy of a rule id runs is worth a line at the default level; an identical copy is not
+        info = "info" if d.code is Code.REPLACED else "debug"
+        level = {"error": "error", "info": info}.get(d.severity, "warning")
         getattr(log, level)("rule_diagnostic", **d.to_builtins())
     bad = _bad_selection(diags)
     if bad:

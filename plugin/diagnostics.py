@@ -51,6 +51,10 @@ class Code(enum.Enum):
     NO_ANCHOR = ("SS301", "rule has no prefilter anchor and runs on every event", "add a text or equality condition",
                  True)
     DUPLICATE_ID = ("SS302", "duplicate rule id", "give each rule its own id")
+    # Two files with one rule id (a shipped copy beside the public collection, two checkouts of a
+    # collection): one rule, the newer copy runs. Not an error: this is how a collection updates.
+    REPLACED = ("SS305", "another copy of this rule id replaces this one",
+                "remove the older copy, or give a changed rule its own id")
     MATCHES_EMPTY = ("SS303", "pattern matches the empty string, so any value",
                      "make the pattern need at least one character, or test that the field exists", True)
     NOISY_ANCHOR = ("SS304", "anchor fires on most benign events", "add a more selective text condition", True)
@@ -80,7 +84,8 @@ class Code(enum.Enum):
 class Diagnostic(msgspec.Struct, frozen=True):
     code: Code
     # "error": rule skipped; "unsupported": a rule type shellsieve does not run (skipped, not an
-    # error under --strict); "warning": the rule runs; "info": nothing lost (an identical copy)
+    # error under --strict); "warning": the rule runs; "info": nothing lost (an identical copy, an
+    # older version replaced by a newer one)
     severity: str
     location: Location
     rule_id: str | None

@@ -34,14 +34,15 @@ def test_identical_copy_is_read_once(tmp_path: Path) -> None:
     assert "identical copy of" in diags[0].message and diags[0].location.path.endswith("b/r.yml")
 
 
-def test_same_id_other_content_is_an_error(tmp_path: Path) -> None:
+def test_same_id_other_content_is_one_rule(tmp_path: Path) -> None:
+    """Two files with one id and no version between them: the later runs, counted once, not skipped."""
     (tmp_path / "a.yml").write_text(RULE.format(rid=RID, image="x"))
     (tmp_path / "b.yml").write_text(RULE.format(rid=RID, image="y"))
     rules, diags = load_rules([tmp_path])
-    assert len(rules) == 1 and [(d.code, d.severity, d.rule_id) for d in diags] == [
-        (Code.DUPLICATE_ID, "error", RID)]
+    assert [r.location.path for r in rules] == [str(tmp_path / "b.yml")]
+    assert [(d.code, d.severity, d.rule_id) for d in diags] == [(Code.REPLACED, "warning", RID)]
     row, = coverage(rules, diags)
-    assert row == Row("sigma", "linux/process_creation", loaded=1, skipped=1, unsupported=0)
+    assert row == Row("sigma", "linux/process_creation", loaded=1, skipped=0, unsupported=0)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+
 import msgspec
 
 from shellsieve.diagnostics import Location
 from shellsieve.model.expr import Expr
 
-__all__ = ["Threat", "Step", "Sequence", "Rule"]
+__all__ = ["Threat", "Step", "Sequence", "Related", "Revision", "Rule"]
 
 
 class Threat(msgspec.Struct, frozen=True):
@@ -34,6 +36,22 @@ class Sequence(msgspec.Struct, frozen=True):
     until: Step | None = None
 
 
+class Related(msgspec.Struct, frozen=True):
+    """Another rule this one names, as Sigma's `related` does: `derived` (changed from it), `obsolete` ..."""
+
+    id: str
+    type: str
+
+
+class Revision(msgspec.Struct, frozen=True):
+    """Which version of its id a rule is: what decides between two loaded copies of one id."""
+
+    version: int | None = None  # Elastic [rule] version (exported and packaged rules carry it)
+    modified: datetime.date | None = None  # Elastic [metadata] updated_date, Sigma `modified`
+    created: datetime.date | None = None  # Elastic [metadata] creation_date, Sigma `date`
+    related: tuple[Related, ...] = ()  # Sigma `related`; Elastic [[metadata.related]] (a shellsieve field)
+
+
 class Rule(msgspec.Struct, frozen=True):
     """A detection rule in the one intermediate form."""
 
@@ -52,6 +70,7 @@ class Rule(msgspec.Struct, frozen=True):
     group: str = ""  # what coverage is counted by: "eql", "kuery", "windows/process_creation" ...
     tags: tuple[str, ...] = ()  # lower-case: Sigma `attack.t1059`, Elastic `Tactic: Execution`
     status: str = ""  # Sigma status (stable, test, experimental, deprecated, unsupported), Elastic maturity
+    revision: Revision = Revision()
 
     @property
     def is_sequence(self) -> bool:

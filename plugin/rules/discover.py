@@ -8,6 +8,7 @@ from pathlib import Path
 
 from shellsieve.diagnostics import Code, Diagnostic, Location
 from shellsieve.model.rule import Rule
+from shellsieve.rules.identity import RuleIds
 from shellsieve.rules.source import RuleFileError, read_rule_file
 
 __all__ = ["load_rules", "rule_files", "shipped_patterns"]
@@ -54,10 +55,10 @@ def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
 
     A byte-identical copy of a file already read is read once: rule collections are often copied
     into several folders, and counting the copy would report its rules twice (loaded or skipped).
+    Of two copies of one rule id in different files, the newer runs (rules/identity.py).
     """
-    rules: list[Rule] = []
+    ids = RuleIds()
     diags: list[Diagnostic] = []
-    seen: dict[str, Rule] = {}
     files: dict[bytes, Path] = {}
     for f in rule_files(paths):
         loader = _loader(f)
@@ -83,11 +84,6 @@ def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
             # that yields nothing must say so, or `check --strict` passes a file that runs no rule
             diags.append(Diagnostic(Code.SCHEMA, "error", Location(str(f), 1), None, "",
                                     "no rule in the file"))
-        for r in got:
-            if r.id in seen:
-                diags.append(Diagnostic(Code.DUPLICATE_ID, "error", r.location, r.id, "",
-                                        f"rule id already loaded from {seen[r.id].location}", r.group))
-                continue
-            seen[r.id] = r
-            rules.append(r)
-    return rules, diags
+        diags.extend(d for d in map(ids.add, got) if d is not None)
+    diags.extend(ids.superseded())
+    return ids.rules, diags

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import eql
 
 from shellsieve.diagnostics import Code, Diagnostic, Location
 from shellsieve.errors import UnsupportedError
-from shellsieve.model.rule import Rule, Threat
+from shellsieve.model.rule import Related, Revision, Rule, Threat
 from shellsieve.rules.eql import parse_eql
 from shellsieve.rules.kql import parse_kql
 from shellsieve.rules.positions import toml_key_line
@@ -89,15 +90,43 @@ def load_elastic(path: Path, data: bytes | None = None) -> tuple[list[Rule], lis
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return [], [_diag(Code.PARSE, "error", path, line, rid, getattr(exc, "source", "") or "", first, group)]
     try:
-        maturity = doc.get("metadata", {}).get("maturity", "") if isinstance(doc.get("metadata"), dict) else ""
-        return [_rule(rule, rid, path, rule_line, language, group, query, str(maturity))], []
-    except (AttributeError, TypeError, ValueError, OverflowError) as exc:  # threat not tables, risk_score inf ...
+        meta = doc.get("metadata", {})
+        meta = meta if isinstance(meta, dict) else {}
+        return [_rule(rule, rid, path, rule_line, language, group, query, meta)], []
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:  # risk_score inf, bad date ...
         return [], [_diag(Code.SCHEMA, "error", path, rule_line, rid, "[rule]", f"a field has the wrong type: {exc}",
                           group)]
 
 
+def _date(meta: dict[str, Any], key: str) -> datetime.date | None:
+    """A [metadata] date: detection-rules writes "2026/07/20"; a bare TOML date is taken too."""
+    value = meta.get(key)
+    if isinstance(value, datetime.datetime):  # a TOML date-time: its day (a date and a datetime do not compare)
+        return value.date()
+    if value is None or isinstance(value, datetime.date):
+        return value
+    try:
+        return datetime.datetime.strptime(str(value), "%Y/%m/%d").date()
+    except ValueError:
+        raise ValueError(f"[metadata] {key} = {value!r} is not a YYYY/MM/DD date") from None
+
+
+def _revision(rule: dict[str, Any], meta: dict[str, Any]) -> Revision:
+    """Which version of its rule_id this file is: `version` (exported and packaged rules), the
+    [metadata] dates, and [[metadata.related]] (a shellsieve field, as Sigma's `related`: the
+    upstream rule a changed copy was derived from)."""
+    version = rule.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise ValueError(f"[rule] version = {version!r} is not an integer")
+    related = meta.get("related", [])
+    if not isinstance(related, list) or not all(isinstance(r, dict) and "id" in r for r in related):
+        raise ValueError("[[metadata.related]] must be tables with an id (and a type)")
+    return Revision(version, _date(meta, "updated_date"), _date(meta, "creation_date"),
+                    tuple(Related(str(r["id"]), str(r.get("type", "derived"))) for r in related))
+
+
 def _rule(rule: dict[str, Any], rid: Any, path: Path, rule_line: int, language: str, group: str,
-          query: Any, maturity: str = "") -> Rule:
+          query: Any, meta: dict[str, Any]) -> Rule:
     severity, default_risk = label_risk(str(rule.get("severity", "medium")))
     return Rule(
         id=str(rid), name=str(rule["name"]), ruleset="elastic", query=query,
@@ -105,5 +134,6 @@ def _rule(rule: dict[str, Any], rid: Any, path: Path, rule_line: int, language: 
         risk_score=int(rule.get("risk_score", default_risk)), level=str(rule.get("severity", "")),
         threats=_threats(rule), references=tuple(rule.get("references", ())),
         description=str(rule.get("description", "")).strip(), language=language, group=group,
-        tags=tuple(str(t).lower() for t in rule.get("tags", ())), status=maturity.lower(),
+        tags=tuple(str(t).lower() for t in rule.get("tags", ())), status=str(meta.get("maturity", "")).lower(),
+        revision=_revision(rule, meta),
     )

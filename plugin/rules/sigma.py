@@ -45,7 +45,7 @@ from shellsieve.diagnostics import Code, Diagnostic, Location
 from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
 from shellsieve.model.fields import sigma_field
-from shellsieve.model.rule import Rule, Threat
+from shellsieve.model.rule import Related, Revision, Rule, Threat
 from shellsieve.rules.source import RuleFileError, read_rule_file, rule_text
 
 __all__ = ["load_sigma", "TACTICS", "LEVELS"]
@@ -304,7 +304,15 @@ def _translate(rule: SigmaRule, doc: _Doc, loc: Location) -> Rule:
         language="sigma", group=_group(doc.data),
         tags=tuple(f"{t.namespace}.{t.name}".lower() for t in rule.tags),
         status=str(rule.status).lower() if rule.status is not None else "",
+        revision=_revision(rule),
     )
+
+
+def _revision(rule: SigmaRule) -> Revision:
+    """`modified`, `date` and `related` (pySigma has checked them: dates, UUIDs, known types)."""
+    related = rule.related.related if rule.related is not None else []
+    return Revision(modified=rule.modified, created=rule.date,
+                    related=tuple(Related(str(r.id), r.type.name.lower()) for r in related))
 
 
 def _check_unique_keys(node: yaml.Node) -> None:
