@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from conftest import PATTERNS, RULESETS
+from conftest import ROOT, RULESETS
 from corpus import benign
-from corpus.budget import BUDGET, COLLECTIONS, RECOMMENDED, measure, score
+from corpus.budget import BUDGET, COLLECTIONS, RECOMMENDED, SELECTION, measure, read_options, score
 from corpus.shells import Shell, seed_shells, shells
 
 
@@ -127,6 +127,22 @@ class TestShells:
         assert all(s.events[0]["event"]["category"] == ["process"] for s in found)
 
 
+class TestSelectionFile:
+    def test_options_and_their_justification(self) -> None:
+        """The args file holds distinct --exclude-rule options, and docs/noise.md justifies each rule id."""
+        assert RECOMMENDED == read_options(SELECTION) and RECOMMENDED
+        ids = [opt.removeprefix("--exclude-rule=") for opt in RECOMMENDED]
+        assert all(opt.startswith("--exclude-rule=") for opt in RECOMMENDED) and len(set(ids)) == len(ids)
+        doc = (ROOT / "docs" / "noise.md").read_text()
+        assert [rid for rid in ids if rid[:8] not in doc] == []
+
+    def test_comments_and_blank_lines(self, tmp_path: Any) -> None:
+        """`#` starts a comment anywhere on a line; blank and comment-only lines give no option."""
+        path = tmp_path / "x.args"
+        path.write_text("# head\n\n--min-severity=medium  # why\n  --tag=attack.t1059\n")
+        assert read_options(path) == ["--min-severity=medium", "--tag=attack.t1059"]
+
+
 class TestScore:
     def test_rate_rules_and_misses(self) -> None:
         """A shell counts as alerted when any of its events is; benign events alerted are counted per rule."""
@@ -148,11 +164,10 @@ class TestScore:
 class TestBudget:
     def test_recommended_selection_meets_the_budget(self) -> None:
         """With the recommended selection, at most 1% of benign events alert, and every reverse shell that the
-        whole collections alert still alerts."""
-        assert PATTERNS.is_dir()
+        whole collections alert still alerts; those they miss are the `openssl s_client` shells (docs/noise.md)."""
         corpus = (shells(), benign.events())
         everything, chosen = measure(COLLECTIONS, corpus), measure(COLLECTIONS + RECOMMENDED, corpus)
         assert everything.rate > BUDGET  # the budget needs the selection at all
         assert chosen.rate <= BUDGET, chosen.rules.most_common(10)
         assert set(chosen.missed) <= set(everything.missed)
-        assert len(everything.missed) <= 1, everything.missed  # docs/noise.md names the one no rule alerts
+        assert [m for m in everything.missed if "openssl" not in m] == []

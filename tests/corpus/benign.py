@@ -18,7 +18,8 @@ Command lines are modelled on real ones; each category names its sources:
   `manage.py`, gunicorn/uwsgi workers, pm2, GitHub Actions runner (`bash --noprofile --norc -e -o
   pipefail` step scripts, actions/checkout's git commands), gitlab-runner's shell-detection script,
   the official Docker images' entrypoints (nginx, postgres, redis, php, mysql), Kubernetes components,
-  NRPE/Nagios plugins, Zabbix agent user parameters, Telegraf, node_exporter, certbot, borg, restic.
+  NRPE/Nagios plugins, Zabbix agent user parameters, Telegraf, node_exporter, certbot, borg, restic, wait-for-it style
+  `nc -z` port checks (nc(1) of netcat-openbsd and nmap-ncat).
 
 Deterministic for a seed: `events(seed, count)`; `python tests/corpus/benign.py OUT [--count N]
 [--seed S]` writes NDJSON. Every command line is distinct.
@@ -412,6 +413,8 @@ def monitoring(r: random.Random) -> Proc:
         (f"/usr/share/prometheus-node-exporter-collectors/apt_info.py # {host}", "/usr/bin/python3.11"),
         (f"/usr/share/prometheus-node-exporter-collectors/smartmon.sh # {host}", "/bin/bash"),
         (f"/usr/local/bin/check_cert_expiry {host}.internal:443 {w}", "/usr/local/bin/check_cert_expiry"),
+        # a port check with netcat; on RHEL `nc` is nmap-ncat, so the file run is /usr/bin/ncat
+        (f"nc -z -w {c} {host}.internal {r.choice([22, 80, 443, 3306, 5432, 6379])}", "/usr/bin/ncat"),
     ])
     return Proc(cmd, exe, agents[user[0]], user, "/")
 
@@ -631,6 +634,8 @@ def container(r: random.Random) -> Proc:
         (f"kube-proxy --config=/var/lib/kube-proxy/config.conf --hostname-override={r.choice(HOSTS)}",
          "/usr/local/bin/kube-proxy", ROOT),
         (f"/bin/sh -c 'until nc -z {app}-db 5432; do sleep 1; done'", SH, APP),
+        # the loop's own child: Debian-based images resolve nc to nc.openbsd
+        (f"nc -z {app}-db {r.choice([3306, 5432, 6379, 9200])}", "/usr/bin/nc.openbsd", APP),
         (f"/bin/sh -c 'python manage.py migrate --noinput && exec gunicorn {app}.wsgi -b :{port}'", SH, APP),
         (f"/usr/local/bin/docker-entrypoint.sh node /app/{app}/index.js", "/usr/local/bin/docker-entrypoint.sh", NODE),
     ])

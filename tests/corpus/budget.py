@@ -21,7 +21,8 @@ import msgspec
 from corpus import benign
 from corpus.shells import Shell, shells
 
-__all__ = ["BUDGET", "COLLECTIONS", "RECOMMENDED", "Score", "alert_ids", "corpora", "measure", "score"]
+__all__ = ["BUDGET", "COLLECTIONS", "RECOMMENDED", "SELECTION", "Score", "alert_ids", "corpora", "measure",
+           "read_options", "score"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RULESETS = ROOT.parent / "shared" / "rulesets"
@@ -29,12 +30,16 @@ BUDGET = 0.01  # at most 1% of benign events alerted
 # the shipped rules beside the SigmaHQ and Elastic collections
 COLLECTIONS = ["--rules", str(ROOT / "patterns"), "--rules", str(RULESETS / "sigma"),
                "--rules", str(RULESETS / "elastic" / "linux")]
-# The recommended selection for the public collections; each exclusion is justified in docs/noise.md.
-RECOMMENDED = [
-    "--min-severity", "medium",  # Sigma low/informational and Elastic low: discovery and admin-tool rules
-    "--exclude-rule", "30bcce26-51c5-49f2-99c8-7b59e3af36c7",  # Sigma: sh -c with /tmp/ in the line
-    "--exclude-rule", "231876e7-4d1f-4d63-a47c-47dd1acdc1cb",  # shipped seed 003 KQL: any shell under apache2/nginx
-]
+# The recommended selection for the public collections, one option a line (docs/noise.md justifies each).
+SELECTION = ROOT / "deploy" / "selection" / "public-collections.args"
+
+
+def read_options(path: Path) -> list[str]:
+    """The options of an args file: one a line, `#` starts a comment."""
+    return [opt for line in path.read_text().splitlines() if (opt := line.split("#", 1)[0].strip())]
+
+
+RECOMMENDED = read_options(SELECTION)
 
 
 class Score(NamedTuple):
