@@ -26,9 +26,11 @@ from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
 from shellsieve.model.fields import FIELD_MAPS
+from shellsieve.run.suppress import unknown_fields
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
-from shellsieve.settings import ServeSettings, Settings, describe, within
+from shellsieve.settings import (ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
+                                 within)
 
 __all__ = ["main", "build", "parser"]
 
@@ -57,12 +59,30 @@ def _setting(name: str, parse: Callable[[str], float]) -> Callable[[str], float]
     return convert
 
 
-def _envelope_fields(text: str) -> tuple[str, ...]:
-    """An argparse `type=` for --envelope-fields: comma-separated names, "" for none; exit 2 otherwise."""
-    try:
-        return parse_fields(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _parsed(parse: Callable[[str], tuple[str, ...]], name: str) -> Callable[[str], tuple[str, ...]]:
+    """An argparse `type=` from a parser raising ValueError: its message, exit 2 (--envelope-fields:
+    comma-separated names, "" for none; --suppress-by: the syntax, the names are checked at start)."""
+    def convert(text: str) -> tuple[str, ...]:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = name
+    return convert
+
+
+def _duration(name: str) -> Callable[[str], float]:
+    """An argparse `type=` for a duration setting: `300`, `300s`, `5m`, `1h`, within its bounds."""
+    check = _setting(name, parse_duration)
+
+    def convert(text: str) -> float:
+        try:
+            return check(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"must be a duration (300, 300s, 5m, 1h) of {describe(name)} "
+                                             f"seconds, got {text!r}") from None
+    convert.__name__ = name
+    return convert
 
 
 def parser() -> argparse.ArgumentParser:
@@ -123,8 +143,9 @@ def _explain_options(sub: Any) -> None:
     exp.add_argument("--json", action="store_true", help="print one JSON document")
     exp.add_argument("--input-format", "--format", dest="input_format", default="auto", choices=FORMATS,
                      help="format of the event, as `run --format` (default: %(default)s)")
-    exp.add_argument("--envelope-fields", type=_envelope_fields, default=",".join(_DEFAULTS.envelope_fields),
-                     metavar="FIELDS", help="as for `run` (default: %(default)s)")
+    exp.add_argument("--envelope-fields", type=_parsed(parse_fields, "envelope_fields"),
+                     default=",".join(_DEFAULTS.envelope_fields), metavar="FIELDS",
+                     help="as for `run` (default: %(default)s)")
     exp.add_argument("--host-os", default=_DEFAULTS.host_os, choices=HOST_OS,
                      help="as for `run` (default: %(default)s)")
     _selection_options(exp)
@@ -156,8 +177,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                         "(winlog.event_data or Event.EventData) or Wazuh (full_log); a text line is an "
                         "auditd record, a Sysmon for Linux XML event in syslog, or a plain command line "
                         "(default: %(default)s)")
-    p.add_argument("--envelope-fields", type=_envelope_fields, default=",".join(_DEFAULTS.envelope_fields),
-                   metavar="FIELDS",
+    p.add_argument("--envelope-fields", type=_parsed(parse_fields, "envelope_fields"),
+                   default=",".join(_DEFAULTS.envelope_fields), metavar="FIELDS",
                    help="top-level JSON fields in which a shipper carries the raw line (Vector: message; "
                         "Fluent Bit, Docker, CRI: log), comma-separated; the line is decoded as what it is "
                         "and an alert keeps the envelope's fields; \"\" turns this off (default: %(default)s)")
@@ -176,6 +197,18 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pid-table-size", type=_setting("pid_table_size", int),
                    default=_DEFAULTS.pid_table_size, metavar="N",
                    help="pids remembered to name the parent of auditd events (default: %(default)s)")
+    p.add_argument("--suppress-window", dest="suppress_window_s", type=_duration("suppress_window_s"),
+                   default=_DEFAULTS.suppress_window_s, metavar="DURATION",
+                   help="alerts of one rule with the same --suppress-by values within this time of the first "
+                        "leave as events, not alerts; the next alert counts them: 300, 300s, 5m, 1h "
+                        "(default: off; recommended: 5m; docs/suppression.md)")
+    p.add_argument("--suppress-by", type=_parsed(parse_suppress_by, "suppress_by"),
+                   default=",".join(_DEFAULTS.suppress_by), metavar="FIELDS",
+                   help="the ECS fields of the suppression key besides the rule, comma-separated; a|b: a, "
+                        "else b (default: %(default)s)")
+    p.add_argument("--suppress-max-keys", type=_setting("suppress_max_keys", int), metavar="N",
+                   default=_DEFAULTS.suppress_max_keys, help="suppression keys held at once; the oldest "
+                   "is evicted and counted (default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="level of the filter's own logs on stderr (default: %(default)s)")
 
@@ -314,7 +347,9 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
                         only_alerts=args.only_alerts, strict=args.strict, input_format=args.input_format,
                         audit_timeout_s=args.audit_timeout, pid_table_size=args.pid_table_size,
                         passwd=str(args.passwd) if args.passwd else None,
-                        envelope_fields=args.envelope_fields, host_os=args.host_os)
+                        envelope_fields=args.envelope_fields, host_os=args.host_os,
+                        suppress_window_s=args.suppress_window_s, suppress_by=args.suppress_by,
+                        suppress_max_keys=args.suppress_max_keys)
     rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
     for d in diags:
         # which copy of a rule id runs is worth a line at the default level; an identical copy is not
@@ -325,6 +360,11 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
     if bad:
         log.error("startup_failed", reason="bad rule selection", options=[d.message for d in bad])
         return 2
+    unknown = unknown_fields(settings.suppress_by, ruleset.accessors)
+    if unknown:
+        log.error("startup_failed", reason="unknown field in --suppress-by", option="--suppress-by",
+                  value=",".join(settings.suppress_by), unknown=unknown)
+        return 2
     errors = _errors(diags, settings.strict)
     if not ruleset.rules or (settings.strict and errors):
         log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",
@@ -332,6 +372,8 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
         return 1
     log.info("started", rules=len(ruleset.rules), skipped=len(errors), input_format=settings.input_format,
              envelope_fields=list(settings.envelope_fields), host_os=settings.host_os,
+             suppress_window_s=settings.suppress_window_s, suppress_by=list(settings.suppress_by),
+             suppress_max_keys=settings.suppress_max_keys,
              patterns=ruleset.pattern_count,
              database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3),
              cache=ruleset.cache_status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated
 
 import msgspec
@@ -11,7 +12,11 @@ from msgspec import Meta
 from shellsieve.events.envelope import DEFAULT_FIELDS, parse_fields
 from shellsieve.events.hostos import HOST_OS
 
-__all__ = ["Settings", "ServeSettings", "within", "describe"]
+__all__ = ["Settings", "ServeSettings", "within", "describe", "parse_duration", "parse_suppress_by",
+           "SUPPRESS_BY"]
+
+# Suppression key fields (besides the rule, always part of the key); `a|b`: a, else b when a is missing
+SUPPRESS_BY: tuple[str, ...] = ("host.id|host.name", "process.command_line")
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -41,9 +46,22 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     envelope_fields: tuple[str, ...] = DEFAULT_FIELDS
     # host.os.type for events whose input names none (events/hostos.py HOST_OS)
     host_os: str = "auto"
+    # alerts of one rule with the same suppress_by values within this many seconds of the first
+    # are forwarded as events, not alerts (run/suppress.py); 0: off; a day at most
+    suppress_window_s: Annotated[float, Meta(ge=0, le=86_400)] = 0.0
+    suppress_by: tuple[str, ...] = SUPPRESS_BY
+    # suppression keys remembered at once; the oldest is evicted and counted
+    suppress_max_keys: Annotated[int, Meta(ge=1, le=1 << 24)] = 100_000
 
     def __post_init__(self) -> None:
         _check(self)
+        try:
+            ok = parse_suppress_by(",".join(self.suppress_by)) == self.suppress_by
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"suppress_by must be distinct field names (the rule is implicit), "
+                             f"got {self.suppress_by!r}")
         if self.host_os not in HOST_OS:
             raise ValueError(f"host_os must be one of {', '.join(HOST_OS)}, got {self.host_os!r}")
         if parse_fields(",".join(self.envelope_fields)) != self.envelope_fields:
@@ -116,3 +134,39 @@ def describe(name: str) -> str:
     b = _BOUNDS[name]
     kind, num = ("an integer", lambda x: str(int(x))) if b.integer else ("a finite number", lambda x: f"{x:g}")
     return f"{kind} {'>' if b.lo_open else '>='} {num(b.lo)} and <= {num(b.hi)}"
+
+
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h|d)?\s*", re.IGNORECASE)
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_duration(text: str) -> float:
+    """`300`, `300s`, `5m`, `1h`, `1.5h`, `250ms` -> seconds; a bare number is seconds. ValueError otherwise."""
+    m = _DURATION.fullmatch(text)
+    if m is None:
+        raise ValueError(f"not a duration (300, 300s, 5m, 1h): {text!r}")
+    return float(m.group(1)) * _UNIT_S[(m.group(2) or "s").lower()]
+
+
+_FIELD = re.compile(r"@?[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+def parse_suppress_by(text: str) -> tuple[str, ...]:
+    """`host.id|host.name,process.command_line` -> its fields; "" -> () (the rule alone is the key).
+    `rule.id` may be named, and is left out: the rule is always part of the key. ValueError names
+    the bad part. Whether a name is a field the engine reads is checked against the rules at start."""
+    if not text.strip():
+        return ()
+    out: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        names = [n.strip() for n in item.split("|")]
+        for n in names:
+            if not _FIELD.fullmatch(n) or ".." in n or n.endswith("."):
+                raise ValueError(f"not a field name: {n!r} in {text!r}")
+        if names == ["rule.id"]:
+            continue
+        spec = "|".join(names)
+        if spec in out:
+            raise ValueError(f"a field is named twice in {text!r}")
+        out.append(spec)
+    return tuple(out)

@@ -7,7 +7,7 @@ of one shape fires on every shape that carries the information.
 
 from __future__ import annotations
 
-__all__ = ["SYSMON_FIELDS", "AUDITD_FIELDS", "SIGMA_FIELDS", "WAZUH_FIELDS", "FIELD_MAPS",
+__all__ = ["ECS_FIELDS", "known_fields", "SYSMON_FIELDS", "AUDITD_FIELDS", "SIGMA_FIELDS", "WAZUH_FIELDS", "FIELD_MAPS",
            "sigma_field", "wazuh_field"]
 
 # Sysmon EventData names (Windows and Linux) -> ECS. Where ECS has no faithful counterpart the value
@@ -104,3 +104,33 @@ def sigma_field(name: str) -> str | None:
 def wazuh_field(name: str) -> str | None:
     """ECS name for a Wazuh field, or None when the map has none."""
     return WAZUH_FIELDS.get(name)
+
+
+# ECS fields the input formats fill or process events commonly carry, beyond those the tables map
+# to: what an option naming event fields (--suppress-by) may name besides the rules' own fields.
+ECS_FIELDS: frozenset[str] = frozenset((
+    "@timestamp", "message", "tags", "labels",
+    "agent.id", "agent.name", "agent.type",
+    "cloud.account.id", "cloud.instance.id", "cloud.provider", "cloud.region",
+    "container.id", "container.image.name", "container.name",
+    "event.action", "event.category", "event.code", "event.dataset", "event.id", "event.module",
+    "event.provider", "event.type",
+    "host.domain", "host.hostname", "host.id", "host.ip", "host.mac", "host.name", "host.os.family",
+    "host.os.name", "host.os.platform", "host.os.type",
+    "orchestrator.cluster.name", "orchestrator.namespace", "orchestrator.resource.name",
+    "process.args", "process.command_line", "process.entity_id", "process.executable", "process.hash.sha256",
+    "process.name", "process.pid", "process.title", "process.working_directory",
+    "process.parent.args", "process.parent.command_line", "process.parent.entity_id",
+    "process.parent.executable", "process.parent.name", "process.parent.pid",
+    "process.group_leader.entity_id", "process.session_leader.entity_id",
+    "source.ip", "source.port", "destination.ip", "destination.port", "destination.domain",
+    "user.domain", "user.effective.id", "user.effective.name", "user.id", "user.name",
+    "group.id", "group.name", "file.path",
+))
+
+
+def known_fields(extra: frozenset[str] | set[str] = frozenset()) -> frozenset[str]:
+    """ECS field names the engine can read in an event: ECS_FIELDS, every field a format table maps
+    to, and `extra` (the loaded rules' fields)."""
+    mapped = {v for table in (SYSMON_FIELDS, AUDITD_FIELDS, WAZUH_FIELDS) for v in table.values()}
+    return ECS_FIELDS | mapped | extra

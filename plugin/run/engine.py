@@ -31,6 +31,7 @@ from shellsieve.run.longline import LongLines
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.route import Router
 from shellsieve.run.stats import Stats
+from shellsieve.run.suppress import Suppression, unknown_fields
 from shellsieve.settings import Settings
 
 __all__ = ["Engine", "Stream"]
@@ -44,6 +45,10 @@ class Engine:
         self.settings = settings
         self.ruleset = ruleset
         self.stats = stats or Stats()
+        self.suppression = _suppression(ruleset, settings, self.stats)
+        # The order is explicit: the gates given (exceptions) run first, suppression last, so an
+        # excepted hit never opens or extends a suppression window.
+        gates = (*gates, self.suppression) if self.suppression is not None else tuple(gates)
         self.matcher = BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
                                     gates=gates)
         passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
@@ -88,7 +93,20 @@ class Engine:
             "pid_table_evictions": router.pids.evicted,
             "rescanned_blocks": matcher.rescanned_blocks,  # raw scans past their callback bound
             "long_line_candidates": self.long_line_candidates,
+            "suppress_keys": len(self.suppression) if self.suppression is not None else 0,
+            "suppress_evictions": self.suppression.evicted if self.suppression is not None else 0,
         })
+
+
+def _suppression(ruleset: Ruleset, settings: Settings, stats: Stats) -> Suppression | None:
+    """The suppression gate the settings ask for (None: off). ValueError for a --suppress-by field
+    the engine cannot read (the CLI refuses it at start first, naming the option)."""
+    if not settings.suppress_window_s:
+        return None
+    unknown = unknown_fields(settings.suppress_by, ruleset.accessors)
+    if unknown:
+        raise ValueError(f"suppress_by: unknown field {', '.join(map(repr, unknown))}")
+    return Suppression(settings.suppress_window_s, settings.suppress_by, settings.suppress_max_keys, stats)
 
 
 class Stream:

@@ -171,7 +171,10 @@ def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
             _FIELDS[key] = entry
     moved = _claim(doc)
     _merge(doc, entry[1])
-    ours: dict[str, Any] = {"alerts": entry[2]}
+    alerts = entry[2]
+    if any(h.suppressed is not None for h in hits):  # per event: the cached list stays as it is
+        alerts = [a if h.suppressed is None else dict(a, suppressed=h.suppressed) for a, h in zip(alerts, hits)]
+    ours: dict[str, Any] = {"alerts": alerts}
     seqs = [dict(h.sequence, **{"rule.id": h.rule.id}) for h in hits if h.sequence is not None]
     if seqs:
         ours["sequence"] = seqs

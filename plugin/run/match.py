@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from itertools import accumulate
 from operator import add, itemgetter
 from typing import Any
@@ -19,6 +18,7 @@ from shellsieve.events.envelope import PROCESS_KEY, key_probes
 from shellsieve.events.tolerant import NOT_JSON, first_reason, may_hide_duplicates, read
 from shellsieve.run.correlate import SequenceState
 from shellsieve.run.enrich import Gate, Hit, disown, enrich, json_line, message_line, put
+from shellsieve.run.eventtime import event_time
 from shellsieve.run.keys import KeyedSet, under_key
 from shellsieve.run.stats import Stats
 
@@ -162,17 +162,9 @@ def _memoized(scan: Callable[[str], frozenset[int]]) -> Callable[[str], frozense
 
 
 def _event_time(value: Any) -> float:
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            pass
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        try:
-            return value / 1000.0 if value > 1e11 else float(value)  # epoch ms or s
-        except OverflowError:  # an int of hundreds of digits (valid JSON): no time
-            pass
-    return time.time()
+    """The event's time, else its arrival time."""
+    ts = event_time(value)
+    return time.time() if ts is None else ts
 
 
 class BlockMatcher:
