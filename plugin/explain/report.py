@@ -124,6 +124,12 @@ def _lines(node: Node, indent: str, failing: bool = True) -> list[str]:
     return out
 
 
+def _steps(held: list[str]) -> str:
+    if not held:
+        return "no step"
+    return ("step " if len(held) == 1 else "steps ") + ", ".join(held)
+
+
 def render_text(reports: list[RuleReport], seen: Observed) -> str:
     out = [f"event read as {seen.format}; {len(reports)} rule{'' if len(reports) == 1 else 's'} explained"]
     if not reports:
@@ -138,7 +144,7 @@ def render_text(reports: list[RuleReport], seen: Observed) -> str:
             n = len(rule.query.steps)  # type: ignore[union-attr]
             held = [s.step for s in r.steps if s.held]
             out.append(f"  {verdict}: a sequence of {n} steps needs {n} events; this event satisfies "
-                       f"{'steps ' + ', '.join(held) if held else 'no step'}")
+                       f"{_steps(held)}")
             for s in r.steps:
                 label = "until" if s.step == "until" else f"step {s.step}"
                 out.append(f"  {label}: {'holds' if s.held else 'fails'}")
