@@ -206,12 +206,21 @@ class TestCli:
         path.write_text(text)
         return str(path)
 
-    def test_check_lists_entries_per_rule(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """`check --exceptions` on the shipped example: no problems, entries counted per rule."""
-        assert main(["check", "--quiet", "--strict", "--exceptions", str(EXAMPLE)]) == 0
+    def test_the_shipped_example_loads_clean(self, shipped: Ruleset) -> None:
+        """deploy/exceptions.example.yml names shipped rules and known fields only (at a fixed date)."""
+        entries, diags = load_exceptions(EXAMPLE, {cr.rule.id for cr in shipped.rules},
+                                         known_fields(set(shipped.accessors)), NOW)
+        assert not diags and len(entries) == 3 and entries[2].rules is None
+
+    def test_check_lists_entries_per_rule(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`check --exceptions`: no problems, entries counted per rule and for all rules."""
+        when = "- field: user.name\n  is: x"
+        path = self._file(tmp_path, _entry(when, PHP_FSOCKOPEN) + _entry(when, f"[{PHP_FSOCKOPEN}, {PYTHON_PTY}]")
+                          + _entry(when))
+        assert main(["check", "--quiet", "--strict", "--exceptions", path]) == 0
         out = capsys.readouterr().out
         assert "exceptions: 3 entries in force from 1 files (0 expired, 0 errors)" in out
-        assert f"  {PHP_FSOCKOPEN}: 1\n" in out and "  all rules: 1\n" in out
+        assert f"  {PHP_FSOCKOPEN}: 2\n  {PYTHON_PTY}: 1\n  all rules: 1\n" in out
 
     def test_check_reports_errors_and_strict_exits_1(self, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:

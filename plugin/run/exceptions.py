@@ -79,7 +79,8 @@ def _test(cond: Condition) -> _Test:
     if cond.operator == "matches":
         # fnmatch.translate: `*` any run of characters (`/` included), `?` one, `[...]` a class;
         # case-insensitive as Sigma's wildcards
-        return re.compile("|".join(fnmatch.translate(v) for v in cond.values), re.IGNORECASE).match  # type: ignore[return-value]
+        pattern = re.compile("|".join(fnmatch.translate(v) for v in cond.values), re.IGNORECASE)
+        return lambda text: pattern.match(text) is not None
     if cond.operator == "contains":
         return _contains(cond.values)
     if cond.operator == "cidr":
@@ -104,13 +105,12 @@ class Exceptions:
     def __init__(self, entries: Sequence[RuleException], stats: Stats) -> None:
         self.stats = stats
         self.entries = tuple(entries)
-        checks = [_entry(e) for e in self.entries]
+        self._checks = [_entry(e) for e in self.entries]
         self._all = [i for i, e in enumerate(self.entries) if e.rules is None]
         self._by_rule: dict[str, list[int]] = {}
         for i, e in enumerate(self.entries):
             for rid in e.rules or ():
                 self._by_rule.setdefault(rid, []).append(i)
-        self._checks = checks
         self.per_rule = Counter({rid: len(ix) for rid, ix in self._by_rule.items()})
         if self._all:
             self.per_rule["*"] = len(self._all)
