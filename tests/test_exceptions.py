@@ -138,6 +138,25 @@ class TestEngine:
         assert [rule_ids(msgspec.json.decode(x)) for x in out.splitlines()] == [[], [PHP_FSOCKOPEN]]
         assert engine.stats.suppressed == {} and engine.stats.excepted == {PHP_FSOCKOPEN: 1}
 
+    def test_only_alerts_drops_a_fully_excepted_event(self, shipped: Ruleset, tmp_path: Path) -> None:
+        """Under --only-alerts an excepted event is dropped, as every event without hits is."""
+        entries, _ = _load(tmp_path, _entry("- field: host.name\n  is: web-01"))
+        engine = Engine(shipped, Settings(stats_interval_s=0, only_alerts=True), exceptions=entries)
+        out = engine.stream().feed(b"".join(msgspec.json.encode(e) + b"\n" for e in (_php(1), _php(2))), 0.0)
+        assert [msgspec.json.decode(x)["host"]["name"] for x in out.splitlines()] == ["web-02"]
+        assert engine.stats.dropped == 1
+
+    def test_serve_threads_exceptions_to_its_engine(self, shipped: Ruleset, tmp_path: Path) -> None:
+        """serve's server builds its Engine with the exceptions given."""
+        from shellsieve.serve.app import _Server
+        from shellsieve.serve.endpoints import parse_forward, parse_listen
+        from shellsieve.settings import ServeSettings
+
+        entries, _ = _load(tmp_path, _entry("- field: host.name\n  is: web-01"))
+        server = _Server(shipped, Settings(), ServeSettings(), [parse_listen("http://127.0.0.1:9602")],
+                         parse_forward("stdout"), None, entries)
+        assert server.engine.exceptions is not None and server.engine.exceptions.entries == tuple(entries)
+
     def test_without_exceptions_there_is_no_gate(self, shipped: Ruleset) -> None:
         """No entries: no gate on the hot path."""
         assert Engine(shipped, Settings()).exceptions is None
@@ -173,6 +192,9 @@ class TestDiagnostics:
         ("- rules: all\n  comment: x\n  when: []\n", "SS502", 3, "non-empty"),
         (_entry("- field: user.name\n  is: x", rules="[nope-1]"), "SS504", 1, "'nope-1'"),
         (_entry("- field: usr.name\n  is: x"), "SS505", 4, "'usr.name'"),
+        ("- rules: all\n  comment: x\n  comment: y\n  when: []\n", "SS502", 3, "duplicate key 'comment'"),
+        (_entry("- field: user.name\n  is: ~"), "SS502", 5, "must be a value"),
+        ("- rules: all\n  comment: x\n  when:\n    - is: x\n", "SS502", 4, "needs `field`"),
     ])
     def test_entry_errors(self, tmp_path: Path, text: str, code: str, line: int, words: str) -> None:
         """Each problem is an error with its code, the line of the offending node and the entry number."""

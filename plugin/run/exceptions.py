@@ -43,15 +43,37 @@ def _walk(cur: Any, parts: list[str]) -> Iterator[Any]:
                 return
 
 
-def field_values(doc: dict[str, Any], field: str) -> list[str]:
-    """The scalar values of `field` in `doc`, as text; an array gives each element; empty if missing."""
+def _texts(values: Iterator[Any]) -> list[str]:
     out = []
-    for v in _walk(doc, field.split(".")):
+    for v in values:
         if type(v) is bool:
             out.append("true" if v else "false")
         elif isinstance(v, (str, int, float)):
             out.append(str(v))
     return out
+
+
+def _reader(field: str) -> Callable[[dict[str, Any]], list[str]]:
+    """`field_values` for one field: nested objects down to a scalar (the usual ECS event) take the
+    fast path; arrays, flat dotted keys and missing fields the full walk."""
+    parts = field.split(".")
+
+    def read(doc: dict[str, Any]) -> list[str]:
+        cur: Any = doc
+        for p in parts:
+            if type(cur) is not dict or p not in cur:
+                return _texts(_walk(doc, parts))
+            cur = cur[p]
+        if type(cur) is str:
+            return [cur]
+        return _texts(_walk(cur, []))
+
+    return read
+
+
+def field_values(doc: dict[str, Any], field: str) -> list[str]:
+    """The scalar values of `field` in `doc`, as text; an array gives each element; empty if missing."""
+    return _reader(field)(doc)
 
 
 def _contains(values: tuple[str, ...]) -> _Test:
@@ -89,8 +111,8 @@ def _test(cond: Condition) -> _Test:
 
 
 def _check(cond: Condition) -> _Check:
-    test, field = _test(cond), cond.field
-    return lambda doc: any(test(v) for v in field_values(doc, field))
+    test, read = _test(cond), _reader(cond.field)
+    return lambda doc: any(test(v) for v in read(doc))
 
 
 def _entry(entry: RuleException) -> _Check:
