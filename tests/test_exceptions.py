@@ -63,6 +63,9 @@ class TestOperators:
         ("- field: user.name\n  is: www-data", {"user": {"name": "WWW-DATA"}}, False),  # exact case
         ("- field: user.name\n  is: www-data", {"user.name": "www-data"}, True),  # flat dotted key
         ("- field: user.name\n  is: www-data", {"host": {"name": "x"}}, False),  # missing field
+        ("- field: process.parent.executable\n  is: /bin/sh", {"process.parent": {"executable": "/bin/sh"}}, True),
+        ("- field: user.name\n  is: www-data", {"user": {"name": None}}, False),
+        ("- field: user.name\n  is: www-data", {"user": {"name": {"first": "www-data"}}}, False),
         ("- field: user.id\n  is: 33", {"user": {"id": 33}}, True),  # compared as text
         ("- field: user.id\n  is_one_of: [0, 33]", {"user": {"id": "33"}}, True),
         ("- field: user.id\n  is_one_of: [0, 34]", {"user": {"id": "33"}}, False),

@@ -33,6 +33,3 @@ class RuleException(msgspec.Struct, frozen=True):
     comment: str  # why it was granted: required
     location: Location
     expires: datetime.datetime | None = None  # UTC; from then on the entry no longer applies
-
-    def applies_to(self, rule_id: str) -> bool:
-        return self.rules is None or rule_id in self.rules
