@@ -25,9 +25,11 @@ from shellsieve.model.rule import Rule
 from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.noise import noisy_rules
 from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
-from shellsieve.model.fields import FIELD_MAPS
+from shellsieve.model.exceptions import RuleException
+from shellsieve.model.fields import FIELD_MAPS, known_fields
 from shellsieve.run.suppress import unknown_fields
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
+from shellsieve.rules.exceptions import load_exception_files
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import (ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
                                  within)
@@ -118,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
                                      "and database size.")
     _rules_option(chk)
     _selection_options(chk)
+    _exceptions_option(chk)
     _cache_options(chk)
     chk.add_argument("--strict", action="store_true",
                      help="exit 1 if any rule is skipped as an error (unsupported rule types are not errors)")
@@ -162,6 +165,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     """The options of the engine, the same for `run` and `serve`."""
     _rules_option(p)
     _selection_options(p)
+    _exceptions_option(p)
     _cache_options(p)
     p.add_argument("--only-alerts", action="store_true",
                    help="write only the events a rule matched (default: write every event)")
@@ -285,6 +289,34 @@ def _selection_options(p: argparse.ArgumentParser) -> None:
                         "and unsupported")
 
 
+def _exceptions_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exceptions", action="append", type=Path, metavar="FILE",
+                   help="YAML file of rule exceptions: events a rule must not alert on, each with a comment "
+                        "saying why (docs/exceptions.md); repeatable")
+
+
+def _exceptions(paths: list[Path] | None, ruleset: Ruleset) -> tuple[list[RuleException], list[Diagnostic]]:
+    """The --exceptions entries in force now, checked against the running rules' ids and the fields
+    the engine can read (model/fields.py known_fields plus every field a running rule reads)."""
+    if not paths:
+        return [], []
+    return load_exception_files(paths, {cr.rule.id for cr in ruleset.rules}, known_fields(set(ruleset.accessors)))
+
+
+def _report_exceptions(out: Any, paths: list[Path], entries: list[RuleException], diags: list[Diagnostic],
+                       strict: bool) -> None:
+    """`check`: the exceptions files' diagnostics, then how many entries apply, per rule."""
+    for d in diags:
+        out.write(d.under(strict).render() + "\n")
+    expired = sum(1 for d in diags if d.code is Code.EXC_EXPIRED)
+    errors = sum(1 for d in diags if d.severity == "error")
+    out.write(f"exceptions: {len(entries)} entries in force from {len(paths)} files "
+              f"({expired} expired, {errors} errors)\n")
+    per_rule = Counter(rid for e in entries for rid in (e.rules or ("all rules",)))
+    for rid, n in sorted(per_rule.items()):
+        out.write(f"  {printable(rid)}: {n}\n")
+
+
 def _cache_dir(args: argparse.Namespace) -> Path | None:
     return None if args.no_cache else (args.cache_dir or default_cache_dir())
 
@@ -331,15 +363,19 @@ def _check(args: argparse.Namespace) -> int:
     out.write("\n".join(map(printable, render_coverage(rows).split("\n"))))
     out.write(f"database: {ruleset.pattern_count} patterns, {ruleset.database_bytes} bytes, "
               f"compiled in {ruleset.compile_seconds:.3f} s (cache: {ruleset.cache_status})\n")
+    exceptions, ediags = _exceptions(args.exceptions, ruleset)
+    if args.exceptions:
+        _report_exceptions(out, args.exceptions, exceptions, ediags, args.strict)
     if _bad_selection(diags):
         return 2
     if not ruleset.rules:
         return 1
-    return 1 if args.strict and _errors(diags, strict=True) else 0
+    return 1 if args.strict and _errors(diags + ediags, strict=True) else 0
 
 
-def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int:
-    """Settings and compiled rules for `run` and `serve`, with `started` logged; or an exit status."""
+def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset, list[RuleException]] | int:
+    """Settings, compiled rules and the exceptions in force for `run` and `serve`, with `started`
+    logged; or an exit status."""
     if args.passwd is not None and not args.passwd.is_file():
         log.error("startup_failed", reason="passwd file not found", path=str(args.passwd))
         return 2
@@ -365,6 +401,16 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
         log.error("startup_failed", reason="unknown field in --suppress-by", option="--suppress-by",
                   value=",".join(settings.suppress_by), unknown=unknown)
         return 2
+    exceptions, ediags = _exceptions(args.exceptions, ruleset)
+    for d in ediags:
+        getattr(log, "error" if d.severity == "error" else "warning")("exception_diagnostic", **d.to_builtins())
+    bad_exceptions = [d for d in ediags if d.severity == "error"]
+    if bad_exceptions:
+        # a bad entry is a bad option, as a typo in --include-rule: refused whatever --strict says
+        first = bad_exceptions[0]
+        log.error("startup_failed", reason="bad exceptions file", option="--exceptions", path=first.location.path,
+                  line=first.location.line, error=first.render(), errors=len(bad_exceptions))
+        return 2
     errors = _errors(diags, settings.strict)
     if not ruleset.rules or (settings.strict and errors):
         log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",
@@ -373,7 +419,7 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
     log.info("started", rules=len(ruleset.rules), skipped=len(errors), input_format=settings.input_format,
              envelope_fields=list(settings.envelope_fields), host_os=settings.host_os,
              suppress_window_s=settings.suppress_window_s, suppress_by=list(settings.suppress_by),
-             suppress_max_keys=settings.suppress_max_keys,
+             suppress_max_keys=settings.suppress_max_keys, exceptions=len(exceptions),
              patterns=ruleset.pattern_count,
              database_bytes=ruleset.database_bytes, compile_s=round(ruleset.compile_seconds, 3),
              cache=ruleset.cache_status)
@@ -381,7 +427,7 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset] | int
     # rulesets loaded, one took 0.13 s, 8% of the CPU of filtering 20k events.
     gc.collect()
     gc.freeze()
-    return settings, ruleset
+    return settings, ruleset, exceptions
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -390,10 +436,10 @@ def _run(args: argparse.Namespace) -> int:
     started = _start(args, log)
     if isinstance(started, int):
         return started
-    settings, ruleset = started
+    settings, ruleset, exceptions = started
     from shellsieve.run.loop import EXIT_CODES, run_filter
 
-    stats = run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log)
+    stats = run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log, exceptions)
     return EXIT_CODES[stats.stop_reason]
 
 
@@ -408,9 +454,9 @@ def _serve(args: argparse.Namespace) -> int:
     started = _start(args, log)
     if isinstance(started, int):
         return started
-    settings, ruleset = started
+    settings, ruleset, exceptions = started
 
-    return serve(ruleset, settings, serve_settings, args.listen, args.forward, log)
+    return serve(ruleset, settings, serve_settings, args.listen, args.forward, log, exceptions)
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -62,6 +62,15 @@ class Code(enum.Enum):
     # is a typo or a rule that failed to load; the filter refuses to start with it.
     UNKNOWN_RULE = ("SS401", "selected rule id or tag names no loaded rule",
                     "list the loaded ids with `shellsieve check`")
+    # Exceptions files (--exceptions, docs/exceptions.md): an entry with an error is not applied, and
+    # run/serve refuse to start with it; an expired entry is skipped with a warning.
+    EXC_PARSE = ("SS501", "cannot parse exceptions file", "fix the YAML: a list of exception entries")
+    EXC_SCHEMA = ("SS502", "exception entry is malformed", "see docs/exceptions.md for the format")
+    EXC_VALUE = ("SS503", "exception value is invalid", "fix the CIDR, glob or date")
+    EXC_UNKNOWN_RULE = ("SS504", "exception names no running rule", "list the running ids with `shellsieve check`")
+    EXC_UNKNOWN_FIELD = ("SS505", "exception reads a field the engine cannot read",
+                         "use an ECS field the input formats fill or a loaded rule reads")
+    EXC_EXPIRED = ("SS506", "exception expired and is no longer applied", "renew its date or remove it")
 
     @property
     def code(self) -> str:

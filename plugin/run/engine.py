@@ -25,7 +25,9 @@ import msgspec
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.auditd import load_passwd
+from shellsieve.model.exceptions import RuleException
 from shellsieve.run.enrich import Gate, message_line
+from shellsieve.run.exceptions import Exceptions
 from shellsieve.run.framing import Framer
 from shellsieve.run.longline import LongLines
 from shellsieve.run.match import BlockMatcher
@@ -41,14 +43,16 @@ _BOM = b"\xef\xbb\xbf"
 
 class Engine:
     def __init__(self, ruleset: Ruleset, settings: Settings, stats: Stats | None = None,
-                 gates: Sequence[Gate] = ()) -> None:
+                 gates: Sequence[Gate] = (), exceptions: Sequence[RuleException] = ()) -> None:
         self.settings = settings
         self.ruleset = ruleset
         self.stats = stats or Stats()
         self.suppression = _suppression(ruleset, settings, self.stats)
-        # The order is explicit: the gates given (exceptions) run first, suppression last, so an
+        self.exceptions = Exceptions(exceptions, self.stats) if exceptions else None
+        # The order is explicit: exceptions first, then the gates given, suppression last, so an
         # excepted hit never opens or extends a suppression window.
-        gates = (*gates, self.suppression) if self.suppression is not None else tuple(gates)
+        gates = (*([self.exceptions] if self.exceptions is not None else []), *gates,
+                 *([self.suppression] if self.suppression is not None else []))
         self.matcher = BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
                                     gates=gates)
         passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import select
 import time
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from shellsieve.compile.ruleset import Ruleset
+from shellsieve.model.exceptions import RuleException
 from shellsieve.run.engine import Engine
 from shellsieve.run.output import Output
 from shellsieve.run.signals import StopSignals
@@ -43,10 +45,11 @@ EXIT_CODES = {"end_of_input": 0, "sigterm": 0, "sigint": 130, "stdout_closed": 1
 STOP_GRACE_S = 1.0
 
 
-def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: BinaryIO, log: Any) -> Stats:
+def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: BinaryIO, log: Any,
+               exceptions: Sequence[RuleException] = ()) -> Stats:
     """Filter `stdin` to `stdout` until end of input, a stop signal or a closed stdout; returns the
-    final counters, with `stop_reason` (a key of EXIT_CODES)."""
-    engine = Engine(ruleset, settings)
+    final counters, with `stop_reason` (a key of EXIT_CODES). `exceptions`: the entries applied."""
+    engine = Engine(ruleset, settings, exceptions=exceptions)
     stats = engine.stats
     stream = engine.stream()
     read, fd = _reader(stdin)

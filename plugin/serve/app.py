@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.envelope import parse_fields
+from shellsieve.model.exceptions import RuleException
 from shellsieve.run.engine import Engine
 from shellsieve.serve.endpoints import Endpoint
 from shellsieve.serve.listeners import HttpListener, StreamListener
@@ -37,9 +39,9 @@ def listener_options(ep: Endpoint, settings: Settings) -> dict[str, Any]:
 
 class _Server:
     def __init__(self, ruleset: Ruleset, settings: Settings, serve: ServeSettings, listen: list[Endpoint],
-                 forward: Endpoint, log: Any) -> None:
+                 forward: Endpoint, log: Any, exceptions: Sequence[RuleException] = ()) -> None:
         self.settings, self.serve, self.log = settings, serve, log
-        self.engine = Engine(ruleset, settings)
+        self.engine = Engine(ruleset, settings, exceptions=exceptions)
         self.pipeline = Pipeline(self.engine, serve.buffer_events)
         self.stopping = asyncio.Event()
         self.output = make_output(forward, serve.retry_max_s, serve.request_timeout_s, log, self._downstream)
@@ -178,7 +180,7 @@ class _Server:
 
 
 def serve(ruleset: Ruleset, settings: Settings, serve_settings: ServeSettings, listen: list[Endpoint],
-          forward: Endpoint, log: Any) -> int:
-    """Run until SIGTERM or SIGINT; the exit status."""
-    server = _Server(ruleset, settings, serve_settings, listen, forward, log)
+          forward: Endpoint, log: Any, exceptions: Sequence[RuleException] = ()) -> int:
+    """Run until SIGTERM or SIGINT; the exit status. `exceptions`: the entries applied."""
+    server = _Server(ruleset, settings, serve_settings, listen, forward, log, exceptions)
     return asyncio.run(server.run())
