@@ -57,11 +57,11 @@ def run_events(ruleset: Ruleset, events: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def rule_ids(doc: dict[str, Any]) -> list[str]:
-    """The rule ids an output event was tagged with (empty when none)."""
-    rid = doc.get("rule", {}).get("id") if isinstance(doc.get("rule"), dict) else None
-    if rid is None:
-        return []
-    return rid if isinstance(rid, list) else [rid]
+    """The rule ids an output event was tagged with, in rule order (empty when none): every matching
+    rule is under shellsieve.alerts (top-level rule.* names only the most severe)."""
+    ours = doc.get("shellsieve")
+    alerts = ours.get("alerts") if isinstance(ours, dict) else None
+    return [a["rule"]["id"] for a in alerts] if isinstance(alerts, list) else []
 
 
 @pytest.fixture

@@ -80,19 +80,6 @@ def _overlay(view: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _wazuh_rule_aside(doc: dict[str, Any]) -> None:
-    """Wazuh's own rule object would collide with the ECS rule.* fields: keep it beside them, where
-    Wazuh users look for it. If `wazuh.rule` cannot take it, `enrich` moves it under
-    shellsieve.input.rule as it does any input's rule."""
-    if not isinstance(doc.get("rule"), dict):
-        return
-    if "wazuh" not in doc:
-        doc["wazuh"] = {}
-    wz = doc["wazuh"]
-    if type(wz) is dict and "rule" not in wz:
-        wz["rule"] = doc.pop("rule")
-
-
 def _own_os(doc: dict[str, Any]) -> str | None:
     """The host.os.type an envelope itself names (Filebeat, Elastic Agent), if any."""
     host = doc.get("host")
@@ -400,8 +387,6 @@ class Router:
     def _json_out(self, item: _Pending, hits: list[Hit]) -> bytes:
         line, reason = item.slots[0].line, item.malformed
         if item.slots[0].env is not None:  # JSON carried in an envelope (always read strictly)
-            if hits and item.fmt == "wazuh":
-                _wazuh_rule_aside(item.doc)  # type: ignore[arg-type]
             if self.only_alerts and not hits:
                 return b""
             return self._envelope_line(item.slots[0], hits, item.doc or {})
@@ -418,8 +403,6 @@ class Router:
                 self.stats.disowned += 1
                 return json_line(doc)
             return line + b"\n"
-        if item.fmt == "wazuh":
-            _wazuh_rule_aside(doc)
         enrich(doc, hits)
         if reason is not None:
             put(doc, "shellsieve.malformed", reason)
