@@ -50,7 +50,7 @@ class Engine:
         # excepted hit never opens or extends a suppression window.
         gates = (*gates, self.suppression) if self.suppression is not None else tuple(gates)
         self.matcher = BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
-                                    gates=gates)
+                                    gates=gates, alert_docs=settings.alert_docs == "split")
         passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
         self.router = Router(self.matcher, self.stats, settings.input_format, settings.audit_timeout_s,
                              settings.audit_max_open, settings.pid_table_size, passwd, settings.envelope_fields,

@@ -14,7 +14,8 @@ import msgspec
 from shellsieve.model.rule import Rule
 from shellsieve.rules.severity import SEVERITY_NUMBER
 
-__all__ = ["Alert", "FRAMEWORK", "Gate", "Hit", "RESERVED", "alert_for", "disown", "enrich", "json_line",
+__all__ = ["Alert", "FRAMEWORK", "Gate", "Hit", "RESERVED", "alert_documents", "alert_for", "alert_line",
+           "disown", "enrich", "json_line",
            "message_line", "put", "threat_fields", "top_rule", "upstream_alert"]
 
 _encode = msgspec.json.Encoder().encode
@@ -151,7 +152,7 @@ def _alert(r: Rule) -> dict[str, Any]:
 class Alert:
     """What an alert writes for one combination of rules: built once, shared by its events."""
 
-    __slots__ = ("rules", "top", "rule", "threat", "alerts")
+    __slots__ = ("rules", "top", "rule", "threat", "alerts", "docs")
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules  # held so that no id in the cache key is reused while cached
@@ -160,6 +161,9 @@ class Alert:
         self.rule = _rule_object(top)
         self.threat = threat_fields(rules)
         self.alerts = [_alert(r) for r in rules]
+        # --alert-docs split: each rule's own event.*, rule and threat
+        self.docs = [({"kind": "alert", "severity": SEVERITY_NUMBER[r.severity], "risk_score": r.risk_score},
+                      _rule_object(r), threat_fields((r,))) for r in rules]
 
 
 # Where an upstream alert (an EDR's, Wazuh's, a second pass through a filter) keeps its own
@@ -261,6 +265,30 @@ def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
     return doc
 
 
+# What an alert document copies of its event: when, where and what ran.
+_DOC_CONTEXT = ("@timestamp", "host", "process")
+
+
+def alert_documents(doc: dict[str, Any], hits: list[Hit]) -> bytes:
+    """--alert-docs split: one NDJSON alert document per hit, after the enriched event `doc`; each
+    starts with run/doclines.py DOC_START so that line counts can tell it from an event."""
+    out = []
+    n = len(hits)
+    for i, (hit, (event, rule, threat)) in enumerate(zip(hits, alert_for(hits).docs)):
+        ours: dict[str, Any] = {"document": "alert", "alert": i, "of": n}
+        if hit.suppressed is not None:
+            ours["suppressed"] = hit.suppressed
+        adoc: dict[str, Any] = {RESERVED: ours}  # first: the encoding starts with DOC_START
+        for key in _DOC_CONTEXT:
+            if key in doc:
+                adoc[key] = doc[key]
+        adoc["event"], adoc["rule"] = event, rule
+        if threat is not None:
+            adoc["threat"] = threat
+        out.append(json_line(adoc))
+    return b"".join(out)
+
+
 def json_line(doc: dict[str, Any]) -> bytes:
     """`doc` as one NDJSON line. JSON lets DEL (0x7f) stand raw in a string; a line we write holds no
     raw control byte, so it is escaped (0x7f appears in msgspec's output only inside strings)."""
@@ -268,7 +296,7 @@ def json_line(doc: dict[str, Any]) -> bytes:
 
 
 def message_line(line: bytes, hits: list[Hit] | None = None, fields: dict[str, Any] | None = None,
-                 malformed: str | None = None) -> bytes:
+                 malformed: str | None = None, split: bool = False) -> bytes:
     """A text line as the NDJSON event `{"message": "<line>"}`; with hits, the ECS `fields` parsed
     from it and the alert fields are added.
 
@@ -276,7 +304,7 @@ def message_line(line: bytes, hits: list[Hit] | None = None, fields: dict[str, A
     and the line is marked `"shellsieve": {"malformed": "invalid_utf8"}`, so a U+FFFD the input held
     is told from one we wrote. An alert on a line counted as `malformed` (the event was read by the
     tolerant reader) carries that reason in the same field; without hits such a line stays
-    `{"message": ...}` as it always was."""
+    `{"message": ...}` as it always was. `split`: the alert documents follow (`alert_line`)."""
     raw = line.rstrip(b"\r")
     try:
         text = raw.decode()
@@ -292,4 +320,9 @@ def message_line(line: bytes, hits: list[Hit] | None = None, fields: dict[str, A
         enrich(doc, hits)
     if malformed is not None:
         put(doc, "shellsieve.malformed", malformed)
-    return json_line(doc)
+    return alert_line(doc, hits, split) if hits else json_line(doc)
+
+
+def alert_line(doc: dict[str, Any], hits: list[Hit], split: bool) -> bytes:
+    """An enriched event as its line; with `split` (--alert-docs split) its alert documents after it."""
+    return json_line(doc) + alert_documents(doc, hits) if split else json_line(doc)

@@ -25,7 +25,7 @@ from shellsieve.events.pids import PidTable
 from shellsieve.events.sysmon import from_evtx_json, from_syslog_xml, from_winlogbeat
 from shellsieve.events.tolerant import NOT_JSON, first_reason, read
 from shellsieve.events.wazuh import from_wazuh
-from shellsieve.run.enrich import Hit, disown, enrich, json_line, message_line, put
+from shellsieve.run.enrich import Hit, alert_line, disown, enrich, json_line, message_line, put
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
 
@@ -364,7 +364,7 @@ class Router:
                    ) -> bytes:
         """The output of a text line: `{"message": ...}`, or its envelope."""
         if slot.env is None:
-            return message_line(slot.line, hits, fields)  # type: ignore[arg-type]
+            return message_line(slot.line, hits, fields, split=self.matcher.alert_docs)  # type: ignore[arg-type]
         return self._envelope_line(slot, hits or [], fields or {})
 
     def _envelope_line(self, slot: _Slot, hits: list[Hit], parsed: dict[str, Any]) -> bytes:
@@ -382,7 +382,7 @@ class Router:
         enrich(out, hits)
         if taken:
             put(out, "shellsieve.parsed", taken)
-        return json_line(out)
+        return alert_line(out, hits, self.matcher.alert_docs)
 
     def _json_out(self, item: _Pending, hits: list[Hit]) -> bytes:
         line, reason = item.slots[0].line, item.malformed
@@ -393,7 +393,8 @@ class Router:
         if reason in NOT_JSON:  # not forwarded as it came: wrapped, with what was read if it matched
             if not hits:
                 return b"" if self.only_alerts else message_line(line, malformed=reason)
-            return message_line(line, hits, nest({k: v for k, v in item.flat.items() if k != "message"}), reason)
+            return message_line(line, hits, nest({k: v for k, v in item.flat.items() if k != "message"}), reason,
+                                self.matcher.alert_docs)
         doc = item.doc
         assert doc is not None
         if not hits:
@@ -406,7 +407,7 @@ class Router:
         enrich(doc, hits)
         if reason is not None:
             put(doc, "shellsieve.malformed", reason)
-        return json_line(doc)
+        return alert_line(doc, hits, self.matcher.alert_docs)
 
     def _emit(self, slot: _Slot, out: bytes) -> None:
         slot.out = out
