@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from alert_schema import check_alert
 from shellsieve.cli import build
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.run.match import BlockMatcher
@@ -61,7 +62,10 @@ def rule_ids(doc: dict[str, Any]) -> list[str]:
     rule is under shellsieve.alerts (top-level rule.* names only the most severe)."""
     ours = doc.get("shellsieve")
     alerts = ours.get("alerts") if isinstance(ours, dict) else None
-    return [a["rule"]["id"] for a in alerts] if isinstance(alerts, list) else []
+    if not isinstance(alerts, list):
+        return []
+    check_alert(doc)  # every alert a test looks at has the documented shape
+    return [a["rule"]["id"] for a in alerts]
 
 
 @pytest.fixture
