@@ -31,7 +31,7 @@ from shellsieve.run.suppress import unknown_fields
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
 from shellsieve.rules.exceptions import load_exception_files
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
-from shellsieve.settings import (ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
+from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
                                  within)
 
 __all__ = ["main", "build", "parser"]
@@ -169,6 +169,9 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     _cache_options(p)
     p.add_argument("--only-alerts", action="store_true",
                    help="write only the events a rule matched (default: write every event)")
+    p.add_argument("--alert-docs", choices=ALERT_DOCS, default=_DEFAULTS.alert_docs,
+                   help="split: after each alert, one alert document per matching rule, marked "
+                        "shellsieve.document = alert (docs/alerts.md; default: %(default)s)")
     p.add_argument("--strict", action="store_true", help="refuse to start if any rule cannot be run faithfully")
     p.add_argument("--stats-interval", type=_setting("stats_interval_s", float),
                    default=_DEFAULTS.stats_interval_s, metavar="SECONDS",
@@ -385,7 +388,7 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset, list[
                         passwd=str(args.passwd) if args.passwd else None,
                         envelope_fields=args.envelope_fields, host_os=args.host_os,
                         suppress_window_s=args.suppress_window_s, suppress_by=args.suppress_by,
-                        suppress_max_keys=args.suppress_max_keys)
+                        suppress_max_keys=args.suppress_max_keys, alert_docs=args.alert_docs)
     rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
     for d in diags:
         # which copy of a rule id runs is worth a line at the default level; an identical copy is not

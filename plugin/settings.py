@@ -12,11 +12,14 @@ from msgspec import Meta
 from shellsieve.events.envelope import DEFAULT_FIELDS, parse_fields
 from shellsieve.events.hostos import HOST_OS
 
-__all__ = ["Settings", "ServeSettings", "within", "describe", "parse_duration", "parse_suppress_by",
+__all__ = ["ALERT_DOCS", "Settings", "ServeSettings", "within", "describe", "parse_duration", "parse_suppress_by",
            "SUPPRESS_BY"]
 
 # Suppression key fields (besides the rule, always part of the key); `a|b`: a, else b when a is missing
 SUPPRESS_BY: tuple[str, ...] = ("host.id|host.name", "process.command_line")
+
+
+ALERT_DOCS = ("off", "split")  # --alert-docs
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -52,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     suppress_by: tuple[str, ...] = SUPPRESS_BY
     # suppression keys remembered at once; the oldest is evicted and counted
     suppress_max_keys: Annotated[int, Meta(ge=1, le=1 << 24)] = 100_000
+    # "split": after each enriched event, one alert document per matching rule (docs/alerts.md)
+    alert_docs: str = "off"
 
     def __post_init__(self) -> None:
         _check(self)
@@ -62,6 +67,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if not ok:
             raise ValueError(f"suppress_by must be distinct field names (the rule is implicit), "
                              f"got {self.suppress_by!r}")
+        if self.alert_docs not in ALERT_DOCS:
+            raise ValueError(f"alert_docs must be one of {', '.join(ALERT_DOCS)}, got {self.alert_docs!r}")
         if self.host_os not in HOST_OS:
             raise ValueError(f"host_os must be one of {', '.join(HOST_OS)}, got {self.host_os!r}")
         if parse_fields(",".join(self.envelope_fields)) != self.envelope_fields:

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from alert_schema import check_alert
 from shellsieve.cli import build
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.run.match import BlockMatcher
@@ -57,11 +58,14 @@ def run_events(ruleset: Ruleset, events: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def rule_ids(doc: dict[str, Any]) -> list[str]:
-    """The rule ids an output event was tagged with (empty when none)."""
-    rid = doc.get("rule", {}).get("id") if isinstance(doc.get("rule"), dict) else None
-    if rid is None:
+    """The rule ids an output event was tagged with, in rule order (empty when none): every matching
+    rule is under shellsieve.alerts (top-level rule.* names only the most severe)."""
+    ours = doc.get("shellsieve")
+    alerts = ours.get("alerts") if isinstance(ours, dict) else None
+    if not isinstance(alerts, list):
         return []
-    return rid if isinstance(rid, list) else [rid]
+    check_alert(doc)  # every alert a test looks at has the documented shape
+    return [a["rule"]["id"] for a in alerts]
 
 
 @pytest.fixture

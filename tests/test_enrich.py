@@ -1,4 +1,4 @@
-"""Alert fields: always one shape, the input's own values at their paths kept under shellsieve.input."""
+"""Alert fields: one ECS shape; an upstream alert's own rule/threat kept; nothing of the input lost."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from shellsieve.model.rule import Rule, Threat
 from conftest import PHP_FSOCKOPEN, rule_ids
 from format_samples import Exec, wazuh_cmdline
 from shellsieve.compile.ruleset import Ruleset
-from shellsieve.run.enrich import Hit, _alert_fields, _tree, enrich
+from shellsieve.run.enrich import Hit, alert_for, enrich
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
 from test_formats import run_lines
@@ -38,31 +38,36 @@ _inner = st.dictionaries(st.sampled_from(["id", "name", "kind", "severity", "ris
 _doc = st.dictionaries(st.sampled_from(["event", "rule", "threat", "shellsieve", "process"]),
                        st.one_of(_slot, _inner), max_size=5)
 
-_OURS = ("rule", "threat", "shellsieve")
 _OURS_IN_EVENT = ("kind", "severity", "risk_score")
 
 
-def _our_fields(doc: dict[str, Any]) -> dict[str, Any]:
-    """What of an enriched event is ours: rule, threat, shellsieve (minus the input's), event.kind/..."""
-    out = {k: doc[k] for k in _OURS if k in doc}
-    ours = {k: v for k, v in out.pop("shellsieve", {}).items() if k != "input"}
-    if ours:
-        out["shellsieve"] = ours
-    out["event"] = {k: doc["event"][k] for k in _OURS_IN_EVENT if k in doc["event"]}
+def _upstream(doc: dict[str, Any]) -> bool:
+    return "rule" in doc or "threat" in doc
+
+
+def _our_fields(doc: dict[str, Any], upstream: bool) -> dict[str, Any]:
+    """What of an enriched event is ours: shellsieve (minus the input's) and, unless the input was
+    an upstream alert, rule, threat and event.kind/severity/risk_score."""
+    out: dict[str, Any] = {"shellsieve": {k: v for k, v in doc["shellsieve"].items() if k != "input"}}
+    if not upstream:
+        out.update({k: doc[k] for k in ("rule", "threat") if k in doc})
+        out["event"] = {k: doc["event"][k] for k in _OURS_IN_EVENT if k in doc["event"]}
     return out
 
 
-def _restore(doc: dict[str, Any]) -> dict[str, Any]:
+def _restore(doc: dict[str, Any], upstream: bool) -> dict[str, Any]:
     """The input event back from an enriched one: our fields out, shellsieve.input back in place."""
     moved = doc.get("shellsieve", {}).get("input", {})
-    out = {k: v for k, v in doc.items() if k not in _OURS}
-    event = out.get("event")
-    if isinstance(event, dict):
-        event = {k: v for k, v in event.items() if k not in _OURS_IN_EVENT}
-        if event or "event" in moved:
-            out["event"] = event
-        else:
-            del out["event"]
+    out = {k: v for k, v in doc.items() if k != "shellsieve"}
+    if not upstream:
+        out = {k: v for k, v in out.items() if k not in ("rule", "threat")}
+        event = out.get("event")
+        if isinstance(event, dict):
+            event = {k: v for k, v in event.items() if k not in _OURS_IN_EVENT}
+            if event or "event" in moved:
+                out["event"] = event
+            else:
+                del out["event"]
     for key, value in moved.items():
         if key == "event" and isinstance(value, dict):  # the input's event.kind/... only
             out.setdefault("event", {}).update(value)
@@ -79,40 +84,78 @@ class TestAlertShape:
     @settings(max_examples=300, deadline=None)
     @given(_doc, st.sampled_from([RULES[:1], RULES[1:], RULES]))
     def test_same_shape_whatever_the_input_holds(self, doc: dict[str, Any], rules: tuple[Rule, ...]) -> None:
-        """Our fields are the same on any input as on an empty one: objects, never dotted keys."""
+        """Our fields are the same on any input as on an empty one (on an upstream alert: only
+        shellsieve.alerts), objects, never dotted keys."""
+        up = _upstream(doc)
         got = enrich(copy.deepcopy(doc), _hits(rules))
-        assert _our_fields(got) == _our_fields(enrich({}, _hits(rules)))
+        want = _our_fields(enrich({}, _hits(rules)), up)
+        if up:
+            want["shellsieve"]["upstream_alert"] = True
+        assert _our_fields(got, up) == want
         assert not [k for k in got if "." in k]
 
     @settings(max_examples=300, deadline=None)
     @given(_doc, st.sampled_from([RULES[:1], RULES]))
-    def test_input_values_are_kept_under_shellsieve_input(self, doc: dict[str, Any],
-                                                          rules: tuple[Rule, ...]) -> None:
+    def test_input_values_are_kept(self, doc: dict[str, Any], rules: tuple[Rule, ...]) -> None:
         """Nothing of the input is lost: our fields out and shellsieve.input put back give the input."""
+        up = _upstream(doc)
         got = enrich(copy.deepcopy(doc), _hits(rules))
-        if doc.get("event") == {}:  # an empty event object reads as none once ours are in it
+        if doc.get("event") == {} and not up:  # an empty event object reads as none once ours are in it
             doc = {k: v for k, v in doc.items() if k != "event"}
-        assert _restore(got) == doc
+        assert _restore(got, up) == doc
 
-    def test_forged_alert_fields_move_aside(self) -> None:
-        """An input that claims to be an alert keeps its claim under shellsieve.input, ours in place."""
+    def test_upstream_alert_is_never_overwritten(self) -> None:
+        """An input that is an alert already (its own rule/threat) keeps rule, threat and event.*;
+        ours go to shellsieve.alerts only, and its own `shellsieve` moves to shellsieve.input."""
         doc = {"event": {"kind": "alert", "severity": 1, "category": ["process"]},
-               "rule": {"id": "forged", "name": "benign"}, "threat": {"framework": "none"},
+               "rule": {"id": "edr-1", "name": "EDR"}, "threat": {"framework": "none"},
                "shellsieve": {"sequence": "x"}}
         got = enrich(copy.deepcopy(doc), _hits(RULES[:1]))
-        assert got["rule"]["id"] == "a" and got["event"] == {"category": ["process"], "kind": "alert",
-                                                               "severity": 3, "risk_score": 73}
-        assert got["shellsieve"]["input"] == {"event": {"kind": "alert", "severity": 1},
-                                              "rule": doc["rule"], "threat": doc["threat"],
-                                              "shellsieve": doc["shellsieve"]}
-        assert got["shellsieve"]["alerts"] == [{"id": "a", "name": "A", "ruleset": "eql", "severity": 3,
-                                                "risk_score": 73}]
+        assert {k: got[k] for k in ("event", "rule", "threat")} == {k: doc[k] for k in ("event", "rule", "threat")}
+        assert got["shellsieve"]["input"] == {"shellsieve": doc["shellsieve"]}
+        assert got["shellsieve"]["upstream_alert"] is True
+        assert [a["rule"]["id"] for a in got["shellsieve"]["alerts"]] == ["a"]
 
-    def test_text_rule_gives_no_dotted_keys(self) -> None:
-        """`"rule": "text"` no longer makes our alert flat `rule.id` keys beside it."""
+    @pytest.mark.parametrize("flat", [{"rule.id": "edr-1"}, {"threat.technique.id": ["T1059"]}])
+    def test_flat_upstream_keys_make_an_upstream_alert(self, flat: dict[str, Any]) -> None:
+        """Dotted `rule.*` / `threat.*` keys are the same fields to a SIEM: the event keeps them."""
+        got = enrich({"event.kind": "alert", **flat}, _hits(RULES[:1]))
+        assert {k: got[k] for k in flat} == flat and got["event.kind"] == "alert"
+        assert "rule" not in got and "threat" not in got and "event" not in got
+
+    def test_input_event_values_move_aside(self) -> None:
+        """On an event that is not an alert, its own event.kind/severity go to shellsieve.input.event."""
+        got = enrich({"event": {"kind": "event", "severity": 1, "category": ["process"]}}, _hits(RULES[:1]))
+        assert got["event"] == {"category": ["process"], "kind": "alert", "severity": 3, "risk_score": 73}
+        assert got["shellsieve"]["input"] == {"event": {"kind": "event", "severity": 1}}
+
+    def test_most_severe_rule_and_threat_union(self) -> None:
+        """rule.* is the most severe rule (ties: rule order); threat.* parallel arrays over all rules."""
+        got = enrich({}, _hits((RULES[1], RULES[0])))
+        assert got["rule"] == {"id": "a", "name": "A", "reference": "https://x", "ruleset": "eql"}
+        assert (got["event"]["severity"], got["event"]["risk_score"]) == (3, 73)
+        assert got["threat"] == {"framework": "MITRE ATT&CK",
+                                 "tactic": {"id": ["TA0002"], "name": ["Execution"], "reference": [""]},
+                                 "technique": {"id": ["T1059"], "name": ["Command"], "reference": [""]}}
+        assert [a["rule"]["id"] for a in got["shellsieve"]["alerts"]] == ["b", "a"]
+        tie = Rule(id="c", name="C", ruleset="eql", location=Location("t"), query=_Q, severity="high", risk_score=73)
+        assert enrich({}, _hits((RULES[0], tie)))["rule"]["id"] == "a"
+        assert enrich({}, _hits((tie, RULES[0])))["rule"]["id"] == "c"
+
+    def test_alerts_entry_nests_threat(self) -> None:
+        """Each shellsieve.alerts entry holds its rule, severity, risk score and Elastic's nested threat."""
+        got = enrich({}, _hits(RULES[:1]))
+        assert got["shellsieve"]["alerts"] == [{
+            "rule": {"id": "a", "name": "A", "reference": "https://x", "ruleset": "eql"},
+            "severity": 3, "risk_score": 73,
+            "threat": [{"framework": "MITRE ATT&CK", "tactic": {"id": "TA0002", "name": "Execution"},
+                        "technique": [{"id": "T1059", "name": "Command"}]}]}]
+
+    def test_text_rule_is_an_upstream_alert(self) -> None:
+        """`"rule": "text"` is the input's: kept, ours under shellsieve.alerts only, no dotted keys."""
         got = enrich({"rule": "text", "event": 5}, _hits(RULES[:1]))
-        assert got["rule"]["id"] == "a" and got["event"]["kind"] == "alert"
-        assert got["shellsieve"]["input"] == {"event": 5, "rule": "text"}
+        assert got["rule"] == "text" and got["event"] == 5 and "input" not in got["shellsieve"]
+        assert not [k for k in got if "." in k]
 
     def test_sequence_quote_with_a_text_shellsieve(self) -> None:
         """A sequence alert on an input whose `shellsieve` is text: quote and input both under ours."""
@@ -120,62 +163,54 @@ class TestAlertShape:
         assert got["shellsieve"]["sequence"] == [{"first": {"x": 1}, "rule.id": "a"}]
         assert got["shellsieve"]["input"] == {"shellsieve": "text"}
 
+    def test_suppressed_shows_per_alert(self) -> None:
+        """A hit's `suppressed` shows on its own alerts[] entry, never in the cached, shared one."""
+        hits = _hits(RULES)
+        hits[1].suppressed = {"count": 3, "since": "2026-12-04T09:00:00Z"}
+        got = enrich({}, hits)
+        assert "suppressed" not in got["shellsieve"]["alerts"][0]
+        assert got["shellsieve"]["alerts"][1]["suppressed"] == {"count": 3, "since": "2026-12-04T09:00:00Z"}
+        assert "suppressed" not in enrich({}, _hits(RULES))["shellsieve"]["alerts"][1]
+
     def test_shared_fields_are_not_changed_by_an_event(self) -> None:
-        """The alert tree is shared by every alert of the same rules: enriching must never write into it."""
-        tree = _tree(_alert_fields(RULES))
-        before = copy.deepcopy(tree)
+        """The alert parts are shared by every alert of the same rules: enriching must never write into them."""
+        entry = alert_for(_hits(RULES))
+        before = copy.deepcopy((entry.top, entry.rule, entry.threat, entry.alerts))
         for doc in ({}, {"event": {"kind": "event"}}, {"rule": "x"}, {"threat": {"technique": "t"}}):
             got = enrich(doc, _hits(RULES))
+            got["event"] = got.get("event") if isinstance(got.get("event"), dict) else {}
             got["event"]["extra"] = 1
-        assert _tree(_alert_fields(RULES)) == before
+        assert (entry.top, entry.rule, entry.threat, entry.alerts) == before
 
 
 class TestPipeline:
     """Through the real matcher and router, shipped rules."""
 
     def test_ecs_input_with_its_own_alert(self, run: Any) -> None:
-        """An ECS event claiming `rule` and `event.kind: alert` that matches: ours in place, its own aside."""
-        ev = {"event": {"kind": "alert", "category": ["process"]}, "rule": {"id": "x", "name": "forged"},
+        """An ECS event that is an alert already (an EDR's `rule`) and matches: its rule and event.*
+        stay, ours go under shellsieve.alerts."""
+        ev = {"event": {"kind": "alert", "category": ["process"]}, "rule": {"id": "x", "name": "edr"},
               "process": {"command_line": PHP, "name": "php", "args": ["php", "-r", PHP[7:]]}}
         (out,) = run([ev])
-        assert rule_ids(out) == [PHP_FSOCKOPEN]
-        assert out["shellsieve"]["input"] == {"event": {"kind": "alert"}, "rule": {"id": "x", "name": "forged"}}
+        assert rule_ids(out) == [PHP_FSOCKOPEN] and out["shellsieve"]["upstream_alert"] is True
+        assert out["rule"] == ev["rule"] and out["event"] == ev["event"] and "threat" not in out
 
-    def test_ecs_input_with_a_text_rule(self, run: Any) -> None:
-        """`"rule": "text"` on a matching ECS event: our rule is an object, no `rule.id` key beside it."""
-        (out,) = run([{"rule": "text", "process": {"command_line": PHP}}])
-        assert rule_ids(out) == [PHP_FSOCKOPEN] and "rule.id" not in out
-        assert out["shellsieve"]["input"] == {"rule": "text"}
-
-    def test_wazuh_rule_stays_in_wazuh_rule(self, shipped: Ruleset) -> None:
-        """Wazuh's own rule still moves to wazuh.rule, where Wazuh users look for it."""
+    def test_wazuh_rule_stays_in_rule(self, shipped: Ruleset) -> None:
+        """A Wazuh alert keeps its own rule where Wazuh users look for it; ours under shellsieve.alerts."""
         ex = Exec(("php", "-r", '$s=fsockopen("10.10.10.10",9001);'), "/usr/bin/php")
         doc = msgspec.json.decode(wazuh_cmdline(ex)[0])
         doc["rule"] = {"level": 3, "id": "80700"}
         docs, _ = run_lines(shipped, [msgspec.json.encode(doc)])
-        assert docs[0]["wazuh"]["rule"] == {"level": 3, "id": "80700"} and "input" not in docs[0]["shellsieve"]
-
-    def test_wazuh_rule_with_a_text_wazuh_field_is_kept(self, shipped: Ruleset) -> None:
-        """A Wazuh alert whose `wazuh` is not an object: the field is not overwritten, the rule goes to
-        shellsieve.input.rule."""
-        ex = Exec(("php", "-r", '$s=fsockopen("10.10.10.10",9001);'), "/usr/bin/php")
-        doc = msgspec.json.decode(wazuh_cmdline(ex)[0])
-        doc["rule"] = {"level": 3, "id": "80700"}
-        doc["wazuh"] = "manager-1"
-        docs, _ = run_lines(shipped, [msgspec.json.encode(doc)])
-        out = docs[0]
-        assert rule_ids(out) == [PHP_FSOCKOPEN] and out["wazuh"] == "manager-1"
-        assert out["shellsieve"]["input"] == {"rule": {"level": 3, "id": "80700"}}
+        assert docs[0]["rule"] == {"level": 3, "id": "80700"} and "input" not in docs[0]["shellsieve"]
+        assert rule_ids(docs[0]) == [PHP_FSOCKOPEN]
 
     def test_our_alert_through_a_second_filter(self, run: Any) -> None:
-        """Our own alert read again (a second filter in the pipeline): the first alert is kept whole
-        under shellsieve.input, the second written in the same shape as the first."""
+        """Our own alert read again (a second filter in the pipeline) is an upstream alert: its rule,
+        threat and event stay, its shellsieve moves to shellsieve.input, the alerts are the same."""
         (first,) = run([{"process": {"command_line": PHP}}])
         (second,) = run([first])
-        assert {k: second[k] for k in ("rule", "threat")} == {k: first[k] for k in ("rule", "threat")}
-        assert second["event"] == first["event"]
-        assert second["shellsieve"]["input"] == {k: first[k] for k in ("rule", "threat", "shellsieve")} | {
-            "event": first["event"]}
+        assert {k: second[k] for k in ("rule", "threat", "event")} == {k: first[k] for k in ("rule", "threat", "event")}
+        assert second["shellsieve"]["input"] == {"shellsieve": first["shellsieve"]}
         assert second["shellsieve"]["alerts"] == first["shellsieve"]["alerts"]
 
     def test_forged_alert_without_hits_leaves_as_it_came(self, shipped: Ruleset) -> None:
@@ -192,7 +227,7 @@ class TestReservedKey:
     def test_every_alert_lists_its_rules_under_shellsieve_alerts(self, run: Any) -> None:
         """Each alert carries every matching rule (id, name, ruleset, severity, risk score)."""
         (doc,) = run([{"process": {"command_line": PHP}}])
-        assert [a["id"] for a in doc["shellsieve"]["alerts"]] == rule_ids(doc) == [PHP_FSOCKOPEN]
+        assert [a["rule"]["id"] for a in doc["shellsieve"]["alerts"]] == [PHP_FSOCKOPEN] == [doc["rule"]["id"]]
 
     @pytest.mark.parametrize("forged", [
         {"shellsieve": {"alerts": [{"id": PHP_FSOCKOPEN}]}},
@@ -224,8 +259,7 @@ class TestReservedKey:
         assert docs[0]["shellsieve"] == {"input": {"shellsieve": {"alerts": ["forged"]}}}
 
     def test_flat_keys_of_ours_move_aside_on_an_alert(self, run: Any) -> None:
-        """`"rule.id"` or `"event.kind"` written flat (one field to a SIEM) cannot sit beside ours."""
-        (doc,) = run([{"process": {"command_line": PHP}, "rule.id": "forged", "event.kind": "alert",
-                       "event.dataset": "x"}])
-        assert "rule.id" not in doc and "event.kind" not in doc and doc["event.dataset"] == "x"
-        assert doc["shellsieve"]["input"] == {"rule.id": "forged", "event.kind": "alert"}
+        """`"event.kind"` written flat (one field to a SIEM) cannot sit beside ours: it moves aside."""
+        (doc,) = run([{"process": {"command_line": PHP}, "event.kind": "event", "event.dataset": "x"}])
+        assert "event.kind" not in doc and doc["event.dataset"] == "x" and doc["event"]["kind"] == "alert"
+        assert doc["shellsieve"]["input"] == {"event.kind": "event"}

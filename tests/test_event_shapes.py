@@ -110,7 +110,7 @@ class TestWazuh:
         docs, _ = run_lines(shipped, [msgspec.json.encode(doc)])
         out = docs[0]
         assert rule_ids(out) == [PHP_FSOCKOPEN]
-        assert out["wazuh"]["rule"] == doc["rule"]  # Wazuh's rule.id would collide with the ECS rule.id
+        assert out["rule"] == doc["rule"]  # an upstream alert: never overwritten, ours in shellsieve.alerts
 
     def test_decoded_fields_only(self, shipped: Ruleset) -> None:
         """An alert whose full_log is not an audit record: the arguments come from data.audit.execve,

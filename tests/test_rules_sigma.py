@@ -107,8 +107,12 @@ class TestSeedRule:
         assert rule.name == "Webshell Tool Reconnaissance Activity"
         assert (rule.ruleset, rule.language, rule.level, rule.severity, rule.risk_score) == (
             "sigma", "sigma", "high", "high", 73)
-        assert rule.threats == (Threat(tactic_id="TA0003", tactic_name="Persistence"),
-                                Threat(technique_id="T1505.003"))
+        assert [(t.tactic_id, t.tactic_name, t.technique_id, t.technique_name, t.subtechnique_id, t.subtechnique_name)
+                for t in rule.threats] == [("TA0003", "Persistence", None, None, None, None),
+                                           (None, None, "T1505", "Server Software Component", "T1505.003", "Web Shell")]
+        assert rule.threats[1].subtechnique_reference == "https://attack.mitre.org/techniques/T1505/003/"
+        assert (rule.uuid, rule.version, rule.category) == (rule.id, "2023-11-09", "process_creation")
+        assert rule.author == ("Cian Heasley", "Florian Roth (Nextron Systems)")
         assert rule.references == (
             "https://ragged-lab.blogspot.com/2020/07/webshells-automating-reconnaissance.html",)
         assert rule.description.startswith("Detects processes spawned from web servers")
@@ -276,14 +280,19 @@ class TestMetadata:
             assert (rules[0].level, rules[0].severity, rules[0].risk_score) == (level, severity, risk)
 
     def test_tags(self, tmp_path: Path) -> None:
-        """Techniques and known tactics get ids (hyphen or underscore); unknown tactics keep their name."""
+        """Techniques and known tactics get ids (hyphen or underscore) and names from the ATT&CK table;
+        a sub-technique comes with its parent; unknown tactics keep their name."""
         tags = ("tags: [attack.t1059.004, attack.privilege-escalation, attack.command_and_control, "
                 "attack.stealth, attack.g0032, cve.2021-1]\n")
         rules, _, _ = _load(tmp_path, HEADER + tags + BODY)
-        assert rules[0].threats == (Threat(technique_id="T1059.004"),
-                                    Threat(tactic_id="TA0004", tactic_name="Privilege Escalation"),
-                                    Threat(tactic_id="TA0011", tactic_name="Command and Control"),
-                                    Threat(tactic_name="Stealth"))
+        assert [(t.tactic_id, t.tactic_name, t.technique_id, t.subtechnique_id, t.subtechnique_name)
+                for t in rules[0].threats] == [
+            (None, None, "T1059", "T1059.004", "Unix Shell"),
+            ("TA0004", "Privilege Escalation", None, None, None),
+            ("TA0011", "Command and Control", None, None, None),
+            (None, "Stealth", None, None, None)]
+        assert rules[0].threats[0].technique_name == "Command and Scripting Interpreter"
+        assert rules[0].threats[3] == Threat(tactic_name="Stealth")
 
     def test_rule_lines_in_multi_document_file(self, tmp_path: Path) -> None:
         """Each rule of a multi-document file carries the line where its document starts."""

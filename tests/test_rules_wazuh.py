@@ -26,8 +26,13 @@ class TestShippedWazuh:
         by_id = {r.id: r for r in rules}
         assert by_id["100103"].level == "15" and by_id["100103"].severity == "critical"
         assert by_id["100620"].level == "12" and by_id["100620"].severity == "high"
-        assert [t.technique_id for t in by_id["100103"].threats] == ["T1059.004", "T1059.006", "T1219", "T1105"]
-        assert [t.technique_id for t in by_id["100620"].threats] == ["T1059.006", "T1105"]
+        assert [t.subtechnique_id or t.technique_id for t in by_id["100103"].threats] == [
+            "T1059.004", "T1059.006", "T1219", "T1105"]
+        assert [(t.technique_id, t.subtechnique_id) for t in by_id["100620"].threats] == [
+            ("T1059", "T1059.006"), ("T1105", None)]
+        assert by_id["100620"].threats[0].subtechnique_name == "Python"
+        assert by_id["100620"].threats[1].technique_name == "Ingress Tool Transfer"
+        assert by_id["100620"].category and by_id["100620"].uuid == ""
         q = by_id["100620"].query
         assert isinstance(q, Predicate) and q.field == "process.command_line" and q.op is Op.REGEX
         assert q.values[0].startswith("(?is)") and q.case_sensitive

@@ -13,12 +13,19 @@ __all__ = ["Threat", "Step", "Sequence", "Related", "Revision", "Rule"]
 
 
 class Threat(msgspec.Struct, frozen=True):
-    """One MITRE ATT&CK mapping: a tactic and/or a technique (ids and names as the source gives them)."""
+    """One MITRE ATT&CK mapping: a tactic and/or a technique and/or one of its sub-techniques (ids as
+    the source gives them; names and references from the source or, where it gives none, from the
+    ATT&CK table at load time). A sub-technique (T1059.004) always comes with its parent technique."""
 
     tactic_id: str | None = None
     tactic_name: str | None = None
     technique_id: str | None = None
     technique_name: str | None = None
+    subtechnique_id: str | None = None
+    subtechnique_name: str | None = None
+    tactic_reference: str | None = None
+    technique_reference: str | None = None
+    subtechnique_reference: str | None = None
 
 
 class Step(msgspec.Struct, frozen=True):
@@ -71,6 +78,13 @@ class Rule(msgspec.Struct, frozen=True):
     tags: tuple[str, ...] = ()  # lower-case: Sigma `attack.t1059`, Elastic `Tactic: Execution`
     status: str = ""  # Sigma status (stable, test, experimental, deprecated, unsupported), Elastic maturity
     revision: Revision = Revision()
+    # ECS rule.* metadata: uuid (Sigma id, Elastic rule_id), version (Elastic version, else the last
+    # change date), authors, license, category (Sigma logsource category, Elastic type, Wazuh groups)
+    uuid: str = ""
+    version: str = ""
+    author: tuple[str, ...] = ()
+    license: str = ""
+    category: str = ""
 
     @property
     def is_sequence(self) -> bool:

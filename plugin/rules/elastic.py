@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import eql
 from shellsieve.diagnostics import Code, Diagnostic, Location
 from shellsieve.errors import UnsupportedError
 from shellsieve.model.rule import Related, Revision, Rule, Threat
+from shellsieve.rules.attack import complete
 from shellsieve.rules.eql import parse_eql
 from shellsieve.rules.kql import parse_kql
 from shellsieve.rules.positions import toml_key_line
@@ -25,18 +27,27 @@ UNSUPPORTED_TYPES = {"new_terms", "threshold", "machine_learning", "threat_match
 
 
 def _threats(rule: dict[str, Any]) -> tuple[Threat, ...]:
+    """One Threat per (tactic, technique, sub-technique) of the [[rule.threat]] blocks, references kept."""
     out: list[Threat] = []
     for t in rule.get("threat", []):
         tactic = t.get("tactic", {})
-        techniques = t.get("technique", []) or [{}]
-        for tech in techniques:
-            subs = tech.get("subtechnique", []) or [None]
-            for sub in subs:
-                tech_id, tech_name = tech.get("id"), tech.get("name")
-                if sub is not None:
-                    tech_id, tech_name = sub.get("id"), f"{tech_name}: {sub.get('name')}"
-                out.append(Threat(tactic.get("id"), tactic.get("name"), tech_id, tech_name))
+        for tech in t.get("technique", []) or [{}]:
+            for sub in tech.get("subtechnique", []) or [{}]:
+                threat = complete(Threat(
+                    tactic.get("id"), tactic.get("name"), tech.get("id"), tech.get("name"),
+                    sub.get("id"), sub.get("name"), tactic.get("reference"), tech.get("reference"),
+                    sub.get("reference")))
+                if threat not in out:
+                    out.append(threat)
     return tuple(out)
+
+
+def _uuid(rid: str) -> str:
+    """ECS rule.uuid: the rule_id where it is a UUID (detection-rules' always are)."""
+    try:
+        return str(uuid.UUID(rid))
+    except ValueError:
+        return ""
 
 
 def _diag(code: Code, sev: str, path: Path, line: int, rid: str | None, construct: str, msg: str,
@@ -135,5 +146,18 @@ def _rule(rule: dict[str, Any], rid: Any, path: Path, rule_line: int, language: 
         threats=_threats(rule), references=tuple(rule.get("references", ())),
         description=str(rule.get("description", "")).strip(), language=language, group=group,
         tags=tuple(str(t).lower() for t in rule.get("tags", ())), status=str(meta.get("maturity", "")).lower(),
-        revision=_revision(rule, meta),
+        revision=_revision(rule, meta), uuid=_uuid(str(rid)), version=_version(rule, meta),
+        author=tuple(str(a) for a in _list(rule.get("author"))), license=str(rule.get("license", "")),
+        category=str(rule.get("type", "")),
     )
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _version(rule: dict[str, Any], meta: dict[str, Any]) -> str:
+    """ECS rule.version: [rule] version, else the [metadata] updated_date (as Sigma's `modified`)."""
+    if rule.get("version") is not None:
+        return str(rule["version"])
+    return str(meta.get("updated_date", "")).replace("/", "-")

@@ -46,6 +46,7 @@ from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
 from shellsieve.model.fields import sigma_field
 from shellsieve.model.rule import Related, Revision, Rule, Threat
+from shellsieve.rules.attack import complete
 from shellsieve.rules.source import RuleFileError, read_rule_file, rule_text
 
 __all__ = ["load_sigma", "TACTICS", "LEVELS"]
@@ -249,9 +250,9 @@ def _threats(rule: SigmaRule) -> tuple[Threat, ...]:
             continue
         name = tag.name.lower().replace("-", "_")
         if name[:1] == "t" and name[1:2].isdigit():
-            threat = Threat(technique_id=name.upper())
+            threat = complete(Threat(technique_id=name.upper()))
         elif name in TACTICS:
-            threat = Threat(tactic_id=TACTICS[name][0], tactic_name=TACTICS[name][1])
+            threat = complete(Threat(tactic_id=TACTICS[name][0], tactic_name=TACTICS[name][1]))
         elif name.replace("_", "").isalpha():
             # a tactic this table has no id for (SigmaHQ's newer `stealth`, `defense-impairment`):
             # keep the name as the source gives it rather than guess an id
@@ -304,8 +305,15 @@ def _translate(rule: SigmaRule, doc: _Doc, loc: Location) -> Rule:
         language="sigma", group=_group(doc.data),
         tags=tuple(f"{t.namespace}.{t.name}".lower() for t in rule.tags),
         status=str(rule.status).lower() if rule.status is not None else "",
-        revision=_revision(rule),
+        revision=_revision(rule), uuid=str(rule.id) if rule.id is not None else "",
+        version=str(rule.modified or rule.date or ""), author=_authors(rule.author),
+        license=str(rule.license or ""), category=str(rule.logsource.category or ""),
     )
+
+
+def _authors(author: str | None) -> tuple[str, ...]:
+    """SigmaHQ writes several authors in one string, comma-separated (ECS rule.author is a list)."""
+    return tuple(a.strip() for a in (author or "").split(",") if a.strip())
 
 
 def _revision(rule: SigmaRule) -> Revision:

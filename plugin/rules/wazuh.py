@@ -12,6 +12,7 @@ from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of
 from shellsieve.model.fields import wazuh_field
 from shellsieve.model.rule import Rule, Threat
+from shellsieve.rules.attack import complete
 from shellsieve.rules.positions import parse_xml_with_lines, xml_text
 from shellsieve.rules.source import RuleFileError, read_rule_file
 from shellsieve.rules.severity import wazuh_severity
@@ -115,7 +116,7 @@ def _translate(rule_el: ET.Element, path: str, lines: dict[int, int], groups: li
         if child.tag == "description":
             description = (child.text or "").strip()
         elif child.tag == "mitre":
-            threats.extend(Threat(technique_id=(i.text or "").strip()) for i in child.findall("id"))
+            threats.extend(complete(Threat(technique_id=(i.text or "").strip())) for i in child.findall("id"))
         elif child.tag == "field":
             terms.append(_regex_predicate(child, child.get("name", ""), cloc))
         elif child.tag in ("regex", "match"):
@@ -131,8 +132,14 @@ def _translate(rule_el: ET.Element, path: str, lines: dict[int, int], groups: li
     return Rule(
         id=rid, name=description or f"Wazuh rule {rid}", ruleset="wazuh", query=all_of(terms),
         location=loc, severity=severity, risk_score=risk, level=level, threats=tuple(threats),
-        description=description, language="wazuh", group="wazuh",
+        description=description, language="wazuh", group="wazuh", category=",".join(_groups(rule_el, groups)),
     )
+
+
+def _groups(rule_el: ET.Element, enclosing: list[str]) -> list[str]:
+    """Wazuh's `rule.groups`: the enclosing <group name="a,b,"> names, then the rule's own <group>."""
+    own = [g.strip() for el in rule_el.findall("group") for g in (el.text or "").split(",") if g.strip()]
+    return list(dict.fromkeys([*enclosing, *own]))
 
 
 # Top-level elements of a Wazuh rule file other than <group>: variables (`<var name="X">`).

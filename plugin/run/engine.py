@@ -54,7 +54,7 @@ class Engine:
         gates = (*([self.exceptions] if self.exceptions is not None else []), *gates,
                  *([self.suppression] if self.suppression is not None else []))
         self.matcher = BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
-                                    gates=gates)
+                                    gates=gates, alert_docs=settings.alert_docs == "split")
         passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
         self.router = Router(self.matcher, self.stats, settings.input_format, settings.audit_timeout_s,
                              settings.audit_max_open, settings.pid_table_size, passwd, settings.envelope_fields,

@@ -17,7 +17,7 @@ from shellsieve.events.ecs import nest
 from shellsieve.events.envelope import PROCESS_KEY, key_probes
 from shellsieve.events.tolerant import NOT_JSON, first_reason, may_hide_duplicates, read
 from shellsieve.run.correlate import SequenceState
-from shellsieve.run.enrich import Gate, Hit, disown, enrich, json_line, message_line, put
+from shellsieve.run.enrich import Gate, Hit, alert_line, disown, enrich, json_line, message_line, put
 from shellsieve.run.eventtime import event_time
 from shellsieve.run.keys import KeyedSet, under_key
 from shellsieve.run.stats import Stats
@@ -171,8 +171,9 @@ class BlockMatcher:
     """Holds the ruleset, sequence state and counters across blocks."""
 
     def __init__(self, ruleset: Ruleset, stats: Stats, only_alerts: bool = False, max_open: int = 100_000,
-                 prefilter: bool = True, gates: Sequence[Gate] = ()) -> None:
+                 prefilter: bool = True, gates: Sequence[Gate] = (), alert_docs: bool = False) -> None:
         self.rs = ruleset
+        self.alert_docs = alert_docs  # --alert-docs split: each alert's documents follow its event
         # after confirmation, in order: each may drop hits (an exception, a suppressed repeat) or
         # annotate them; what is left is alerted and counted
         self.gates = tuple(gates)
@@ -519,7 +520,7 @@ class BlockMatcher:
         hits = self._hits(view, rules, pids, doc)
         if not hits:
             return None if self.only_alerts else self._unclaimed(line, doc, pids)
-        return json_line(enrich(doc, hits))
+        return alert_line(enrich(doc, hits), hits, self.alert_docs)
 
     def _unclaimed(self, line: bytes, doc: dict[str, Any], pids: set[int] | None) -> bytes:
         """A JSON line without hits: as it came, unless it holds our reserved key (run/enrich.py
@@ -544,12 +545,12 @@ class BlockMatcher:
         if reason in NOT_JSON:
             if not hits:
                 return None if self.only_alerts else message_line(line, malformed=reason)
-            return message_line(line, hits, self._fields_read(doc), reason)
+            return message_line(line, hits, self._fields_read(doc), reason, self.alert_docs)
         if not hits:  # valid JSON (out of range, duplicate keys): forwarded as it came
             return None if self.only_alerts else self._unclaimed(line, doc, pids)
         enrich(doc, hits)
         put(doc, "shellsieve.malformed", reason)
-        return json_line(doc)
+        return alert_line(doc, hits, self.alert_docs)
 
     def _fields_read(self, doc: dict[str, Any]) -> dict[str, Any]:
         """The fields the rules read, from an event read by the tolerant reader, as nested ECS."""

@@ -11,6 +11,7 @@ import os
 import select
 from typing import BinaryIO
 
+from shellsieve.run.doclines import doc_lines
 from shellsieve.run.stats import Stats
 
 __all__ = ["Output"]
@@ -41,7 +42,7 @@ class Output:
             except (OSError, ValueError) as exc:
                 self.error = type(exc).__name__
                 return
-            self._stats.lines_delivered += data.count(b"\n")
+            self._count(data)
             return
         view = memoryview(data)
         done = 0
@@ -53,6 +54,12 @@ class Output:
                     select.select([], [self._fd], [])
         except OSError as exc:  # EPIPE: the reader closed; EIO, ENOSPC: the same for us
             self.error = os.strerror(exc.errno) if exc.errno else type(exc).__name__
-            self._stats.lines_delivered += data.count(b"\n", 0, done)
+            self._count(data, done)
             return
-        self._stats.lines_delivered += data.count(b"\n")
+        self._count(data)
+
+    def _count(self, data: bytes, end: int | None = None) -> None:
+        """Whole lines written: events, and apart from them alert documents (--alert-docs split)."""
+        docs = doc_lines(data, end)
+        self._stats.lines_delivered += data.count(b"\n", 0, len(data) if end is None else end) - docs
+        self._stats.alert_docs_out += docs

@@ -25,7 +25,7 @@ from shellsieve.events.pids import PidTable
 from shellsieve.events.sysmon import from_evtx_json, from_syslog_xml, from_winlogbeat
 from shellsieve.events.tolerant import NOT_JSON, first_reason, read
 from shellsieve.events.wazuh import from_wazuh
-from shellsieve.run.enrich import Hit, disown, enrich, json_line, message_line, put
+from shellsieve.run.enrich import Hit, alert_line, disown, enrich, json_line, message_line, put
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
 
@@ -78,19 +78,6 @@ def _overlay(view: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
         else:
             view[k] = v
     return view
-
-
-def _wazuh_rule_aside(doc: dict[str, Any]) -> None:
-    """Wazuh's own rule object would collide with the ECS rule.* fields: keep it beside them, where
-    Wazuh users look for it. If `wazuh.rule` cannot take it, `enrich` moves it under
-    shellsieve.input.rule as it does any input's rule."""
-    if not isinstance(doc.get("rule"), dict):
-        return
-    if "wazuh" not in doc:
-        doc["wazuh"] = {}
-    wz = doc["wazuh"]
-    if type(wz) is dict and "rule" not in wz:
-        wz["rule"] = doc.pop("rule")
 
 
 def _own_os(doc: dict[str, Any]) -> str | None:
@@ -377,7 +364,7 @@ class Router:
                    ) -> bytes:
         """The output of a text line: `{"message": ...}`, or its envelope."""
         if slot.env is None:
-            return message_line(slot.line, hits, fields)  # type: ignore[arg-type]
+            return message_line(slot.line, hits, fields, split=self.matcher.alert_docs)  # type: ignore[arg-type]
         return self._envelope_line(slot, hits or [], fields or {})
 
     def _envelope_line(self, slot: _Slot, hits: list[Hit], parsed: dict[str, Any]) -> bytes:
@@ -395,20 +382,19 @@ class Router:
         enrich(out, hits)
         if taken:
             put(out, "shellsieve.parsed", taken)
-        return json_line(out)
+        return alert_line(out, hits, self.matcher.alert_docs)
 
     def _json_out(self, item: _Pending, hits: list[Hit]) -> bytes:
         line, reason = item.slots[0].line, item.malformed
         if item.slots[0].env is not None:  # JSON carried in an envelope (always read strictly)
-            if hits and item.fmt == "wazuh":
-                _wazuh_rule_aside(item.doc)  # type: ignore[arg-type]
             if self.only_alerts and not hits:
                 return b""
             return self._envelope_line(item.slots[0], hits, item.doc or {})
         if reason in NOT_JSON:  # not forwarded as it came: wrapped, with what was read if it matched
             if not hits:
                 return b"" if self.only_alerts else message_line(line, malformed=reason)
-            return message_line(line, hits, nest({k: v for k, v in item.flat.items() if k != "message"}), reason)
+            return message_line(line, hits, nest({k: v for k, v in item.flat.items() if k != "message"}), reason,
+                                self.matcher.alert_docs)
         doc = item.doc
         assert doc is not None
         if not hits:
@@ -418,12 +404,10 @@ class Router:
                 self.stats.disowned += 1
                 return json_line(doc)
             return line + b"\n"
-        if item.fmt == "wazuh":
-            _wazuh_rule_aside(doc)
         enrich(doc, hits)
         if reason is not None:
             put(doc, "shellsieve.malformed", reason)
-        return json_line(doc)
+        return alert_line(doc, hits, self.matcher.alert_docs)
 
     def _emit(self, slot: _Slot, out: bytes) -> None:
         slot.out = out

@@ -10,7 +10,8 @@ left out; events_pending: lines read whose output has not been written yet (an a
 for its end record, and the lines queued behind it; in serve also the lines buffered for the
 downstream); events_undelivered: lines decided but not written because the reader closed stdout,
 and (serve) lines a downstream refused for good. In `run`'s final `stopped` event events_pending
-is 0; in serve's it is what a drain that timed out left undelivered.
+is 0; in serve's it is what a drain that timed out left undelivered. alert_docs_out (documents
+written by --alert-docs split after their event) are extra lines, in none of these counts.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Stats:
         self.lines_in = 0
         self.lines_out = 0  # lines decided to be written (the loop writes them when their turn comes)
         self.lines_delivered = 0  # lines the stdout pipe accepted whole
+        # alert documents (--alert-docs split) the output accepted: extra lines, no input line's
+        self.alert_docs_out = 0
         self.dropped = 0  # lines --only-alerts decided not to write
         self.stdout_closed = False  # the reader went away: lines_out - lines_delivered are undelivered
         self.unterminated_last_line = 0  # the input ended without a newline (0 or 1)
@@ -63,6 +66,7 @@ class Stats:
             "events_dropped": self.dropped,
             "events_pending": self.lines_in - self.lines_delivered - self.dropped - undelivered,
             "events_undelivered": undelivered,
+            "alert_docs_out": self.alert_docs_out,
             "unterminated_last_line": self.unterminated_last_line,
             "bom_stripped": self.bom_stripped,
             "disowned": self.disowned,

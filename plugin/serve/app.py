@@ -19,6 +19,7 @@ from typing import Any
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.envelope import parse_fields
 from shellsieve.model.exceptions import RuleException
+from shellsieve.run.doclines import doc_lines, event_lines
 from shellsieve.run.engine import Engine
 from shellsieve.serve.endpoints import Endpoint
 from shellsieve.serve.listeners import HttpListener, StreamListener
@@ -74,7 +75,7 @@ class _Server:
                 await p.wait_change()
                 continue
             data = b"".join(parts)
-            refused = self.output.rejected
+            refused, docs_refused = self.output.rejected, self.output.rejected_docs
             if data:
                 try:
                     await self.output.send(data, self.stopping_hard)
@@ -87,7 +88,8 @@ class _Server:
                     return
             refused = self.output.rejected - refused
             self.engine.stats.rejected += refused
-            p.done(tag, data.count(b"\n") - refused)
+            docs = doc_lines(data) - (self.output.rejected_docs - docs_refused)
+            p.done(tag, event_lines(data) - refused, docs)
 
     async def _tick(self) -> None:
         """Held auditd events leave when they time out; `stats` every --stats-interval."""

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from shellsieve.run.doclines import is_doc
 from shellsieve.serve.endpoints import Endpoint
 
 __all__ = ["Output", "Stopped", "Backoff", "Reporting", "make_output"]
@@ -33,7 +34,8 @@ class Stopped(Exception):
 
 class Output(Protocol):
     name: str
-    rejected: int  # lines the downstream refused for good (a 4xx other than 408/429)
+    rejected: int  # event lines the downstream refused for good (a 4xx other than 408/429)
+    rejected_docs: int  # alert documents (--alert-docs split) it refused: no input line's
 
     async def send(self, data: bytes, stopping: asyncio.Event) -> None:
         """Deliver `data` (whole NDJSON lines, each ending in a newline) or raise Stopped."""
@@ -69,6 +71,7 @@ class Reporting:
         self.name, self.log, self._on_state = name, log, on_state
         self.up = True
         self.rejected = 0
+        self.rejected_docs = 0
 
     def failed(self, error: str) -> None:
         if self.up:
@@ -129,7 +132,10 @@ class HttpOutput(Reporting):
         events the downstream refuses (Vector's http_server refuses a whole body for one line its
         decoder cannot read); those are logged and counted, the others delivered in order."""
         if len(batch) == 1:
-            self.rejected += 1
+            if is_doc(batch[0]):
+                self.rejected_docs += 1
+            else:
+                self.rejected += 1
             self.log.error("event_rejected", output=self.name, status=status,
                            detail="the downstream refused this event for good; it is counted, not retried",
                            line=batch[0][:256].decode("utf-8", "replace"))

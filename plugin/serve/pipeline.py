@@ -132,9 +132,11 @@ class Pipeline:
             break
         return parts, tag
 
-    def done(self, tag: int, lines: int) -> None:
-        """The downstream accepted the batch taken with `tag`, holding `lines` lines."""
+    def done(self, tag: int, lines: int, docs: int = 0) -> None:
+        """The downstream accepted the batch taken with `tag`, holding `lines` event lines and
+        `docs` alert documents (--alert-docs split)."""
         self.engine.stats.lines_delivered += lines
+        self.engine.stats.alert_docs_out += docs
         if tag > self.delivered:
             self.delivered = tag
             self._credit(tag)

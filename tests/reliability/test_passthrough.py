@@ -30,9 +30,10 @@ FULL = 1_000_000
 
 
 def _rule_ids(doc: dict[str, Any]) -> list[str]:
-    rule = doc.get("rule")
-    rid = rule.get("id") if isinstance(rule, dict) else None
-    return [] if rid is None else rid if isinstance(rid, list) else [rid]
+    """Every matching rule's id (shellsieve.alerts; rule.id names only the most severe)."""
+    ours = doc.get("shellsieve")
+    alerts = ours.get("alerts") if isinstance(ours, dict) else None
+    return [a["rule"]["id"] for a in alerts] if isinstance(alerts, list) else []
 
 
 def _seq_in(doc: Any) -> int | None:
