@@ -13,15 +13,14 @@ from typing import Any
 
 import pytest
 
-from conftest import PATTERNS, rule_ids
+from conftest import PATTERNS, TELNET_PIPE_SHELL, TLS_CLIENT_SHELL, rule_ids
 from format_samples import LINUX_FORMATS, WRITERS, Exec
 from test_formats import run_lines
 from test_seeds import BRANCHES
 from shellsieve.cli import build
 from shellsieve.compile.ruleset import Ruleset
 
-TLS = "aab5cf48-9ab9-4592-89f9-81dcbb26c7c2"
-TELNET = "b48bd732-a438-4680-b7b1-657dd92206df"
+TLS, TELNET = TLS_CLIENT_SHELL, TELNET_PIPE_SHELL
 RULES = {TLS, TELNET}
 OWN = PATTERNS / "shellsieve"
 # The formats whose events are process starts, where Sigma `process_creation` rules run; Wazuh's
