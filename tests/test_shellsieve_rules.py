@@ -9,9 +9,12 @@ telnet), PayloadsAllTheThings' "Reverse Shell Cheatsheet" and revshells.com.
 
 from __future__ import annotations
 
-from typing import Any
+import shlex
+import uuid
+from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import PATTERNS, TELNET_PIPE_SHELL, TLS_CLIENT_SHELL, rule_ids
 from format_samples import LINUX_FORMATS, WRITERS, Exec
@@ -141,7 +144,7 @@ class TestPositive:
     @pytest.mark.parametrize("args", SINGLE)
     @pytest.mark.parametrize("fmt", PROCESS_FORMATS)
     def test_tls_client_with_its_own_shell(self, own: Ruleset, fmt: str, args: tuple[str, ...]) -> None:
-        """ncat --ssl with an exec option and socat joining OPENSSL to EXEC/SYSTEM alert in every format of process starts."""
+        """ncat --ssl with an exec option and socat OPENSSL-to-EXEC/SYSTEM alert in every process-start format."""
         assert fired(own, fmt, child(args, BASH)) == {TLS}
 
 
@@ -171,8 +174,6 @@ class TestNegative:
     @pytest.mark.parametrize("fmt", ["ecs", "auditd", "sysmon-syslog", "cmdline"])
     def test_checks_and_proxies_stay_silent(self, own: Ruleset, fmt: str, line: str) -> None:
         """TLS and telnet checks, certificate-expiry one-liners and socat/ncat proxies alert nothing."""
-        import shlex
-
         args = tuple(shlex.split(line)) if not line.startswith(("echo", "(")) else ("sh", "-c", line)
         ex = child(args, BASH, exe="/usr/bin/dash" if args[0] == "sh" else "")
         assert fired(own, fmt, ex) == set()
@@ -204,13 +205,9 @@ class TestNegative:
 
 class TestRuleFiles:
     @pytest.mark.parametrize("path", sorted(OWN.glob("*.yml")), ids=lambda p: p.name)
-    def test_metadata(self, path: Any) -> None:
+    def test_metadata(self, path: Path) -> None:
         """Each rule carries what issue 24 asks of shellsieve's rules: id, author, references, tags, level,
         falsepositives, a Linux process_creation logsource."""
-        import uuid
-
-        import yaml
-
         doc = yaml.safe_load(path.read_text())
         uuid.UUID(doc["id"])
         assert doc["author"] == "shellsieve" and doc["status"] in ("experimental", "test")
