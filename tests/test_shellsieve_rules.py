@@ -136,7 +136,7 @@ class TestPositive:
         ex = child(("openssl", "s_client", "-quiet", "-connect", target), shell)
         assert fired(own, "ecs", ex) == {TLS}
 
-    @pytest.mark.parametrize("fmt", ["ecs", "auditd", "sysmon-syslog"])
+    @pytest.mark.parametrize("fmt", ["ecs", "auditd", "sysmon-syslog", "wazuh-audit"])
     def test_seed_openssl_branch_in_formats_with_a_parent(self, own: Ruleset, fmt: str) -> None:
         """Seed 002's openssl branch under bash alerts wherever the parent's image is known."""
         assert fired(own, fmt, child(tuple(BRANCHES["openssl -connect"]), BASH)) == {TLS}
