@@ -28,6 +28,9 @@ REVERSE_SHELL_SEQUENCE = "76e4d92b-61c1-4a95-ab61-5fd94179a1ee"
 SHELL_VIA_WEB_SERVER = "231876e7-4d1f-4d63-a47c-47dd1acdc1cb"
 WEB_SERVER_CHILD = "f16fca20-4d6c-43f9-aec1-20b6de3b0aeb"
 WEBSHELL_RECON = "f64e5c19-879c-4bae-b471-6d84c8339677"
+# rule ids of shellsieve's own rules (patterns/shellsieve/)
+TLS_CLIENT_SHELL = "aab5cf48-9ab9-4592-89f9-81dcbb26c7c2"
+TELNET_PIPE_SHELL = "b48bd732-a438-4680-b7b1-657dd92206df"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -412,7 +412,10 @@ def monitoring(r: random.Random) -> Proc:
         (f"iostat -dx {c} 2", "/usr/bin/iostat"), ("smartctl -H /dev/sda", "/usr/sbin/smartctl"),
         (f"/usr/share/prometheus-node-exporter-collectors/apt_info.py # {host}", "/usr/bin/python3.11"),
         (f"/usr/share/prometheus-node-exporter-collectors/smartmon.sh # {host}", "/bin/bash"),
-        (f"/usr/local/bin/check_cert_expiry {host}.internal:443 {w}", "/usr/local/bin/check_cert_expiry"),
+        # a certificate-expiry check, as a script or as the usual one-liner (w picks one: no extra draw)
+        [(f"/usr/local/bin/check_cert_expiry {host}.internal:443 {w}", "/usr/local/bin/check_cert_expiry"),
+         (f"sh -c 'echo | openssl s_client -servername {host}.internal -connect {host}.internal:443 2>/dev/null"
+          f" | openssl x509 -noout -checkend {w * 86400}'", SH)][w % 2],
         # a port check with netcat; on RHEL `nc` is nmap-ncat, so the file run is /usr/bin/ncat
         (f"nc -z -w {c} {host}.internal {r.choice([22, 80, 443, 3306, 5432, 6379])}", "/usr/bin/ncat"),
     ])
@@ -594,9 +597,13 @@ def dev_shell(r: random.Random) -> Proc:
                     "df -h",
         f"du -sh /var/lib/{svc}", f"du -sh /srv/{app}/*", f"free -m # {host}",
                     f"jq '.items[] | .name' /tmp/{app}-{n}.json",
-        f"openssl s_client -connect {app}.example.com:443 -servername {app}.example.com </dev/null",
+        # TLS checks: a handshake, the chain, a certificate's expiry (n picks one: no extra draw)
+        [f"openssl s_client -connect {app}.example.com:443 -servername {app}.example.com </dev/null",
+         f"openssl s_client -showcerts -connect {app}.example.com:443 </dev/null",
+         f"echo | openssl s_client -servername {app}.example.com -connect {app}.example.com:443 2>/dev/null"
+         f" | openssl x509 -noout -enddate"][n % 3],
         f"openssl x509 -in /etc/ssl/certs/{app}.pem -noout -dates", f"dig +short {app}.example.com",
-                    f"ping -c 3 {host}.internal",
+                    [f"ping -c 3 {host}.internal", f"telnet {host}.internal 25"][n % 2],
         f"tar -xzf ~/Downloads/{app}-{n}.tar.gz -C /tmp", f"python3 manage.py shell -c 'from {app}.models import *'",
         f"mysql -u {app} -p {app}", f"psql -h {host}.internal -U {app} -d {app} -c 'select count(*) from orders'",
         f"redis-cli -h {host}.internal info memory", f"nano /etc/nginx/sites-available/{app}.conf", "sudo nginx -t",
