@@ -16,6 +16,8 @@ from corpus import benign
 from corpus.budget import BUDGET, COLLECTIONS, RECOMMENDED, SELECTION, measure, read_options, score
 from corpus.shells import Shell, seed_shells, shells
 
+from shellsieve.rules.exceptions import load_exceptions
+
 
 class Parent(msgspec.Struct, forbid_unknown_fields=True):
     pid: int
@@ -129,12 +131,19 @@ class TestShells:
 
 class TestSelectionFile:
     def test_options_and_their_justification(self) -> None:
-        """The args file holds distinct --exclude-rule options, and docs/noise.md justifies each rule id."""
+        """The args file holds distinct --exclude-rule options and one exceptions file that loads
+        clean; docs/noise.md justifies each rule id and the exception."""
         assert RECOMMENDED == read_options(SELECTION) and RECOMMENDED
-        ids = [opt.removeprefix("--exclude-rule=") for opt in RECOMMENDED]
-        assert all(opt.startswith("--exclude-rule=") for opt in RECOMMENDED) and len(set(ids)) == len(ids)
+        excludes = [opt for opt in RECOMMENDED if opt.startswith("--exclude-rule=")]
+        files = [opt.removeprefix("--exceptions=") for opt in RECOMMENDED if opt.startswith("--exceptions=")]
+        assert len(excludes) + len(files) == len(RECOMMENDED) and len(files) == 1
+        ids = [opt.removeprefix("--exclude-rule=") for opt in excludes]
+        assert len(set(ids)) == len(ids)
         doc = (ROOT / "docs" / "noise.md").read_text()
         assert [rid for rid in ids if rid[:8] not in doc] == []
+        entries, diags = load_exceptions(ROOT / files[0])
+        assert diags == [] and [e.rules for e in entries] == [("3e102cd9-a70d-4a7a-9508-403963092f31",)]
+        assert "3e102cd9" in doc and "nc -z" in doc
 
     def test_comments_and_blank_lines(self, tmp_path: Any) -> None:
         """`#` starts a comment anywhere on a line; blank and comment-only lines give no option."""
@@ -146,9 +155,9 @@ class TestSelectionFile:
 class TestScore:
     def test_rate_rules_and_misses(self) -> None:
         """A shell counts as alerted when any of its events is; benign events alerted are counted per rule."""
-        hit = {"shellsieve": {"alerts": [{"id": "r1", "name": "one"}, {"id": "r2", "name": "two"}]}}
+        hit = {"shellsieve": {"alerts": [{"rule": {"id": "r1", "name": "one"}}, {"rule": {"id": "r2", "name": "two"}}]}}
         shell_list = [Shell("caught", [{}, {}]), Shell("lost", [{}])]
-        out = [{}, hit, {}, hit, {}, {}, {"shellsieve": {"alerts": [{"id": "r2", "name": "two"}]}}]
+        out = [{}, hit, {}, hit, {}, {}, {"shellsieve": {"alerts": [{"rule": {"id": "r2", "name": "two"}}]}}]
         s = score(out, shell_list, 4)
         assert (s.benign, s.benign_alerted, s.rate, s.missed) == (4, 2, 0.5, ["lost"])
         assert s.rules == {"r1": 1, "r2": 2} and s.names == {"r1": "one", "r2": "two"}

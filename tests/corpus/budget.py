@@ -60,7 +60,7 @@ def alert_ids(doc: dict[str, Any]) -> list[tuple[str, str]]:
     """(id, name) of every rule that alerted an output event (shellsieve.alerts)."""
     meta = doc.get("shellsieve")
     alerts = meta.get("alerts", []) if isinstance(meta, dict) else []
-    return [(a["id"], a.get("name", "")) for a in alerts]
+    return [(a["rule"]["id"], a["rule"].get("name", "")) for a in alerts]
 
 
 def corpora(seed: int = benign.SEED, count: int = benign.COUNT) -> tuple[list[Shell], list[dict[str, Any]]]:
@@ -102,7 +102,8 @@ def measure(options: list[str], corpus: tuple[list[Shell], list[dict[str, Any]]]
                 fh.write(enc.encode(ev) + b"\n")
         with src.open("rb") as stdin:
             proc = subprocess.run([sys.executable, "-m", "shellsieve", "run", "--stats-interval", "0", *options],
-                                  stdin=stdin, capture_output=True, timeout=timeout, env=os.environ.copy())
+                                  stdin=stdin, capture_output=True, timeout=timeout, env=os.environ.copy(),
+                                  cwd=ROOT)  # the args file's paths are relative to the repository
     if proc.returncode != 0:
         raise RuntimeError(f"shellsieve run {' '.join(options)} exited {proc.returncode}: {proc.stderr[-2000:]!r}")
     out = [msgspec.json.decode(line) for line in proc.stdout.splitlines()]
