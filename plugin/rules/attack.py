@@ -13,7 +13,7 @@ import msgspec
 
 from shellsieve.model.rule import Threat
 
-__all__ = ["Entry", "Table", "complete", "current", "lookup", "shortname", "tactic"]
+__all__ = ["Entry", "Table", "complete", "current", "from_id", "lookup", "shortname", "tactic"]
 
 DATA = "attack.json"
 _MAX_HOPS = 8  # redirect chains are one or two hops; the bound only guards against a cycle in the data
@@ -101,3 +101,10 @@ def complete(t: Threat) -> Threat:
     tech_name, tech_ref = _named(tech_id, tech_name, tech_ref)
     sub_name, sub_ref = _named(sub_id, sub_name, sub_ref)
     return Threat(t.tactic_id, tactic_name, tech_id, tech_name, sub_id, sub_name, tactic_ref, tech_ref, sub_ref)
+
+
+def from_id(ident: str) -> Threat:
+    """The named Threat of a bare ATT&CK id, as Sigma tags and Wazuh <mitre><id> give them: a tactic
+    (TA0002), a technique (T1059) or a sub-technique (T1059.004)."""
+    ident = ident.strip().upper()
+    return complete(Threat(tactic_id=ident) if ident.startswith("TA") else Threat(technique_id=ident))

@@ -87,7 +87,8 @@ def from_stix(path: Path, source: str = "", version: str = "") -> Table:
             tactics[shortname(str(obj["x_mitre_shortname"]))] = ident
     if not ids:
         raise ValueError(f"{path}: no ATT&CK attack-pattern or x-mitre-tactic objects")
-    return Table(source or f"MITRE ATT&CK Enterprise STIX bundle {path.name}", version, dict(sorted(ids.items())), dict(sorted(tactics.items())))
+    return Table(source or f"MITRE ATT&CK Enterprise STIX bundle {path.name}", version,
+                 dict(sorted(ids.items())), dict(sorted(tactics.items())))
 
 
 def _threat_nodes(doc: Any) -> Iterator[Any]:

@@ -46,7 +46,7 @@ from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
 from shellsieve.model.fields import sigma_field
 from shellsieve.model.rule import Related, Revision, Rule, Threat
-from shellsieve.rules.attack import complete, tactic
+from shellsieve.rules.attack import from_id, tactic
 from shellsieve.rules.source import RuleFileError, read_rule_file, rule_text
 
 __all__ = ["load_sigma", "LEVELS"]
@@ -239,11 +239,11 @@ def _threats(rule: SigmaRule) -> tuple[Threat, ...]:
         if tag.namespace.lower() != "attack":
             continue
         name = tag.name.strip().lower()
-        if name[:1] == "t" and name[1:2].isdigit():
-            threat = complete(Threat(technique_id=name.upper()))
+        if name[:1] == "t" and (name[1:2].isdigit() or (name[1:2] == "a" and name[2:3].isdigit())):
+            threat = from_id(name)
         elif (tactic_id := tactic(name)) is not None:
             # SigmaHQ writes ATT&CK's shortname (`defense-evasion`), older rules `defense_evasion`
-            threat = complete(Threat(tactic_id=tactic_id))
+            threat = from_id(tactic_id)
         elif name.replace("_", "").replace("-", "").isalpha():
             # a tactic the table has no id for (an ATT&CK newer than the table's):
             # keep the name as the source gives it rather than guess an id
