@@ -58,6 +58,15 @@ class TestElements:
         q = rules[0].query
         assert isinstance(q, AllOf) and all(isinstance(t, Not) for t in q.terms)
 
+    def test_mitre_tactic_and_technique_ids(self, tmp_path: Path) -> None:
+        """A <mitre><id> may be a tactic (TA0002) or a technique: each lands in its own field, named."""
+        rules, diags = _load(tmp_path, '<group name="g,"><rule id="1" level="5"><match>nc</match>'
+                                       '<mitre><id>TA0002</id><id> t1105 </id><id></id></mitre></rule></group>')
+        assert diags == []
+        tactic, tech = rules[0].threats
+        assert (tactic.tactic_id, tactic.tactic_name, tactic.technique_id) == ("TA0002", "Execution", None)
+        assert (tech.technique_id, tech.technique_name) == ("T1105", "Ingress Tool Transfer")
+
     @pytest.mark.parametrize(
         ("element", "construct"),
         [("<if_sid>5710</if_sid>", "<if_sid>"), ("<decoded_as>json</decoded_as>", "<decoded_as>"),

@@ -46,21 +46,11 @@ from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
 from shellsieve.model.fields import sigma_field
 from shellsieve.model.rule import Related, Revision, Rule, Threat
-from shellsieve.rules.attack import complete
+from shellsieve.rules.attack import from_id, tactic
 from shellsieve.rules.source import RuleFileError, read_rule_file, rule_text
 
-__all__ = ["load_sigma", "TACTICS", "LEVELS"]
+__all__ = ["load_sigma", "LEVELS"]
 
-# ATT&CK Enterprise tactics by Sigma tag name (SigmaHQ writes `attack.privilege-escalation`).
-TACTICS: dict[str, tuple[str, str]] = {
-    "reconnaissance": ("TA0043", "Reconnaissance"), "resource_development": ("TA0042", "Resource Development"),
-    "initial_access": ("TA0001", "Initial Access"), "execution": ("TA0002", "Execution"),
-    "persistence": ("TA0003", "Persistence"), "privilege_escalation": ("TA0004", "Privilege Escalation"),
-    "defense_evasion": ("TA0005", "Defense Evasion"), "credential_access": ("TA0006", "Credential Access"),
-    "discovery": ("TA0007", "Discovery"), "lateral_movement": ("TA0008", "Lateral Movement"),
-    "collection": ("TA0009", "Collection"), "command_and_control": ("TA0011", "Command and Control"),
-    "exfiltration": ("TA0010", "Exfiltration"), "impact": ("TA0040", "Impact"),
-}
 # Sigma level -> (severity label, risk score); "informational" sits below Elastic's lowest default.
 LEVELS: dict[str, tuple[str, int]] = {
     "informational": ("low", 10), "low": ("low", 21), "medium": ("medium", 47),
@@ -248,15 +238,16 @@ def _threats(rule: SigmaRule) -> tuple[Threat, ...]:
     for tag in rule.tags:
         if tag.namespace.lower() != "attack":
             continue
-        name = tag.name.lower().replace("-", "_")
-        if name[:1] == "t" and name[1:2].isdigit():
-            threat = complete(Threat(technique_id=name.upper()))
-        elif name in TACTICS:
-            threat = complete(Threat(tactic_id=TACTICS[name][0], tactic_name=TACTICS[name][1]))
-        elif name.replace("_", "").isalpha():
-            # a tactic this table has no id for (SigmaHQ's newer `stealth`, `defense-impairment`):
+        name = tag.name.strip().lower()
+        if name[:1] == "t" and (name[1:2].isdigit() or (name[1:2] == "a" and name[2:3].isdigit())):
+            threat = from_id(name)
+        elif (tactic_id := tactic(name)) is not None:
+            # SigmaHQ writes ATT&CK's shortname (`defense-evasion`), older rules `defense_evasion`
+            threat = from_id(tactic_id)
+        elif name.replace("_", "").replace("-", "").isalpha():
+            # a tactic the table has no id for (an ATT&CK newer than the table's):
             # keep the name as the source gives it rather than guess an id
-            threat = Threat(tactic_name=name.replace("_", " ").title())
+            threat = Threat(tactic_name=name.replace("_", " ").replace("-", " ").title())
         else:  # groups (g0032), software (s0154)
             continue
         if threat not in out:

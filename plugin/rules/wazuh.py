@@ -12,7 +12,7 @@ from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of
 from shellsieve.model.fields import wazuh_field
 from shellsieve.model.rule import Rule, Threat
-from shellsieve.rules.attack import complete
+from shellsieve.rules.attack import from_id
 from shellsieve.rules.positions import parse_xml_with_lines, xml_text
 from shellsieve.rules.source import RuleFileError, read_rule_file
 from shellsieve.rules.severity import wazuh_severity
@@ -116,7 +116,7 @@ def _translate(rule_el: ET.Element, path: str, lines: dict[int, int], groups: li
         if child.tag == "description":
             description = (child.text or "").strip()
         elif child.tag == "mitre":
-            threats.extend(complete(Threat(technique_id=(i.text or "").strip())) for i in child.findall("id"))
+            threats.extend(from_id(i.text) for i in child.findall("id") if i.text and i.text.strip())
         elif child.tag == "field":
             terms.append(_regex_predicate(child, child.get("name", ""), cloc))
         elif child.tag in ("regex", "match"):
