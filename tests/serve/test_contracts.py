@@ -100,7 +100,7 @@ class TestEnvelopes:
             return outs
 
         def rules(obj: dict[str, Any]) -> list[str]:
-            return sorted(a["id"] for a in obj.get("shellsieve", {}).get("alerts", []))
+            return sorted(a["rule"]["id"] for a in obj.get("shellsieve", {}).get("alerts", []))
         outs = run(go())
         want = [rules(x) for x in outs[0]]
         assert sum(bool(r) for r in want) >= 30 and all(PHP_FSOCKOPEN in r for r in want[-10:]), want[-12:]
