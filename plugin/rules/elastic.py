@@ -18,7 +18,7 @@ from shellsieve.rules.eql import parse_eql
 from shellsieve.rules.kql import parse_kql
 from shellsieve.rules.positions import toml_key_line
 from shellsieve.rules.source import RuleFileError, read_rule_file, rule_text
-from shellsieve.rules.severity import label_risk
+from shellsieve.model.severity import label_risk
 
 __all__ = ["load_elastic"]
 

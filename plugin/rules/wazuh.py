@@ -15,7 +15,7 @@ from shellsieve.model.rule import Rule, Threat
 from shellsieve.rules.attack import from_id
 from shellsieve.rules.positions import parse_xml_with_lines, xml_text
 from shellsieve.rules.source import RuleFileError, read_rule_file
-from shellsieve.rules.severity import wazuh_severity
+from shellsieve.model.severity import wazuh_severity
 
 __all__ = ["load_wazuh", "osregex_to_pcre", "osmatch_to_pcre"]
 

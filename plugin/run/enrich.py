@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from shellsieve.model.rule import Rule
-from shellsieve.rules.severity import SEVERITY_NUMBER
+from shellsieve.model.severity import SEVERITY_NUMBER
 
 __all__ = ["Alert", "FRAMEWORK", "Gate", "Hit", "RESERVED", "alert_documents", "alert_for", "alert_line",
            "disown", "enrich", "json_line",
