@@ -33,3 +33,14 @@ def test_layer_imports_stay_one_way(package: str) -> None:
            for line, module in _imports(path)
            if module.startswith(FORBIDDEN[package])]
     assert bad == []
+
+
+def test_every_package_is_installed() -> None:
+    """A subpackage missing from pyproject's list installs nowhere with `pip install .` (only an
+    editable install hides it): every folder of plugin/ with an __init__.py is listed."""
+    import tomllib
+
+    listed = set(tomllib.loads((PLUGIN.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    present = {"shellsieve." + ".".join(p.parent.relative_to(PLUGIN).parts) for p in PLUGIN.rglob("__init__.py")
+               if p.parent != PLUGIN}
+    assert present - listed == set()
