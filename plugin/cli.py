@@ -216,6 +216,9 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suppress-max-keys", type=_setting("suppress_max_keys", int), metavar="N",
                    default=_DEFAULTS.suppress_max_keys, help="suppression keys held at once; the oldest "
                    "is evicted and counted (default: %(default)s)")
+    p.add_argument("--metrics-addr", type=_metrics_addr, metavar="HOST:PORT",
+                   help="serve Prometheus metrics on /metrics, and /healthz and /readyz, at this address "
+                        "(docs/metrics.md; default: off)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="level of the filter's own logs on stderr (default: %(default)s)")
 
@@ -233,6 +236,15 @@ _SERVE_OPTIONS = (
     ("request_timeout_s", "--request-timeout", float, "SECONDS",
      "how long the downstream may take to answer one request"),
 )
+
+
+def _metrics_addr(text: str) -> tuple[str, int]:
+    from shellsieve.run.metrics import parse_addr
+
+    try:
+        return parse_addr(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _endpoint(parse: Callable[[str], Endpoint]) -> Callable[[str], Endpoint]:
@@ -436,14 +448,41 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset, list[
 def _run(args: argparse.Namespace) -> int:
     logmod.configure(args.log_level)
     log = logmod.get_logger()
-    started = _start(args, log)
-    if isinstance(started, int):
-        return started
-    settings, ruleset, exceptions = started
-    from shellsieve.run.loop import EXIT_CODES, run_filter
+    metrics, server = None, None
+    if args.metrics_addr is not None:
+        # bound before the rules compile: a taken port stops the start before anything is read
+        from shellsieve.run.metrics import Metrics, MetricsThread
 
-    stats = run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log, exceptions)
-    return EXIT_CODES[stats.stop_reason]
+        metrics = Metrics()
+        try:
+            server = MetricsThread(metrics, *args.metrics_addr)
+        except OSError as exc:
+            return _metrics_failed(log, args.metrics_addr, exc)
+        server.start()
+        log.info("metrics_listening", address=_addr_text(server.address))
+    try:
+        started = _start(args, log)
+        if isinstance(started, int):
+            return started
+        settings, ruleset, exceptions = started
+        from shellsieve.run.loop import EXIT_CODES, run_filter
+
+        stats = run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log, exceptions, metrics)
+        return EXIT_CODES[stats.stop_reason]
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _addr_text(addr: tuple[str, int]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _metrics_failed(log: Any, addr: tuple[str, int], exc: OSError) -> int:
+    log.error("startup_failed", reason="cannot listen", option="--metrics-addr", address=_addr_text(addr),
+              error=str(exc))
+    return 2
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -454,12 +493,26 @@ def _serve(args: argparse.Namespace) -> int:
     # the collector again either
     from shellsieve.serve.app import serve
 
-    started = _start(args, log)
-    if isinstance(started, int):
-        return started
-    settings, ruleset, exceptions = started
+    metrics_sock = None
+    if args.metrics_addr is not None:
+        # bound before the rules compile: a taken port stops the start before anything is read
+        import socket
 
-    return serve(ruleset, settings, serve_settings, args.listen, args.forward, log, exceptions)
+        try:
+            metrics_sock = socket.create_server(args.metrics_addr, family=socket.AF_INET6
+                                                if ":" in args.metrics_addr[0] else socket.AF_INET)
+        except OSError as exc:
+            return _metrics_failed(log, args.metrics_addr, exc)
+        log.info("metrics_listening", address=_addr_text(metrics_sock.getsockname()))
+    try:
+        started = _start(args, log)
+        if isinstance(started, int):
+            return started
+        settings, ruleset, exceptions = started
+        return serve(ruleset, settings, serve_settings, args.listen, args.forward, log, exceptions, metrics_sock)
+    finally:
+        if metrics_sock is not None:
+            metrics_sock.close()
 
 
 def _explain(args: argparse.Namespace) -> int:

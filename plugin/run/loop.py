@@ -11,7 +11,7 @@ import os
 import select
 import time
 from collections.abc import Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.model.exceptions import RuleException
@@ -20,6 +20,9 @@ from shellsieve.run.output import Output
 from shellsieve.run.signals import StopSignals
 from shellsieve.run.stats import Stats
 from shellsieve.settings import Settings
+
+if TYPE_CHECKING:  # prometheus-client is imported only with --metrics-addr
+    from shellsieve.run.metrics import Metrics
 
 __all__ = ["run_filter", "EXIT_CODES", "STOP_GRACE_S"]
 
@@ -46,10 +49,12 @@ STOP_GRACE_S = 1.0
 
 
 def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: BinaryIO, log: Any,
-               exceptions: Sequence[RuleException] = ()) -> Stats:
+               exceptions: Sequence[RuleException] = (), metrics: Metrics | None = None) -> Stats:
     """Filter `stdin` to `stdout` until end of input, a stop signal or a closed stdout; returns the
-    final counters, with `stop_reason` (a key of EXIT_CODES). `exceptions`: the entries applied."""
+    final counters, with `stop_reason` (a key of EXIT_CODES). `exceptions`: the entries applied;
+    `metrics`: scraped from the engine, ready while reading, one latency sample per batch."""
     engine = Engine(ruleset, settings, exceptions=exceptions)
+    observe = metrics.batch_seconds.observe if metrics is not None else None
     stats = engine.stats
     stream = engine.stream()
     read, fd = _reader(stdin)
@@ -61,6 +66,8 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
     reason = "end_of_input"
     eof = False
     with StopSignals() as sig:
+        if metrics is not None:
+            metrics.attach(engine)
         while not output.closed:
             if sig.hangups != hangups:
                 hangups = sig.hangups
@@ -84,10 +91,15 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
             if not chunk:
                 eof = True
                 break
-            write(stream.feed(chunk, time.monotonic()))
+            began = time.monotonic()
+            write(stream.feed(chunk, began))
+            if observe is not None:
+                observe(time.monotonic() - began)
             if next_stats is not None and time.monotonic() >= next_stats:
                 log.info("stats", **engine.snapshot())
                 next_stats = time.monotonic() + settings.stats_interval_s
+        if metrics is not None:
+            metrics.stopping()
         # Everything read leaves (or, with stdout gone, is counted undelivered); no held event waits.
         write(stream.close(time.monotonic(), torn=not eof and reason != "end_of_input"))
         write(engine.finish())

@@ -54,18 +54,21 @@ class Stats:
         self._last_lines = 0
         self._last_time = self.started
 
+    def lines(self) -> dict[str, int]:
+        """The line counts (events_in, _out, _dropped, _pending, _undelivered), which add up; unlike
+        snapshot() this leaves the events_per_s window alone (the metrics scrape calls it)."""
+        lines_in, delivered, dropped = self.lines_in, self.lines_delivered, self.dropped
+        undelivered = (self.lines_out - delivered if self.stdout_closed else 0) + self.rejected
+        return {"events_in": lines_in, "events_out": delivered, "events_dropped": dropped,
+                "events_pending": lines_in - delivered - dropped - undelivered, "events_undelivered": undelivered}
+
     def snapshot(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         now = time.monotonic()
         span = max(now - self._last_time, 1e-9)
         rate = (self.lines_in - self._last_lines) / span
         self._last_lines, self._last_time = self.lines_in, now
-        undelivered = (self.lines_out - self.lines_delivered if self.stdout_closed else 0) + self.rejected
         out: dict[str, Any] = {
-            "events_in": self.lines_in,
-            "events_out": self.lines_delivered,
-            "events_dropped": self.dropped,
-            "events_pending": self.lines_in - self.lines_delivered - self.dropped - undelivered,
-            "events_undelivered": undelivered,
+            **self.lines(),
             "alert_docs_out": self.alert_docs_out,
             "unterminated_last_line": self.unterminated_last_line,
             "bom_stripped": self.bom_stripped,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -40,7 +41,8 @@ def listener_options(ep: Endpoint, settings: Settings) -> dict[str, Any]:
 
 class _Server:
     def __init__(self, ruleset: Ruleset, settings: Settings, serve: ServeSettings, listen: list[Endpoint],
-                 forward: Endpoint, log: Any, exceptions: Sequence[RuleException] = ()) -> None:
+                 forward: Endpoint, log: Any, exceptions: Sequence[RuleException] = (),
+                 metrics_sock: socket.socket | None = None) -> None:
         self.settings, self.serve, self.log = settings, serve, log
         self.engine = Engine(ruleset, settings, exceptions=exceptions)
         self.pipeline = Pipeline(self.engine, serve.buffer_events)
@@ -61,6 +63,11 @@ class _Server:
                 self.listeners.append(StreamListener(ep, self.pipeline, opts, serve.idle_timeout_s, log))
         self.reason = "sigterm"
         self.output_error: str | None = None
+        self.metrics = None
+        if metrics_sock is not None:  # prometheus-client is imported only with --metrics-addr
+            from shellsieve.serve.metrics_http import MetricsSite
+
+            self.metrics = MetricsSite(metrics_sock, self)
 
     def _downstream(self, up: bool) -> None:
         self.pipeline.downstream_up = up
@@ -130,11 +137,15 @@ class _Server:
                 for other in self.listeners:
                     await other.close()
                 return 1
+        if self.metrics is not None:
+            await self.metrics.start()
         self.log.info("listening", listen=[ls.ep.name for ls in self.listeners], forward=self.forward.name,
                       buffer_events=self.serve.buffer_events)
         deliver = asyncio.create_task(self._deliver())
         tick = asyncio.create_task(self._tick())
         await self.stopping.wait()
+        if self.metrics is not None:
+            self.metrics.state.stopping()
         # Stop taking input; what was read goes through; held events leave; the buffer drains.
         self.pipeline.accepting = False
         self.pipeline.wake()
@@ -149,6 +160,8 @@ class _Server:
         for ls in self.listeners:
             await ls.close()
         await self.output.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         if self.output_error is not None:
             self.reason = "output_failed"
         self.engine.stats.stop_reason = self.reason
@@ -182,7 +195,9 @@ class _Server:
 
 
 def serve(ruleset: Ruleset, settings: Settings, serve_settings: ServeSettings, listen: list[Endpoint],
-          forward: Endpoint, log: Any, exceptions: Sequence[RuleException] = ()) -> int:
-    """Run until SIGTERM or SIGINT; the exit status. `exceptions`: the entries applied."""
-    server = _Server(ruleset, settings, serve_settings, listen, forward, log, exceptions)
+          forward: Endpoint, log: Any, exceptions: Sequence[RuleException] = (),
+          metrics_sock: socket.socket | None = None) -> int:
+    """Run until SIGTERM or SIGINT; the exit status. `exceptions`: the entries applied; `metrics_sock`:
+    a bound socket on which to serve /metrics, /healthz and /readyz."""
+    server = _Server(ruleset, settings, serve_settings, listen, forward, log, exceptions, metrics_sock)
     return asyncio.run(server.run())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 from shellsieve.run.engine import Engine, Stream
@@ -60,6 +61,7 @@ class Pipeline:
         self._buffered_tag = 0  # the tag of the last chunk appended
         self._segments: deque[list[Any]] = deque()  # [listener, first line, end line] per feed
         self._changed = asyncio.Event()  # the buffer or `delivered` moved
+        self.observe: Callable[[float], None] | None = None  # --metrics-addr: seconds per feed
 
     # -- input side -------------------------------------------------------------------------
     @property
@@ -83,6 +85,8 @@ class Pipeline:
         out = stream.feed(data, now) if data else b""
         if close:
             out += stream.close(now, torn)
+        if self.observe is not None:
+            self.observe(time.monotonic() - now)
         after = self.engine.stats.lines_in
         if after > before:
             listener.events_in += after - before
