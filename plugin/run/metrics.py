@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest, make_wsgi_app
@@ -30,6 +30,8 @@ from shellsieve.run.stats import MALFORMED_REASONS
 __all__ = ["Metrics", "parse_addr", "MetricsThread", "CONTENT_TYPE"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+T = TypeVar("T")
 
 # Per batch, seconds: a batch of a few hundred lines takes about a millisecond.
 BATCH_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -47,14 +49,18 @@ def parse_addr(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _copy(counter: Mapping[str, int]) -> list[tuple[str, int]]:
-    # the loop thread may add a key while the scrape thread copies: copy again
+def _settled(read: Callable[[], list[T]]) -> list[T]:
+    # the loop thread may add a key to a dict while the scrape thread copies it: copy again
     for _ in range(100):
         try:
-            return sorted(counter.items())
+            return read()
         except RuntimeError:
             continue
     return []
+
+
+def _copy(counter: Mapping[str, int]) -> list[tuple[str, int]]:
+    return _settled(lambda: sorted(counter.items()))
 
 
 class Metrics(Collector):
@@ -112,7 +118,7 @@ class Metrics(Collector):
         yield fam
         yield CounterMetricFamily("shellsieve_line_too_long", "Lines over --max-line-bytes, forwarded unscanned",
                                   value=malformed.get("line_too_long", 0))
-        states = list(engine.matcher.sequences.values())
+        states = _settled(lambda: list(engine.matcher.sequences.values()))
         yield GaugeMetricFamily("shellsieve_open_sequences", "Sequences begun and waiting for their next step",
                                 value=sum(len(s.open) for s in states))
         yield CounterMetricFamily("shellsieve_sequence_evictions", "Open sequences evicted for room",
