@@ -70,6 +70,7 @@ def engine() -> Engine:
 
 class TestHealth:
     def test_readyz_503_until_the_engine_is_in_and_again_once_stopping(self, engine: Engine) -> None:
+        """/healthz answers 200 throughout; /readyz 503 before attach, 200 while reading, 503 once stopping."""
         metrics = Metrics()
         server = MetricsThread(metrics, "127.0.0.1", 0)
         server.start()
@@ -90,6 +91,7 @@ class TestHealth:
             server.close()
 
     def test_registries_are_separate(self, engine: Engine) -> None:
+        """Two Metrics in one process each keep their own histogram: no global registry."""
         a, b = Metrics(), Metrics()  # the global registry would refuse the second histogram
         a.attach(engine)
         a.batch_seconds.observe(0.5)
@@ -99,17 +101,20 @@ class TestHealth:
 
 @pytest.mark.parametrize("text", ["9464", "localhost", "host:port", ":9464", "1.2.3.4:70000", "[::1:9464"])
 def test_parse_addr_refuses(text: str) -> None:
+    """An address without host, port, or with a port out of range is refused, saying HOST:PORT."""
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_addr(text)
 
 
 def test_parse_addr() -> None:
+    """IPv4 and bracketed IPv6 addresses parse; port 0 is allowed."""
     assert parse_addr("127.0.0.1:9464") == ("127.0.0.1", 9464)
     assert parse_addr("[::1]:0") == ("::1", 0)
 
 
 class TestRun:
     def test_scraped_while_streaming_agree_with_stopped(self) -> None:
+        """Scraped mid-stream the counters show the lines so far; at the end they equal `stopped`'s."""
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         data = EXAMPLES * 20
@@ -148,6 +153,7 @@ class TestRun:
         assert m[("shellsieve_compile_seconds", ())] >= 0
 
     def test_port_in_use_refused_before_reading(self) -> None:
+        """A taken port: startup_failed naming the option and address, exit 2, no rules compiled, no output."""
         with socket.create_server(("127.0.0.1", 0)) as taken:
             addr = f"127.0.0.1:{taken.getsockname()[1]}"
             for command in (["run"], ["serve", "--listen", f"http://127.0.0.1:{free_port()}"]):
@@ -161,6 +167,7 @@ class TestRun:
 
     @pytest.mark.parametrize("command", ["run", "serve"])
     def test_bad_address_refused_naming_the_option(self, command: str) -> None:
+        """A malformed --metrics-addr is a usage error (exit 2) naming the option."""
         res = subprocess.run([CLI, command, "--metrics-addr", "localhost"], capture_output=True, timeout=30)
         assert res.returncode == 2
         assert b"--metrics-addr" in res.stderr and b"HOST:PORT" in res.stderr
@@ -168,6 +175,7 @@ class TestRun:
 
 class TestServe:
     def test_listener_counters_and_health(self, tmp_path: Path) -> None:
+        """serve's buffer and per-listener metrics count a POSTed batch; health codes; totals agree with `stopped`."""
         mport, lport = free_port(), free_port()
         base, listen = f"http://127.0.0.1:{mport}", f"http://127.0.0.1:{lport}"
         out = (tmp_path / "out").open("wb")
