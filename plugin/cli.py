@@ -24,12 +24,11 @@ from shellsieve.events.hostos import HOST_OS
 from shellsieve.model.rule import Rule
 from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.noise import noisy_rules
-from shellsieve.compile.cache import DatabaseCache, cache_key, default_cache_dir
+from shellsieve.compile.cache import DatabaseCache, cache_key, decode_model, default_cache_dir, encode_model
 from shellsieve.model.exceptions import RuleException
 from shellsieve.model.fields import FIELD_MAPS, known_fields
 from shellsieve.run.suppress import unknown_fields
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
-from shellsieve.rules.exceptions import load_exception_files
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
                                  within)
@@ -262,14 +261,24 @@ def build(paths: list[Path] | None, cache_dir: Path | None = None,
     """Load rules from `paths` (default: shipped patterns), keep those `selection` keeps, compile
     them; with `cache_dir`, reuse the database compiled last time from the same files and selection."""
     paths = paths or [shipped_patterns()]
-    rules, diags = load_rules(paths)
-    rules, sdiags = select(rules, selection)
     cache = None
     if cache_dir is not None:
         files = [f for f in rule_files(paths) if f.is_file()]
         cache = DatabaseCache(cache_dir, cache_key(files, [*FIELD_MAPS, selection]))
+    # Warm: the entry (keyed by the same files, field maps and selection) also holds the loaded
+    # rules and their diagnostics, so no rule file is parsed and no rule-format library imported.
+    entry = cache.load() if cache is not None else None
+    model = decode_model(entry.model) if entry is not None else None
+    if model is not None:
+        rules, diags = model
+    else:
+        rules, ldiags = load_rules(paths)
+        rules, sdiags = select(rules, selection)
+        diags = ldiags + sdiags
+    if cache is not None:
+        cache.model = encode_model(rules, diags)
     ruleset, cdiags = compile_rules(rules, cache)
-    return rules, ruleset, diags + sdiags + cdiags + noisy_rules(ruleset)
+    return rules, ruleset, diags + cdiags + noisy_rules(ruleset)
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -315,6 +324,8 @@ def _exceptions(paths: list[Path] | None, ruleset: Ruleset) -> tuple[list[RuleEx
     the engine can read (model/fields.py known_fields plus every field a running rule reads)."""
     if not paths:
         return [], []
+    # Imported here: it reads YAML, and PyYAML costs start-up time when no --exceptions is given.
+    from shellsieve.rules.exceptions import load_exception_files
     return load_exception_files(paths, {cr.rule.id for cr in ruleset.rules}, known_fields(set(ruleset.accessors)))
 
 

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import tempfile
 from collections.abc import Iterable
+from typing import Any
 from pathlib import Path
 
 import hyperscan as hs
 import msgspec
 
-__all__ = ["CacheEntry", "DatabaseCache", "default_cache_dir", "cache_key", "patterns_digest"]
+__all__ = ["CacheEntry", "DatabaseCache", "default_cache_dir", "cache_key", "patterns_digest", "encode_model",
+           "decode_model"]
 
-FORMAT = 3  # 2: a field and a line database; 3: and the line database in SINGLEMATCH mode
+FORMAT = 4  # 2: a field and a line database; 3: and the line database in SINGLEMATCH mode; 4: and the rule model
 
 
 class CacheEntry(msgspec.Struct, frozen=True):
@@ -32,6 +35,9 @@ class CacheEntry(msgspec.Struct, frozen=True):
     single_database: bytes  # hs.dumpb of the line database with HS_FLAG_SINGLEMATCH (long lines)
     # Per regex that Hyperscan cannot run as written: (expression, flags) -> flags used, or an error.
     resolutions: list[tuple[bytes, int, int, str]] = []
+    # The loaded rules after selection and the loaders' diagnostics, pickled (cli.py `build`), so a
+    # warm start parses no rule file and imports no rule-format library. b"": not kept.
+    model: bytes = b""
 
 
 def default_cache_dir() -> Path:
@@ -83,6 +89,26 @@ def patterns_digest(patterns: Iterable[tuple[bytes, int]]) -> bytes:
     return h.digest()
 
 
+def encode_model(rules: list[Any], diags: list[Any]) -> bytes:
+    """The rule model (Rule structs after selection, the loaders' diagnostics) for CacheEntry.model.
+    Pickle, not msgpack: the expression tree (model/expr.py) holds frozensets, compiled regexes and
+    other values msgpack would not give back as they were. The entry is sha256-checked on load and
+    lives in the user's own cache directory, like the Hyperscan databases it sits next to."""
+    return pickle.dumps((rules, diags), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_model(blob: bytes) -> tuple[list[Any], list[Any]] | None:
+    """The (rules, diagnostics) kept by `encode_model`, or None if there are none or they do not load
+    (a class renamed since: the version is in the key, but an editable install keeps its version)."""
+    if not blob:
+        return None
+    try:
+        rules, diags = pickle.loads(blob)
+    except Exception:  # noqa: BLE001 - any failure means: load the rule files instead
+        return None
+    return rules, diags
+
+
 def _load(blob: bytes) -> hs.Database:
     db = hs.loadb(blob, hs.HS_MODE_BLOCK)
     db.scratch = hs.Scratch(db)  # a loaded database comes without the scratch space scans need
@@ -95,8 +121,12 @@ class DatabaseCache:
     def __init__(self, directory: Path, key: str) -> None:
         self.path = directory / f"{key}.hsdb"
         self.status = "cold"  # cold (no entry) / warm (used) / stale / corrupt, set by load and use
+        self.model = b""  # written with the next entry stored (see CacheEntry.model)
+        self._loaded: CacheEntry | None = None  # `load` reads the file once: build and compile both ask
 
     def load(self) -> CacheEntry | None:
+        if self._loaded is not None:
+            return self._loaded
         try:
             data = self.path.read_bytes()
         except OSError:
@@ -112,6 +142,7 @@ class DatabaseCache:
         if entry.format != FORMAT:
             self.status = "stale"
             return None
+        self._loaded = entry
         return entry
 
     def databases(self, entry: CacheEntry, digest: bytes
@@ -136,7 +167,7 @@ class DatabaseCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
-            payload = msgspec.msgpack.encode(entry)
+            payload = msgspec.msgpack.encode(msgspec.structs.replace(entry, model=self.model))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(hashlib.sha256(payload).digest() + payload)
             os.replace(tmp, self.path)
