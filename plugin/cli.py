@@ -269,14 +269,15 @@ def build(paths: list[Path] | None, cache_dir: Path | None = None,
     # rules and their diagnostics, so no rule file is parsed and no rule-format library imported.
     entry = cache.load() if cache is not None else None
     model = decode_model(entry.model) if entry is not None else None
-    if model is not None:
+    if model is not None and entry is not None and cache is not None:
         rules, diags = model
+        cache.model = entry.model  # kept as read, should the databases need rebuilding
     else:
         rules, ldiags = load_rules(paths)
         rules, sdiags = select(rules, selection)
         diags = ldiags + sdiags
-    if cache is not None:
-        cache.model = encode_model(rules, diags)
+        if cache is not None:
+            cache.model = encode_model(rules, diags)
     ruleset, cdiags = compile_rules(rules, cache)
     return rules, ruleset, diags + cdiags + noisy_rules(ruleset)
 
