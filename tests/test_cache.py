@@ -91,3 +91,15 @@ def test_check_reports_cache_status(rules_dir: Path, tmp_path: Path) -> None:
     second = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     off = subprocess.run([*args, "--no-cache"], capture_output=True, text=True, check=True).stdout
     assert "(cache: cold)" in first and "(cache: warm)" in second and "(cache: off)" in off
+
+
+@pytest.mark.parametrize("writable", ["file", "directory"])
+def test_an_entry_others_can_write_is_not_loaded(rules_dir: Path, tmp_path: Path, writable: str) -> None:
+    """An entry holds pickled rules and serialized databases: one that another user could have
+    written (group/world-writable file or directory) is never read, only rebuilt."""
+    cache = tmp_path / "cache"
+    build([rules_dir], cache)
+    (entry,) = cache.glob("*.hsdb")
+    (entry if writable == "file" else cache).chmod(0o666 if writable == "file" else 0o777)
+    _, again, _ = build([rules_dir], cache)
+    assert again.cache_status == "untrusted" and _fires(again)

@@ -92,8 +92,8 @@ def patterns_digest(patterns: Iterable[tuple[bytes, int]]) -> bytes:
 def encode_model(rules: list[Any], diags: list[Any]) -> bytes:
     """The rule model (Rule structs after selection, the loaders' diagnostics) for CacheEntry.model.
     Pickle, not msgpack: the expression tree (model/expr.py) holds frozensets, compiled regexes and
-    other values msgpack would not give back as they were. The entry is sha256-checked on load and
-    lives in the user's own cache directory, like the Hyperscan databases it sits next to."""
+    other values msgpack would not give back as they were. An entry is read only from a file and
+    directory no one else can write (`_trusted`), and is sha256-checked against corruption."""
     return pickle.dumps((rules, diags), protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -109,6 +109,15 @@ def decode_model(blob: bytes) -> tuple[list[Any], list[Any]] | None:
     return rules, diags
 
 
+def _trusted(path: Path) -> bool:
+    """Whether an entry may be loaded at all: the sha256 only catches corruption, and an entry holds
+    pickled rules and serialized databases, so it is read only when this user owns it and neither it
+    nor its directory can be written by anyone else (as ssh treats its keys)."""
+    me = os.geteuid()
+    st, dst = path.stat(), path.parent.stat()
+    return st.st_uid == me and dst.st_uid == me and not (st.st_mode | dst.st_mode) & 0o022
+
+
 def _load(blob: bytes) -> hs.Database:
     db = hs.loadb(blob, hs.HS_MODE_BLOCK)
     db.scratch = hs.Scratch(db)  # a loaded database comes without the scratch space scans need
@@ -120,7 +129,8 @@ class DatabaseCache:
 
     def __init__(self, directory: Path, key: str) -> None:
         self.path = directory / f"{key}.hsdb"
-        self.status = "cold"  # cold (no entry) / warm (used) / stale / corrupt, set by load and use
+        # cold (no entry) / warm (used) / stale / corrupt / untrusted (see _trusted), set by load and use
+        self.status = "cold"
         self.model = b""  # written with the next entry stored (see CacheEntry.model)
         self._loaded: CacheEntry | None = None  # `load` reads the file once: build and compile both ask
 
@@ -129,7 +139,11 @@ class DatabaseCache:
             return self._loaded
         try:
             data = self.path.read_bytes()
+            trusted = _trusted(self.path)
         except OSError:
+            return None
+        if not trusted:
+            self.status = "untrusted"
             return None
         digest, payload = data[:32], data[32:]
         try:
@@ -165,7 +179,7 @@ class DatabaseCache:
         """Write atomically (temp file + rename); a cache that cannot be written is only slower."""
         tmp = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
             payload = msgspec.msgpack.encode(msgspec.structs.replace(entry, model=self.model))
             with os.fdopen(fd, "wb") as fh:
