@@ -91,7 +91,9 @@ def parser() -> argparse.ArgumentParser:
         prog="shellsieve",
         description="Tag reverse shells and web-server shells in process events, inline in a log pipeline.",
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="store_true",
+                   help="print shellsieve's, Hyperscan's, the hyperscan package's and Python's versions")
+    sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="filter events from stdin to stdout (one JSON event per line)",
                          description="Read events on stdin, write every event to stdout in order; "
                                      "events a rule matches leave enriched with the rule and MITRE ATT&CK ids. "
@@ -124,6 +126,12 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--strict", action="store_true",
                      help="exit 1 if any rule is skipped as an error (unsupported rule types are not errors)")
     chk.add_argument("--quiet", action="store_true", help="print the summary only, not every loaded rule")
+    lst = sub.add_parser("rules", help="list the rules a selection keeps (nothing is compiled)",
+                         description="Load the rules and apply the selection options as `run` would, then list "
+                                     "id, name, format, severity, status and file:line; --json: JSON lines.")
+    _rules_option(lst)
+    _selection_options(lst)
+    lst.add_argument("--json", action="store_true", help="one JSON object per rule per line")
     _explain_options(sub)
     return p
 
@@ -546,10 +554,32 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_rules(args: argparse.Namespace) -> int:
+    from shellsieve.listing import render_json_lines, render_table, rule_rows
+
+    rules, diags = load_rules(args.rules or [shipped_patterns()])
+    rules, sdiags = select(rules, _selection(args))
+    if bad := _bad_selection(sdiags):
+        for d in bad:
+            print(f"shellsieve rules: {printable(d.message)}", file=sys.stderr)
+        return 2
+    rows = rule_rows(rules)
+    sys.stdout.write(render_json_lines(rows) if args.json else render_table(rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.version:
+        from shellsieve.version import render_versions
+
+        print(render_versions())
+        return 0
+    if args.command is None:
+        p.error("a command is required (run, serve, check, rules, explain) or --version")
     try:
-        return {"check": _check, "run": _run, "serve": _serve, "explain": _explain}[args.command](args)
+        return {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules}[args.command](args)
     except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read
         return 130
 
