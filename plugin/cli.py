@@ -486,8 +486,10 @@ def _run(args: argparse.Namespace) -> int:
             return started
         settings, ruleset, exceptions = started
         from shellsieve.run.loop import EXIT_CODES, run_filter
+        from shellsieve.run.progress import progress_for
 
-        stats = run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log, exceptions, metrics)
+        stats = run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log, exceptions, metrics,
+                           progress_for(sys.stdin, sys.stderr))
         return EXIT_CODES[stats.stop_reason]
     finally:
         if server is not None:

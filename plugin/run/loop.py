@@ -21,8 +21,9 @@ from shellsieve.run.signals import StopSignals
 from shellsieve.run.stats import Stats
 from shellsieve.settings import Settings
 
-if TYPE_CHECKING:  # prometheus-client is imported only with --metrics-addr
+if TYPE_CHECKING:  # prometheus-client is imported only with --metrics-addr, tqdm only for a bar
     from shellsieve.run.metrics import Metrics
+    from shellsieve.run.progress import Progress
 
 __all__ = ["run_filter", "EXIT_CODES", "STOP_GRACE_S"]
 
@@ -49,10 +50,12 @@ STOP_GRACE_S = 1.0
 
 
 def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: BinaryIO, log: Any,
-               exceptions: Sequence[RuleException] = (), metrics: Metrics | None = None) -> Stats:
+               exceptions: Sequence[RuleException] = (), metrics: Metrics | None = None,
+               progress: Progress | None = None) -> Stats:
     """Filter `stdin` to `stdout` until end of input, a stop signal or a closed stdout; returns the
     final counters, with `stop_reason` (a key of EXIT_CODES). `exceptions`: the entries applied;
-    `metrics`: scraped from the engine, ready while reading, one latency sample per batch."""
+    `metrics`: scraped from the engine, ready while reading, one latency sample per batch;
+    `progress`: a bar updated after each batch and closed at the stop."""
     engine = Engine(ruleset, settings, exceptions=exceptions)
     observe = metrics.batch_seconds.observe if metrics is not None else None
     stats = engine.stats
@@ -95,6 +98,8 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
             write(stream.feed(chunk, began))
             if observe is not None:
                 observe(time.monotonic() - began)
+            if progress is not None:
+                progress.update(stats)
             if next_stats is not None and time.monotonic() >= next_stats:
                 log.info("stats", **engine.snapshot())
                 next_stats = time.monotonic() + settings.stats_interval_s
@@ -103,6 +108,9 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
         # Everything read leaves (or, with stdout gone, is counted undelivered); no held event waits.
         write(stream.close(time.monotonic(), torn=not eof and reason != "end_of_input"))
         write(engine.finish())
+        if progress is not None:
+            progress.update(stats)
+            progress.close()  # before `stopped`, so the log line is not drawn over
         # A signal and the end of input can come together (a supervisor signals, then closes the
         # pipe): the signal names the stop. The handlers stay until `stopped` is logged.
         reason = sig.reason or reason
