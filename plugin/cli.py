@@ -126,6 +126,9 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--strict", action="store_true",
                      help="exit 1 if any rule is skipped as an error (unsupported rule types are not errors)")
     chk.add_argument("--quiet", action="store_true", help="print the summary only, not every loaded rule")
+    chk.add_argument("--json", action="store_true",
+                     help="JSON lines instead: a rule line per rule, a diagnostic line each, then a summary line "
+                          "(docs/rules.md)")
     lst = sub.add_parser("rules", help="list the rules a selection keeps (nothing is compiled)",
                          description="Load the rules and apply the selection options as `run` would, then list "
                                      "id, name, format, severity, status and file:line; --json: JSON lines.")
@@ -365,6 +368,11 @@ def _errors(diags: list[Diagnostic], strict: bool) -> list[Diagnostic]:
 def _check(args: argparse.Namespace) -> int:
     rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
     out = sys.stdout
+    if args.json:
+        from shellsieve.listing import check_json_lines
+
+        out.write(check_json_lines(ruleset, diags, args.strict))
+        return _check_status(ruleset, diags, args.strict)
     loaded = Counter(cr.rule.ruleset for cr in ruleset.rules)
     if not args.quiet:
         for fmt in sorted(loaded):
@@ -401,11 +409,16 @@ def _check(args: argparse.Namespace) -> int:
     exceptions, ediags = _exceptions(args.exceptions, ruleset)
     if args.exceptions:
         _report_exceptions(out, args.exceptions, exceptions, ediags, args.strict)
+    return _check_status(ruleset, diags + ediags, args.strict)
+
+
+def _check_status(ruleset: Ruleset, diags: list[Diagnostic], strict: bool) -> int:
+    """2 for a selection naming no rule, 1 for no rule loaded or (--strict) a refused one, else 0."""
     if _bad_selection(diags):
         return 2
     if not ruleset.rules:
         return 1
-    return 1 if args.strict and _errors(diags + ediags, strict=True) else 0
+    return 1 if strict and _errors(diags, strict=True) else 0
 
 
 def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset, list[RuleException]] | int:

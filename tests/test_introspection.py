@@ -54,3 +54,13 @@ def test_rules_json_lines_follow_selection(capsys: pytest.CaptureFixture[str]) -
 def test_rules_unknown_id_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "--include-rule", "no-such-rule"]) == 2
     assert "--include-rule no-such-rule" in capsys.readouterr().err
+
+
+def test_check_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """check --json: rule lines, then one summary line; the human output stays the default."""
+    assert main(["check", "--json", "--no-cache"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rules = [x for x in lines if x["type"] == "rule"]
+    assert lines[-1]["type"] == "summary" and sum(lines[-1]["loaded"].values()) == len(rules) > 0
+    assert lines[-1]["patterns"] > 0 and lines[-1]["skipped_by_code"] == {}
+    assert main(["check", "--json", "--no-cache", "--include-rule", "no-such-rule"]) == 2
