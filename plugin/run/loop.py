@@ -61,7 +61,7 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
     stats = engine.stats
     stream = engine.stream()
     read, fd = _reader(stdin)
-    output = Output(stdout, stats)
+    output = Output(stdout, stats, settings.alert_docs == "split")
     write = output.write
     next_stats = time.monotonic() + settings.stats_interval_s if settings.stats_interval_s > 0 else None
     grace_end: float | None = None

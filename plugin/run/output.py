@@ -18,9 +18,10 @@ __all__ = ["Output"]
 
 
 class Output:
-    def __init__(self, stdout: BinaryIO, stats: Stats) -> None:
+    def __init__(self, stdout: BinaryIO, stats: Stats, alert_docs: bool = False) -> None:
         self._stdout = stdout
         self._stats = stats
+        self._alert_docs = alert_docs  # --alert-docs split: output lines may be alert documents
         try:
             self._fd: int | None = stdout.fileno()
         except (AttributeError, OSError, ValueError):
@@ -60,6 +61,6 @@ class Output:
 
     def _count(self, data: bytes, end: int | None = None) -> None:
         """Whole lines written: events, and apart from them alert documents (--alert-docs split)."""
-        docs = doc_lines(data, end)
+        docs = doc_lines(data, end) if self._alert_docs else 0  # without split, no pass to look for them
         self._stats.lines_delivered += data.count(b"\n", 0, len(data) if end is None else end) - docs
         self._stats.alert_docs_out += docs
