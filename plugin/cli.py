@@ -15,20 +15,19 @@ from typing import Any
 from pathlib import Path
 
 from shellsieve import log as logmod
-from shellsieve.compile.ruleset import Ruleset, compile_rules
+from shellsieve.build import build
+from shellsieve.compile.ruleset import Ruleset
 from shellsieve.coverage import coverage, render_coverage
 from shellsieve.diagnostics import Code, Diagnostic, printable
 from shellsieve.events.envelope import parse_fields
 from shellsieve.events.formats import FORMATS
 from shellsieve.events.hostos import HOST_OS
-from shellsieve.model.rule import Rule
 from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
-from shellsieve.noise import noisy_rules
-from shellsieve.compile.cache import DatabaseCache, cache_key, decode_model, default_cache_dir, encode_model
+from shellsieve.compile.cache import default_cache_dir
 from shellsieve.model.exceptions import RuleException
-from shellsieve.model.fields import FIELD_MAPS, known_fields
+from shellsieve.model.fields import known_fields
 from shellsieve.run.suppress import unknown_fields
-from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
+from shellsieve.rules.discover import load_rules, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
                                  within)
@@ -265,32 +264,6 @@ def _endpoint(parse: Callable[[str], Endpoint]) -> Callable[[str], Endpoint]:
             raise argparse.ArgumentTypeError(str(exc)) from None
     convert.__name__ = "address"
     return convert
-
-
-def build(paths: list[Path] | None, cache_dir: Path | None = None,
-          selection: Selection = Selection()) -> tuple[list[Rule], Ruleset, list[Diagnostic]]:
-    """Load rules from `paths` (default: shipped patterns), keep those `selection` keeps, compile
-    them; with `cache_dir`, reuse the database compiled last time from the same files and selection."""
-    paths = paths or [shipped_patterns()]
-    cache = None
-    if cache_dir is not None:
-        files = [f for f in rule_files(paths) if f.is_file()]
-        cache = DatabaseCache(cache_dir, cache_key(files, [*FIELD_MAPS, selection]))
-    # Warm: the entry (keyed by the same files, field maps and selection) also holds the loaded
-    # rules and their diagnostics, so no rule file is parsed and no rule-format library imported.
-    entry = cache.load() if cache is not None else None
-    model = decode_model(entry.model) if entry is not None else None
-    if model is not None and entry is not None and cache is not None:
-        rules, diags = model
-        cache.model = entry.model  # kept as read, should the databases need rebuilding
-    else:
-        rules, ldiags = load_rules(paths)
-        rules, sdiags = select(rules, selection)
-        diags = ldiags + sdiags
-        if cache is not None:
-            cache.model = encode_model(rules, diags)
-    ruleset, cdiags = compile_rules(rules, cache)
-    return rules, ruleset, diags + cdiags + noisy_rules(ruleset)
 
 
 def _selection(args: argparse.Namespace) -> Selection:

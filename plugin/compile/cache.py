@@ -125,17 +125,30 @@ def _load(blob: bytes) -> hs.Database:
 
 
 class DatabaseCache:
-    """One cache file for one key; `load` says why an entry was not usable."""
+    """One cache file for one key; `load` says why an entry was not usable. `held`: an entry kept in
+    memory only (a reload's, handed over from the process that compiled it)."""
 
-    def __init__(self, directory: Path, key: str) -> None:
-        self.path = directory / f"{key}.hsdb"
+    def __init__(self, directory: Path | None, key: str) -> None:
+        self.path = directory / f"{key}.hsdb" if directory is not None else None
         # cold (no entry) / warm (used) / stale / corrupt / untrusted (see _trusted), set by load and use
         self.status = "cold"
         self.model = b""  # written with the next entry stored (see CacheEntry.model)
         self._loaded: CacheEntry | None = None  # `load` reads the file once: build and compile both ask
 
+    @classmethod
+    def held(cls, entry: CacheEntry | None = None) -> DatabaseCache:
+        """A cache of no file: `load` gives `entry`, `store` keeps what it is given in memory."""
+        cache = cls(None, "")
+        cache._loaded = entry
+        return cache
+
+    @property
+    def entry(self) -> CacheEntry | None:
+        """The entry loaded or stored last (with its model), or None."""
+        return self._loaded
+
     def load(self) -> CacheEntry | None:
-        if self._loaded is not None:
+        if self._loaded is not None or self.path is None:
             return self._loaded
         try:
             data = self.path.read_bytes()
@@ -177,11 +190,15 @@ class DatabaseCache:
 
     def store(self, entry: CacheEntry) -> None:
         """Write atomically (temp file + rename); a cache that cannot be written is only slower."""
+        entry = msgspec.structs.replace(entry, model=self.model)
+        self._loaded = entry
+        if self.path is None:
+            return
         tmp = None
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
-            payload = msgspec.msgpack.encode(msgspec.structs.replace(entry, model=self.model))
+            payload = msgspec.msgpack.encode(entry)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(hashlib.sha256(payload).digest() + payload)
             os.replace(tmp, self.path)
