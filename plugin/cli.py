@@ -1,8 +1,9 @@
 """`shellsieve run` and `shellsieve check`. Exit 0 ok, 1 rule errors (or none loadable), 2 usage.
 
 `run` once filtering: 0 at the end of input or on SIGTERM, 130 on SIGINT, 141 when the reader closed
-stdout (lines were not delivered); SIGHUP is logged and ignored. Every stop writes out each line read
-and logs `stopped` with the reason and the final counters."""
+stdout (lines were not delivered); SIGHUP reloads the rules (reload/), from the moment the options
+are read. Every stop writes out each line read and logs `stopped` with the reason and the final
+counters."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import gc
 import sys
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from pathlib import Path
 
 from shellsieve import log as logmod
+from shellsieve.admit import Refusal, admit, bad_selection, exceptions_for, fatal
 from shellsieve.build import build
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.coverage import coverage, render_coverage
@@ -26,7 +28,6 @@ from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.compile.cache import default_cache_dir
 from shellsieve.model.exceptions import RuleException
 from shellsieve.model.fields import known_fields
-from shellsieve.run.suppress import unknown_fields
 from shellsieve.rules.discover import load_rules, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
@@ -35,6 +36,9 @@ from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, 
 __all__ = ["main", "build", "parser"]
 
 _DEFAULTS = Settings()
+_bad_selection = bad_selection
+_errors = fatal
+_exceptions = exceptions_for
 
 
 def _cache_options(p: argparse.ArgumentParser) -> None:
@@ -225,6 +229,12 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suppress-max-keys", type=_setting("suppress_max_keys", int), metavar="N",
                    default=_DEFAULTS.suppress_max_keys, help="suppression keys held at once; the oldest "
                    "is evicted and counted (default: %(default)s)")
+    p.add_argument("--watch", action="store_true",
+                   help="reload the rules when a rule file or --exceptions file changes (polled; a change "
+                        "reloads once it held still for one interval). SIGHUP always reloads (docs/reload.md)")
+    p.add_argument("--watch-interval", dest="watch_interval_s", type=_duration("watch_interval_s"),
+                   default=_DEFAULTS.watch_interval_s, metavar="DURATION",
+                   help="how often --watch looks at the files (default: %(default)s s)")
     p.add_argument("--metrics-addr", type=_metrics_addr, metavar="HOST:PORT",
                    help="serve Prometheus metrics on /metrics, and /healthz and /readyz, at this address "
                         "(docs/metrics.md; default: off)")
@@ -278,11 +288,6 @@ def _status(text: str) -> str:
     return text.lower()
 
 
-def _bad_selection(diags: list[Diagnostic]) -> list[Diagnostic]:
-    """Selection options naming no loaded rule (SS401): refused at start like any bad option."""
-    return [d for d in diags if d.code is Code.UNKNOWN_RULE]
-
-
 def _selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-severity", default="low", choices=SEVERITIES,
                    help="leave out rules below this severity (default: %(default)s)")
@@ -304,16 +309,6 @@ def _exceptions_option(p: argparse.ArgumentParser) -> None:
                         "saying why (docs/exceptions.md); repeatable")
 
 
-def _exceptions(paths: list[Path] | None, ruleset: Ruleset) -> tuple[list[RuleException], list[Diagnostic]]:
-    """The --exceptions entries in force now, checked against the running rules' ids and the fields
-    the engine can read (model/fields.py known_fields plus every field a running rule reads)."""
-    if not paths:
-        return [], []
-    # Imported here: it reads YAML, and PyYAML costs start-up time when no --exceptions is given.
-    from shellsieve.rules.exceptions import load_exception_files
-    return load_exception_files(paths, {cr.rule.id for cr in ruleset.rules}, known_fields(set(ruleset.accessors)))
-
-
 def _report_exceptions(out: Any, paths: list[Path], entries: list[RuleException], diags: list[Diagnostic],
                        strict: bool) -> None:
     """`check`: the exceptions files' diagnostics, then how many entries apply, per rule."""
@@ -330,12 +325,6 @@ def _report_exceptions(out: Any, paths: list[Path], entries: list[RuleException]
 
 def _cache_dir(args: argparse.Namespace) -> Path | None:
     return None if args.no_cache else (args.cache_dir or default_cache_dir())
-
-
-def _errors(diags: list[Diagnostic], strict: bool) -> list[Diagnostic]:
-    """What --strict refuses: errors, and warnings of the codes it makes errors (a rule matching
-    every value, an anchor firing on most events, no anchor at all)."""
-    return [d for d in diags if d.fatal(strict)]
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -394,7 +383,14 @@ def _check_status(ruleset: Ruleset, diags: list[Diagnostic], strict: bool) -> in
     return 1 if strict and _errors(diags, strict=True) else 0
 
 
-def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset, list[RuleException]] | int:
+class _Started(NamedTuple):
+    settings: Settings
+    ruleset: Ruleset
+    exceptions: list[RuleException]
+    diagnostics: list[Diagnostic]  # of the rules running: a reload compares its errors with these
+
+
+def _start(args: argparse.Namespace, log: Any) -> _Started | int:
     """Settings, compiled rules and the exceptions in force for `run` and `serve`, with `started`
     logged; or an exit status."""
     if args.passwd is not None and not args.passwd.is_file():
@@ -406,37 +402,25 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset, list[
                         passwd=str(args.passwd) if args.passwd else None,
                         envelope_fields=args.envelope_fields, host_os=args.host_os,
                         suppress_window_s=args.suppress_window_s, suppress_by=args.suppress_by,
-                        suppress_max_keys=args.suppress_max_keys, alert_docs=args.alert_docs)
+                        suppress_max_keys=args.suppress_max_keys, alert_docs=args.alert_docs,
+                        watch=args.watch, watch_interval_s=args.watch_interval_s)
     rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
     for d in diags:
         # which copy of a rule id runs is worth a line at the default level; an identical copy is not
         info = "info" if d.code is Code.REPLACED else "debug"
         level = {"error": "error", "info": info}.get(d.severity, "warning")
         getattr(log, level)("rule_diagnostic", **d.to_builtins())
-    bad = _bad_selection(diags)
-    if bad:
-        log.error("startup_failed", reason="bad rule selection", options=[d.message for d in bad])
-        return 2
-    unknown = unknown_fields(settings.suppress_by, ruleset.accessors)
-    if unknown:
-        log.error("startup_failed", reason="unknown field in --suppress-by", option="--suppress-by",
-                  value=",".join(settings.suppress_by), unknown=unknown)
-        return 2
-    exceptions, ediags = _exceptions(args.exceptions, ruleset)
-    for d in ediags:
-        getattr(log, "error" if d.severity == "error" else "warning")("exception_diagnostic", **d.to_builtins())
-    bad_exceptions = [d for d in ediags if d.severity == "error"]
-    if bad_exceptions:
-        # a bad entry is a bad option, as a typo in --include-rule: refused whatever --strict says
-        first = bad_exceptions[0]
-        log.error("startup_failed", reason="bad exceptions file", option="--exceptions", path=first.location.path,
-                  line=first.location.line, error=first.render(), errors=len(bad_exceptions))
-        return 2
+    verdict = admit(ruleset, diags, settings, args.exceptions)
+    if isinstance(verdict, Refusal):
+        if verdict.reason == "bad exceptions file":
+            for d in verdict.diagnostics:
+                log.error("exception_diagnostic", **d.to_builtins())
+        log.error("startup_failed", reason=verdict.reason, **verdict.fields)
+        return verdict.status
+    exceptions = verdict.exceptions
+    for d in verdict.exception_diagnostics:
+        log.warning("exception_diagnostic", **d.to_builtins())
     errors = _errors(diags, settings.strict)
-    if not ruleset.rules or (settings.strict and errors):
-        log.error("startup_failed", reason="no rules loaded" if not ruleset.rules else "rule errors under --strict",
-                  errors=len(errors))
-        return 1
     log.info("started", rules=len(ruleset.rules), skipped=len(errors), input_format=settings.input_format,
              envelope_fields=list(settings.envelope_fields), host_os=settings.host_os,
              suppress_window_s=settings.suppress_window_s, suppress_by=list(settings.suppress_by),
@@ -448,38 +432,87 @@ def _start(args: argparse.Namespace, log: Any) -> tuple[Settings, Ruleset, list[
     # rulesets loaded, one took 0.13 s, 8% of the CPU of filtering 20k events.
     gc.collect()
     gc.freeze()
-    return settings, ruleset, exceptions
+    return _Started(settings, ruleset, exceptions, diags)
 
 
 def _run(args: argparse.Namespace) -> int:
     logmod.configure(args.log_level)
     log = logmod.get_logger()
-    metrics, server = None, None
-    if args.metrics_addr is not None:
-        # bound before the rules compile: a taken port stops the start before anything is read
-        from shellsieve.run.metrics import Metrics, MetricsThread
+    with _Reloading(args, log) as reloading:
+        metrics, server = None, None
+        if args.metrics_addr is not None:
+            # bound before the rules compile: a taken port stops the start before anything is read
+            from shellsieve.run.metrics import Metrics, MetricsThread
 
-        metrics = Metrics()
+            metrics = Metrics()
+            try:
+                server = MetricsThread(metrics, *args.metrics_addr)
+            except OSError as exc:
+                return _metrics_failed(log, args.metrics_addr, exc)
+            server.start()
+            log.info("metrics_listening", address=_addr_text(server.address))
         try:
-            server = MetricsThread(metrics, *args.metrics_addr)
-        except OSError as exc:
-            return _metrics_failed(log, args.metrics_addr, exc)
-        server.start()
-        log.info("metrics_listening", address=_addr_text(server.address))
-    try:
-        started = _start(args, log)
-        if isinstance(started, int):
-            return started
-        settings, ruleset, exceptions = started
-        from shellsieve.run.loop import EXIT_CODES, run_filter
-        from shellsieve.run.progress import progress_for
+            started = _start(args, log)
+            if isinstance(started, int):
+                return started
+            from shellsieve.run.loop import EXIT_CODES, run_filter
+            from shellsieve.run.progress import progress_for
 
-        stats = run_filter(ruleset, settings, sys.stdin.buffer, sys.stdout.buffer, log, exceptions, metrics,
-                           progress_for(sys.stdin, sys.stderr))
-        return EXIT_CODES[stats.stop_reason]
-    finally:
-        if server is not None:
-            server.close()
+            stats = run_filter(started.ruleset, started.settings, sys.stdin.buffer, sys.stdout.buffer, log,
+                               started.exceptions, metrics, progress_for(sys.stdin, sys.stderr),
+                               reloading.start(started), reloading.latch)
+            return EXIT_CODES[stats.stop_reason]
+        finally:
+            if server is not None:
+                server.close()
+
+
+class _Reloading:
+    """Hot reload around `run` and `serve`: SIGHUP is caught from before the first compile (a reload
+    then follows the start), the watched files' state is taken before the rules are read, and the
+    reload thread, the watcher and a compile process still running are stopped at the end."""
+
+    def __init__(self, args: argparse.Namespace, log: Any) -> None:
+        from shellsieve.run.signals import HangupLatch
+
+        self.args, self.log = args, log
+        self.latch = HangupLatch()
+        self.reloader: Any = None
+        self.watcher: Any = None
+        self._seen: Any = None
+
+    def __enter__(self) -> _Reloading:
+        self.latch.install()
+        if self.args.watch:
+            from shellsieve.reload.watch import signature
+
+            self._seen = signature(self._paths(), self.args.exceptions or [])
+        return self
+
+    def _paths(self) -> list[Path]:
+        return self.args.rules or [shipped_patterns()]
+
+    def start(self, started: _Started) -> Any:
+        """The Reloader for the rules just started (and the watcher, with --watch)."""
+        from shellsieve.reload.reloader import Reloader, RuleSource
+
+        args = self.args
+        source = RuleSource(args.rules, _cache_dir(args), _selection(args), args.exceptions, started.settings)
+        self.reloader = Reloader(source, started.diagnostics, self.log)
+        if args.watch:
+            from shellsieve.reload.watch import Watcher
+
+            self.watcher = Watcher(self._paths(), args.exceptions or [], started.settings.watch_interval_s,
+                                   self.reloader.request, self._seen)
+            self.watcher.start()
+        return self.reloader
+
+    def __exit__(self, *exc: object) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+        if self.reloader is not None:
+            self.reloader.close()
+        self.latch.close()
 
 
 def _addr_text(addr: tuple[str, int]) -> str:
@@ -501,26 +534,27 @@ def _serve(args: argparse.Namespace) -> int:
     # the collector again either
     from shellsieve.serve.app import serve
 
-    metrics_sock = None
-    if args.metrics_addr is not None:
-        # bound before the rules compile: a taken port stops the start before anything is read
-        import socket
+    with _Reloading(args, log) as reloading:
+        metrics_sock = None
+        if args.metrics_addr is not None:
+            # bound before the rules compile: a taken port stops the start before anything is read
+            import socket
 
+            try:
+                metrics_sock = socket.create_server(args.metrics_addr, family=socket.AF_INET6
+                                                    if ":" in args.metrics_addr[0] else socket.AF_INET)
+            except OSError as exc:
+                return _metrics_failed(log, args.metrics_addr, exc)
+            log.info("metrics_listening", address=_addr_text(metrics_sock.getsockname()))
         try:
-            metrics_sock = socket.create_server(args.metrics_addr, family=socket.AF_INET6
-                                                if ":" in args.metrics_addr[0] else socket.AF_INET)
-        except OSError as exc:
-            return _metrics_failed(log, args.metrics_addr, exc)
-        log.info("metrics_listening", address=_addr_text(metrics_sock.getsockname()))
-    try:
-        started = _start(args, log)
-        if isinstance(started, int):
-            return started
-        settings, ruleset, exceptions = started
-        return serve(ruleset, settings, serve_settings, args.listen, args.forward, log, exceptions, metrics_sock)
-    finally:
-        if metrics_sock is not None:
-            metrics_sock.close()
+            started = _start(args, log)
+            if isinstance(started, int):
+                return started
+            return serve(started.ruleset, started.settings, serve_settings, args.listen, args.forward, log,
+                         started.exceptions, metrics_sock, reloading.start(started), reloading.latch)
+        finally:
+            if metrics_sock is not None:
+                metrics_sock.close()
 
 
 def _explain(args: argparse.Namespace) -> int:

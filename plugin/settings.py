@@ -57,6 +57,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     suppress_max_keys: Annotated[int, Meta(ge=1, le=1 << 24)] = 100_000
     # "split": after each enriched event, one alert document per matching rule (docs/alerts.md)
     alert_docs: str = "off"
+    # --watch: poll the rule and exceptions files this often; a change that held still for one
+    # interval reloads the rules (reload/watch.py)
+    watch: bool = False
+    watch_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 2.0
 
     def __post_init__(self) -> None:
         _check(self)

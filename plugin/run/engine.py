@@ -46,20 +46,62 @@ class Engine:
                  gates: Sequence[Gate] = (), exceptions: Sequence[RuleException] = ()) -> None:
         self.settings = settings
         self.ruleset = ruleset
+        self.compile_seconds = ruleset.compile_seconds  # what the running rules took to load and compile
         self.stats = stats or Stats()
         self.suppression = _suppression(ruleset, settings, self.stats)
         self.exceptions = Exceptions(exceptions, self.stats) if exceptions else None
-        # The order is explicit: exceptions first, then the gates given, suppression last, so an
-        # excepted hit never opens or extends a suppression window.
-        gates = (*([self.exceptions] if self.exceptions is not None else []), *gates,
-                 *([self.suppression] if self.suppression is not None else []))
-        self.matcher = BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
-                                    gates=gates, alert_docs=settings.alert_docs == "split")
+        self._gates = tuple(gates)
+        self.matcher = self._matcher(ruleset)
         passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
         self.router = Router(self.matcher, self.stats, settings.input_format, settings.audit_timeout_s,
                              settings.audit_max_open, settings.pid_table_size, passwd, settings.envelope_fields,
                              settings.host_os)
         self.long_line_candidates = 0  # over-long lines where an anchor occurred, over all streams
+        # counters of rule sets swapped out, so that no counter goes back at a reload
+        self._retired_evictions = 0
+        self._retired_timeouts = 0
+
+    def _matcher(self, ruleset: Ruleset) -> BlockMatcher:
+        settings = self.settings
+        # The order is explicit: exceptions first, then the gates given, suppression last, so an
+        # excepted hit never opens or extends a suppression window.
+        gates = (*([self.exceptions] if self.exceptions is not None else []), *self._gates,
+                 *([self.suppression] if self.suppression is not None else []))
+        return BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
+                            gates=gates, alert_docs=settings.alert_docs == "split")
+
+    def swap(self, ruleset: Ruleset, exceptions: Sequence[RuleException] = (),
+             compile_seconds: float | None = None) -> dict[str, int]:
+        """Run `ruleset` (and these exceptions) from the next input on; call it between feeds, never
+        inside one. A rule whose id and query are unchanged keeps its state: open sequences and
+        suppression windows. Lines held for an auditd event's end go through the new rules.
+        Returns what changed: rules added, removed, changed, kept, and sequences carried over."""
+        old = self.matcher
+        before = {cr.rule.id: cr for cr in old.rs.rules}
+        same: dict[int, int] = {}  # new rule index -> old rule index
+        for cr in ruleset.rules:
+            prev = before.get(cr.rule.id)
+            if prev is not None and prev.rule.query == cr.rule.query:
+                same[cr.index] = prev.index
+        self.exceptions = Exceptions(exceptions, self.stats) if exceptions else None
+        matcher = self._matcher(ruleset)
+        carried = matcher.adopt(old, same)
+        self._retired_evictions += sum(st.evicted for i, st in old.sequences.items() if i not in carried)
+        self._retired_timeouts += old.rs.regex_confirm.timeouts
+        if self.suppression is not None:
+            self.suppression.retain({ruleset.rules[i].rule.id for i in same})
+        self.matcher, self.ruleset = matcher, ruleset
+        self.compile_seconds = ruleset.compile_seconds if compile_seconds is None else compile_seconds
+        self.router.use(matcher)
+        ids = {cr.rule.id for cr in ruleset.rules}
+        return {"rules": len(ruleset.rules), "added": len(ids - before.keys()),
+                "removed": len(before.keys() - ids), "changed": len(ids & before.keys()) - len(same),
+                "unchanged": len(same), "sequences_kept": sum(len(st.open) for st in carried.values())}
+
+    def sequence_counts(self) -> tuple[int, int]:
+        """(sequences open now, sequences evicted since the start)."""
+        states = list(self.matcher.sequences.values())
+        return sum(len(s.open) for s in states), self._retired_evictions + sum(s.evicted for s in states)
 
     def stream(self) -> Stream:
         """A new input stream (its own framing) feeding this engine."""
@@ -85,11 +127,11 @@ class Engine:
     def snapshot(self) -> dict[str, Any]:
         """The counters of the `stats` and `stopped` log events."""
         router, matcher = self.router, self.matcher
-        states = matcher.sequences.values()
+        open_sequences, evictions = self.sequence_counts()
         return self.stats.snapshot({
-            "open_sequences": sum(len(s.open) for s in states),
-            "sequence_evictions": sum(s.evicted for s in states),
-            "regex_timeouts": matcher.rs.regex_confirm.timeouts,
+            "open_sequences": open_sequences,
+            "sequence_evictions": evictions,
+            "regex_timeouts": self._retired_timeouts + matcher.rs.regex_confirm.timeouts,
             "audit_waiting": router.audit.waiting,
             "audit_timed_out": router.audit.timed_out,
             "audit_evicted": router.audit.evicted,
@@ -176,6 +218,8 @@ class Stream:
         return out
 
     def _pass(self, piece: bytes) -> bytes:
+        if self._long.rs is not self.engine.ruleset and self._long.idle:
+            self._long = LongLines(self.engine.ruleset)  # rules swapped: the next long line scans with them
         before = self._long.with_candidates
         piece = self._long.feed(piece)
         self.engine.long_line_candidates += self._long.with_candidates - before

@@ -46,6 +46,11 @@ class LongLines:
         self.with_candidates = 0  # over-long lines where an anchor occurred
         self.reported = 0  # of those, the JSON objects that carry the report
 
+    @property
+    def idle(self) -> bool:
+        """Between lines: no piece of a line has been fed since the last one ended."""
+        return self._size == 0
+
     def feed(self, piece: bytes) -> bytes:
         """Bytes of the line as they arrive (its last piece ends with b"\\n") -> bytes to write now."""
         self._size += len(piece)

@@ -2,7 +2,8 @@
 
 It stops at the end of input, on SIGTERM or SIGINT (after the batch in hand, with a short grace for a
 line begun to get its newline), or when the reader closes stdout; every stop writes out what was read
-(auditd events held for their end record leave at once) and logs `stopped` with the reason.
+(auditd events held for their end record leave at once) and logs `stopped` with the reason. SIGHUP
+asks `reloads` for new rules, compiled elsewhere; they are swapped in between two batches.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import os
 import select
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.model.exceptions import RuleException
 from shellsieve.run.engine import Engine
 from shellsieve.run.output import Output
-from shellsieve.run.signals import StopSignals
+from shellsieve.run.signals import HangupLatch, StopSignals
 from shellsieve.run.stats import Stats
 from shellsieve.settings import Settings
 
@@ -25,7 +26,20 @@ if TYPE_CHECKING:  # prometheus-client is imported only with --metrics-addr, tqd
     from shellsieve.run.metrics import Metrics
     from shellsieve.run.progress import Progress
 
-__all__ = ["run_filter", "EXIT_CODES", "STOP_GRACE_S"]
+__all__ = ["run_filter", "Reloads", "EXIT_CODES", "STOP_GRACE_S"]
+
+
+class Reloads(Protocol):
+    """Hot reload as the loops see it (reload/reloader.py Reloader): ask, and apply between batches."""
+
+    wake_fd: int  # readable once an outcome waits for `apply`
+
+    @property
+    def ready(self) -> bool: ...
+
+    def request(self, trigger: str) -> str: ...
+
+    def apply(self, engine: Engine) -> int: ...
 
 
 def _reader(stdin: BinaryIO) -> tuple[Any, int | None]:
@@ -51,11 +65,13 @@ STOP_GRACE_S = 1.0
 
 def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: BinaryIO, log: Any,
                exceptions: Sequence[RuleException] = (), metrics: Metrics | None = None,
-               progress: Progress | None = None) -> Stats:
+               progress: Progress | None = None, reloads: Reloads | None = None,
+               latch: HangupLatch | None = None) -> Stats:
     """Filter `stdin` to `stdout` until end of input, a stop signal or a closed stdout; returns the
     final counters, with `stop_reason` (a key of EXIT_CODES). `exceptions`: the entries applied;
     `metrics`: scraped from the engine, ready while reading, one latency sample per batch;
-    `progress`: a bar updated after each batch and closed at the stop."""
+    `progress`: a bar updated after each batch and closed at the stop; `reloads`: asked for new
+    rules on SIGHUP (None: SIGHUP is logged and ignored); `latch`: SIGHUPs caught before the loop."""
     engine = Engine(ruleset, settings, exceptions=exceptions)
     observe = metrics.batch_seconds.observe if metrics is not None else None
     stats = engine.stats
@@ -68,14 +84,23 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
     hangups = 0
     reason = "end_of_input"
     eof = False
-    with StopSignals() as sig:
+    waits = [] if reloads is None else [reloads.wake_fd]
+    with StopSignals(latch) as sig:
+        if sig.wake_fd is not None:
+            waits.append(sig.wake_fd)
         if metrics is not None:
             metrics.attach(engine)
         while not output.closed:
             if sig.hangups != hangups:
+                if reloads is None:
+                    log.warning("signal_ignored", signal="SIGHUP", count=sig.hangups,
+                                detail="no rules to reload here; stop the filter with SIGTERM or end its input")
+                else:
+                    log.info("reload_requested", trigger="sighup", signals=sig.hangups - hangups,
+                             state=reloads.request("sighup"))
                 hangups = sig.hangups
-                log.warning("signal_ignored", signal="SIGHUP", count=hangups,
-                            detail="a filter has nothing to reload; stop it with SIGTERM or end its input")
+            if reloads is not None and reloads.ready:
+                reloads.apply(engine)  # between batches: the rules swap whole
             if sig.reason is not None:
                 reason = sig.reason
                 if grace_end is None:
@@ -84,7 +109,7 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
                     break  # a line begun may still get its newline within the grace: read on till then
             if fd is not None:
                 wait = _wait(engine.deadline(), grace_end)
-                ready = select.select([fd] if sig.wake_fd is None else [fd, sig.wake_fd], [], [], wait)[0]
+                ready = select.select([fd, *waits], [], [], wait)[0]
                 if sig.wake_fd in ready:
                     sig.drain()
                 if fd not in ready:

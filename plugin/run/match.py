@@ -607,6 +607,19 @@ class BlockMatcher:
         self.expire_sequences()
         return out
 
+    def adopt(self, old: BlockMatcher, same: dict[int, int]) -> dict[int, SequenceState]:
+        """Take over `old`'s state for the rules of `same` (index here -> index in `old`: the same id
+        and query): their open sequences, the event clock and the counters. Returns the sequence
+        states carried over, by old index."""
+        carried: dict[int, SequenceState] = {}
+        for new, prev in same.items():
+            state = old.sequences.get(prev)
+            if state is not None and new in self.sequences:
+                self.sequences[new] = carried[prev] = state
+        self._now = old._now
+        self.rescanned_blocks += old.rescanned_blocks
+        return carried
+
     def expire_sequences(self) -> None:
         for state in self.sequences.values():
             if state.open:

@@ -69,8 +69,6 @@ class Metrics(Collector):
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.engine: Engine | None = None
-        self.rules_loaded: Counter[str] = Counter()
-        self.compile_seconds = 0.0
         self.ready = False  # the database is in and the filter reads
         self.live = True  # false once the loop has ended
         self.serve_state: Callable[[], Iterable[Metric]] | None = None  # serve's own metrics
@@ -81,8 +79,6 @@ class Metrics(Collector):
     def attach(self, engine: Engine) -> None:
         """The engine is in: its counters are scraped from now on, and the process is ready."""
         self.engine = engine
-        self.rules_loaded = Counter(cr.rule.ruleset for cr in engine.ruleset.rules)
-        self.compile_seconds = engine.ruleset.compile_seconds
         self.ready = True
 
     def stopping(self) -> None:
@@ -118,21 +114,23 @@ class Metrics(Collector):
         yield fam
         yield CounterMetricFamily("shellsieve_line_too_long", "Lines over --max-line-bytes, forwarded unscanned",
                                   value=malformed.get("line_too_long", 0))
-        states = _settled(lambda: list(engine.matcher.sequences.values()))
+        open_sequences, evictions = _settled(lambda: [engine.sequence_counts()])[0]
         yield GaugeMetricFamily("shellsieve_open_sequences", "Sequences begun and waiting for their next step",
-                                value=sum(len(s.open) for s in states))
+                                value=open_sequences)
         yield CounterMetricFamily("shellsieve_sequence_evictions", "Open sequences evicted for room",
-                                  value=sum(s.evicted for s in states))
+                                  value=evictions)
+        ruleset = engine.ruleset  # read once: a reload may swap it while this scrape runs
+        loaded = Counter(cr.rule.ruleset for cr in ruleset.rules)
         fam = GaugeMetricFamily("shellsieve_rules_loaded", "Rules running, by rule format", labels=["format"])
-        for fmt, n in sorted(self.rules_loaded.items()):
+        for fmt, n in sorted(loaded.items()):
             fam.add_metric([fmt], n)
         yield fam
-        yield GaugeMetricFamily("shellsieve_compile_seconds", "Seconds the rule database took to compile or load",
-                                value=self.compile_seconds)
-        # Hot reload is not built yet: no reload ever happens, the counters stay 0.
+        yield GaugeMetricFamily("shellsieve_compile_seconds",
+                                "Seconds the running rules took to load and compile (at the start or the last "
+                                "reload)", value=engine.compile_seconds)
         fam = CounterMetricFamily("shellsieve_reloads", "Rule reloads, by result", labels=["result"])
-        fam.add_metric(["ok"], 0)
-        fam.add_metric(["failed"], 0)
+        for result in ("ok", "failed"):
+            fam.add_metric([result], stats.reloads[result])
         yield fam
         if self.serve_state is not None:
             yield from self.serve_state()

@@ -110,6 +110,11 @@ class Router:
         self._batch: list[_Pending] = []
         self.released = 0  # input lines whose output has left, in input order (engine.py)
 
+    def use(self, matcher: BlockMatcher) -> None:
+        """Route to `matcher` from now on (a reload swapped the rules; engine.py `swap`)."""
+        self.matcher = matcher
+        self._env_key = None  # the envelope keys' pattern ids are the new database's
+
     # -- the loop's interface ---------------------------------------------------------------
     def process(self, block: bytes, now: float) -> bytes:
         """`block` holds whole lines each ending in b"\\n"; returns what may leave now, in order."""

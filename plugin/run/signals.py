@@ -2,9 +2,12 @@
 
 A handler never raises: an exception raised between a read returning and its bytes being kept, or
 in the middle of a write, loses or tears a line. SIGTERM and SIGINT ask the loop to stop (it stops
-after the batch in hand, whole); SIGHUP is counted and logged, not obeyed: a filter has nothing to
-reload, a terminal hang-up also ends its input, and a stray `kill -HUP` (logrotate) must not stop
-the pipeline.
+after the batch in hand, whole); SIGHUP is counted: the loop asks for a rule reload (never a stop: a
+stray `kill -HUP` from logrotate must not stop the pipeline).
+
+`HangupLatch` catches SIGHUP from the moment the options are read until the loop's own handlers are
+in: a `systemctl reload` during a long first compile would otherwise kill the process (SIGHUP's
+default action); the loop then reloads once.
 """
 
 from __future__ import annotations
@@ -14,25 +17,50 @@ import signal
 import threading
 from types import FrameType, TracebackType
 
-__all__ = ["StopSignals"]
+__all__ = ["StopSignals", "HangupLatch"]
 
 _STOP = {signal.SIGTERM: "sigterm", signal.SIGINT: "sigint"}
-_IGNORED = (signal.SIGHUP,)
+_HANGUP = (signal.SIGHUP,)
+
+
+class HangupLatch:
+    """Counts SIGHUP until closed (main thread only; elsewhere it catches nothing)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._old: object = None
+        self._installed = False
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+
+    def install(self) -> HangupLatch:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGHUP, self._on_hangup)
+            self._installed = True
+        return self
+
+    def close(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGHUP, self._old if self._old is not None else signal.SIG_DFL)  # type: ignore[arg-type]
+            self._installed = False
 
 
 class StopSignals:
-    """Context manager: while inside, `reason` is set by the first stop signal; `hangups` counts SIGHUP."""
+    """Context manager: while inside, `reason` is set by the first stop signal; `hangups` counts SIGHUP
+    (from `latch`'s count when one caught some before)."""
 
-    def __init__(self) -> None:
+    def __init__(self, latch: HangupLatch | None = None) -> None:
         self.reason: str | None = None
         self.hangups = 0
+        self._latch = latch
         self.wake_fd: int | None = None  # readable once a signal arrived (only in the main thread)
         self._write_fd: int | None = None
         self._old: dict[int, object] = {}
         self._old_wakeup = -1
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if signum in _IGNORED:
+        if signum in _HANGUP:
             self.hangups += 1
         elif self.reason is None:
             self.reason = _STOP[signal.Signals(signum)]
@@ -54,8 +82,10 @@ class StopSignals:
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._write_fd, False)
         self._old_wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-        for sig in (*_STOP, *_IGNORED):
+        for sig in (*_STOP, *_HANGUP):
             self._old[sig] = signal.signal(sig, self._on_signal)
+        if self._latch is not None:  # read after our handler is in: no SIGHUP falls between the two
+            self.hangups += self._latch.count
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

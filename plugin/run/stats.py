@@ -51,6 +51,7 @@ class Stats:
         self.malformed: Counter[str] = Counter()
         self.formats: Counter[str] = Counter()  # input lines by detected (or forced) format
         self.audit_events = 0  # auditd events assembled from their records
+        self.reloads: Counter[str] = Counter()  # rule reloads by result: ok, failed
         self._last_lines = 0
         self._last_time = self.started
 
@@ -83,6 +84,7 @@ class Stats:
             "malformed": {r: self.malformed.get(r, 0) for r in MALFORMED_REASONS},
             "formats": dict(sorted(self.formats.items())),
             "audit_events": self.audit_events,
+            "reloads": {r: self.reloads[r] for r in ("ok", "failed")},
             "events_per_s": round(rate, 1),
             "uptime_s": round(now - self.started, 3),
         }

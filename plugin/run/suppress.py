@@ -126,6 +126,12 @@ class Suppression:
             kept.append(hit)
         return kept
 
+    def retain(self, rule_ids: set[str]) -> None:
+        """Keep the windows of these rules only (a reload: the others were removed or changed)."""
+        for windows in (self.open, self.ended):
+            for key in [k for k in windows if k[0] not in rule_ids]:
+                del windows[key]
+
     def _open(self, key: tuple[Any, ...], ts: float) -> None:
         if len(self) >= self.max_keys:
             # the oldest goes: an ended window (all opened before any open one), else the oldest open

@@ -2,7 +2,7 @@
 
 Start: every listener binds before `started` is logged (a port in use is an error at start, exit 1).
 Run: the output task delivers batches; a timer lets held auditd events leave; `stats` is logged
-periodically. Stop (SIGTERM, SIGINT): the listeners stop taking input, what was read goes through
+periodically; SIGHUP asks for new rules, swapped in by the event loop between two feeds. Stop (SIGTERM, SIGINT): the listeners stop taking input, what was read goes through
 the engine, the buffer drains to the downstream for at most --drain-timeout seconds, requests whose
 events were delivered are answered 200 (the others 503), and `stopped` reports events in and out
 in total and per listener. Exit 0 when everything read was delivered, 1 when the drain timed out.
@@ -22,6 +22,8 @@ from shellsieve.events.envelope import parse_fields
 from shellsieve.model.exceptions import RuleException
 from shellsieve.run.doclines import doc_lines, event_lines
 from shellsieve.run.engine import Engine
+from shellsieve.run.loop import Reloads
+from shellsieve.run.signals import HangupLatch
 from shellsieve.serve.endpoints import Endpoint
 from shellsieve.serve.listeners import HttpListener, StreamListener
 from shellsieve.serve.outputs import Stopped, make_output
@@ -42,8 +44,10 @@ def listener_options(ep: Endpoint, settings: Settings) -> dict[str, Any]:
 class _Server:
     def __init__(self, ruleset: Ruleset, settings: Settings, serve: ServeSettings, listen: list[Endpoint],
                  forward: Endpoint, log: Any, exceptions: Sequence[RuleException] = (),
-                 metrics_sock: socket.socket | None = None) -> None:
+                 metrics_sock: socket.socket | None = None, reloads: Reloads | None = None,
+                 latch: HangupLatch | None = None) -> None:
         self.settings, self.serve, self.log = settings, serve, log
+        self.reloads, self.latch = reloads, latch
         self.engine = Engine(ruleset, settings, exceptions=exceptions)
         self.pipeline = Pipeline(self.engine, serve.buffer_events)
         self.stopping = asyncio.Event()
@@ -126,8 +130,13 @@ class _Server:
         loop = asyncio.get_running_loop()
         for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
             loop.add_signal_handler(sig, self._on_stop, name)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self.log.warning(
-            "signal_ignored", signal="SIGHUP", detail="stop serve with SIGTERM"))
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+        if self.reloads is not None:
+            # the event loop runs one feed at a time: a swap from this callback falls between two
+            reloads = self.reloads
+            loop.add_reader(reloads.wake_fd, reloads.apply, self.engine)
+        if self.latch is not None and self.latch.count:  # SIGHUP while the first rules compiled
+            self._on_hangup(self.latch.count)
         self.stopping_hard = asyncio.Event()  # the drain gave up: outputs stop retrying
         for ls in self.listeners:
             try:
@@ -187,6 +196,13 @@ class _Server:
             self.log.error("drain_timeout", undelivered=self.pipeline.pending, seconds=self.serve.drain_timeout_s)
         return drained
 
+    def _on_hangup(self, signals: int = 1) -> None:
+        if self.reloads is None:
+            self.log.warning("signal_ignored", signal="SIGHUP", detail="no rules to reload here; stop serve "
+                             "with SIGTERM")
+            return
+        self.log.info("reload_requested", trigger="sighup", signals=signals, state=self.reloads.request("sighup"))
+
     def _on_stop(self, name: str) -> None:
         if not self.stopping.is_set():
             self.reason = name
@@ -196,8 +212,11 @@ class _Server:
 
 def serve(ruleset: Ruleset, settings: Settings, serve_settings: ServeSettings, listen: list[Endpoint],
           forward: Endpoint, log: Any, exceptions: Sequence[RuleException] = (),
-          metrics_sock: socket.socket | None = None) -> int:
+          metrics_sock: socket.socket | None = None, reloads: Reloads | None = None,
+          latch: HangupLatch | None = None) -> int:
     """Run until SIGTERM or SIGINT; the exit status. `exceptions`: the entries applied; `metrics_sock`:
-    a bound socket on which to serve /metrics, /healthz and /readyz."""
-    server = _Server(ruleset, settings, serve_settings, listen, forward, log, exceptions, metrics_sock)
+    a bound socket on which to serve /metrics, /healthz and /readyz; `reloads`: asked for new rules on
+    SIGHUP; `latch`: SIGHUPs caught before serve's own handler was in (one reload follows)."""
+    server = _Server(ruleset, settings, serve_settings, listen, forward, log, exceptions, metrics_sock,
+                     reloads, latch)
     return asyncio.run(server.run())
