@@ -166,10 +166,10 @@ class Reloader:
         first = failed.errors[0] if failed.errors else None
         where = ({"path": first.location.path, "line": first.location.line, "rule_id": first.rule_id,
                   "error": first.render()} if first is not None else {})
+        fields = {**failed.fields, **where, "errors": len(failed.errors) or failed.fields.get("errors", 0),
+                  "detail": [_brief(d) for d in failed.errors[:MAX_ERRORS_LOGGED]]}
         self.log.error("reload_failed", trigger=failed.trigger, requests=failed.requests, reason=failed.reason,
-                       **{**failed.fields, **where}, errors=len(failed.errors),
-                       detail=[_brief(d) for d in failed.errors[:MAX_ERRORS_LOGGED]],
-                       seconds=round(failed.seconds, 3), running="the rules loaded before stay in force")
+                       seconds=round(failed.seconds, 3), running="the rules loaded before stay in force", **fields)
 
     # -- the reload thread --------------------------------------------------------------------
     def _serve(self) -> None:

@@ -6,7 +6,7 @@ once, in order, whole (each output line is strict JSON), and that the final `sto
 up (events_in == events_out + events_dropped + events_pending + events_undelivered, pending 0).
 
 Exit codes: 0 at the end of input and on SIGTERM, 130 on SIGINT, 141 when the reader closed stdout;
-SIGHUP is logged (`signal_ignored`) and does not stop the filter.
+SIGHUP reloads the rules (tests/reliability/test_reload.py) and never stops the filter.
 
 Quick variants run by default (a few seconds each). The full sizes (200k lines, stdout blocked
 for 10 s with RSS sampled) are marked slow:
@@ -222,8 +222,9 @@ class TestStopSignals:
         assert final["events_in"] == final["events_out"] == len(seqs)
         assert final["malformed"]["partial_line"] == 0  # the writer kept going: the line begun was completed
 
-    def test_sighup_is_logged_and_ignored(self, spawn: Any) -> None:
-        """SIGHUP mid-stream does not stop the filter: it is logged, and every line still leaves at the end."""
+    def test_sighup_does_not_stop_the_filter(self, spawn: Any) -> None:
+        """SIGHUP mid-stream asks for a reload and does not stop the filter: every line still leaves
+        at the end."""
         f = spawn()
         feed = _Feed(f.proc.stdin, _count(6_000))
         f.wait_lines(1_000)
@@ -232,7 +233,7 @@ class TestStopSignals:
         feed.join(5)
         assert code == 0
         assert _seqs(out) == list(range(6_000))
-        assert any(x["event"] == "signal_ignored" and x["signal"] == "SIGHUP" for x in logs)
+        assert any(x["event"] == "reload_requested" and x["trigger"] == "sighup" for x in logs)
         assert _stopped(logs)["reason"] == "end_of_input"
 
     def test_line_completed_within_the_grace_leaves_whole(self, spawn: Any) -> None:
