@@ -48,15 +48,26 @@ class Serve:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         self.logs: list[dict[str, Any]] = []
+        self.out = b""  # what serve wrote to stdout (--forward stdout), once stopped
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=30)
+        self.out, err = self.proc.communicate(timeout=30)
         self.logs += [json.loads(x) for x in err.splitlines() if x.startswith(b"{")]
         return self.proc.returncode
 
     def event(self, name: str) -> dict[str, Any]:
         return next(x for x in self.logs if x.get("event") == name)
+
+    def wait_log(self, name: str) -> dict[str, Any]:
+        """Read stderr until serve logs `name` (while it runs)."""
+        assert self.proc.stderr is not None
+        while True:
+            line = self.proc.stderr.readline()
+            assert line, f"serve exited {self.proc.wait()} before logging {name}"
+            self.logs.append(json.loads(line))
+            if self.logs[-1]["event"] == name:
+                return self.logs[-1]
 
 
 @contextmanager
@@ -394,3 +405,45 @@ class TestBackpressure:
         assert got == lines
         listener = s.event("stopped")["listeners"][f"tcp://127.0.0.1:{lport}"]
         assert listener["reads_paused"] >= 1 and listener["events_delivered"] == len(lines)
+
+
+class TestReload:
+    def test_sighup_swaps_the_rules_between_requests(self, tmp_path: Path) -> None:
+        """serve reloads on SIGHUP: the request before alerts with the old rule, the ones after with
+        the new one; /metrics counts the reload."""
+        import shutil
+
+        from conftest import PATTERNS, rule_ids
+        from test_reload_swap import EXTRA, EXTRA_ID
+
+        rules = tmp_path / "rules"
+        shutil.copytree(PATTERNS, rules, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
+        (rules / "sigma" / "extra.yml").write_text(EXTRA.format(n=1, token="zz-old"))
+        lport, mport = _ports(2)
+
+        async def post(*cmds: str) -> int:
+            body = b"".join(msgspec.json.encode(_event(i, ["echo", c])) + b"\n" for i, c in enumerate(cmds))
+            async with ClientSession() as c:
+                async with c.post(f"http://127.0.0.1:{lport}/", data=body) as r:
+                    return r.status
+
+        async def scrape() -> str:
+            async with ClientSession() as c:
+                async with c.get(f"http://127.0.0.1:{mport}/metrics") as r:
+                    return await r.text()
+
+        with serve("--listen", f"http://127.0.0.1:{lport}", "--rules", str(rules),
+                   "--metrics-addr", f"127.0.0.1:{mport}") as s:
+            assert asyncio.run(post("zz-old")) == 200
+            (rules / "sigma" / "extra.yml").write_text(EXTRA.format(n=1, token="zz-new"))
+            s.proc.send_signal(signal.SIGHUP)
+            done = s.wait_log("reloaded")
+            assert done["changed"] == 1 and done["trigger"] == "sighup"
+            assert asyncio.run(post("zz-new", "zz-old")) == 200
+            metrics = asyncio.run(scrape())
+            assert s.stop() == 0
+        assert 'shellsieve_reloads_total{result="ok"} 1.0' in metrics
+        assert 'shellsieve_reloads_total{result="failed"} 0.0' in metrics
+        out = [msgspec.json.decode(x) for x in s.out.splitlines()]
+        assert [rule_ids(d) for d in out] == [[EXTRA_ID], [EXTRA_ID], []]
+        assert s.event("stopped")["reloads"] == {"ok": 1, "failed": 0}
