@@ -39,17 +39,21 @@ from data import write_corpus  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RULESETS = ROOT.parent / "shared" / "rulesets"
 CLI = str(Path(sys.executable).parent / "shellsieve")
-MARKER = """title: reload bench marker
-id: 5a1d0c3e-8f7b-4d2a-9c6e-0b1a2c3d4e5f
-status: test
-level: high
-logsource:
-  product: linux
-  category: process_creation
-detection:
-  s:
-    CommandLine|contains: "{token}"
-  condition: s
+MARKER = """[metadata]
+creation_date = "2026/12/04"
+maturity = "production"
+
+[rule]
+author = ["shellsieve bench"]
+description = "A command line holding the bench's token: changed before each reload."
+name = "reload bench marker"
+risk_score = 73
+rule_id = "5a1d0c3e-8f7b-4d2a-9c6e-0b1a2c3d4e5f"
+severity = "high"
+type = "query"
+language = "kuery"
+index = ["logs-endpoint.events.*"]
+query = 'process.command_line : *{token}*'
 """
 
 
@@ -147,7 +151,7 @@ def part_compile(steady_s: float, events: int) -> dict[str, Any]:
         write_corpus(str(corpus), events)
         marker = tmp / "marker"
         marker.mkdir()
-        (marker / "marker.yml").write_text(MARKER.format(token=f"bench-{time.time_ns()}"))
+        (marker / "marker.toml").write_text(MARKER.format(token=f"bench-{time.time_ns()}"))
         selection = [a.split("#")[0].strip() for a in (ROOT / "deploy/selection/public-collections.args")
                      .read_text().splitlines() if a.split("#")[0].strip()]
         args = ["--rules", str(ROOT / "patterns"), "--rules", str(RULESETS / "sigma"),
@@ -158,7 +162,7 @@ def part_compile(steady_s: float, events: int) -> dict[str, Any]:
         f = Filter(args, _endless(corpus.read_bytes()))
         started = f.wait_log("started")
         time.sleep(steady_s)
-        (marker / "marker.yml").write_text(MARKER.format(token=f"bench-{time.time_ns()}"))
+        (marker / "marker.toml").write_text(MARKER.format(token=f"bench-{time.time_ns()}"))
         t_hup = time.monotonic()
         f.proc.send_signal(signal.SIGHUP)
         done = f.wait_log("reloaded")
@@ -196,7 +200,7 @@ def part_stream(reloads: int) -> dict[str, Any]:
     try:
         rules = tmp / "rules"
         shutil.copytree(ROOT / "patterns", rules, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
-        (rules / "sigma" / "marker.yml").write_text(MARKER.format(token="bench-0"))
+        (rules / "elastic" / "marker.toml").write_text(MARKER.format(token="bench-0"))
         f = Filter(["--rules", str(rules), "--cache-dir", str(tmp / "cache")], _numbered())
         f.keep = True
         f.wait_log("started")
@@ -204,7 +208,7 @@ def part_stream(reloads: int) -> dict[str, Any]:
         rss_before = f.rss_kib()
         seconds = []
         for k in range(1, reloads + 1):
-            (rules / "sigma" / "marker.yml").write_text(MARKER.format(token=f"bench-{k}"))
+            (rules / "elastic" / "marker.toml").write_text(MARKER.format(token=f"bench-{k}"))
             t0 = time.monotonic()
             f.proc.send_signal(signal.SIGHUP)
             f.wait_log("reloaded", k)
