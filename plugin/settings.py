@@ -60,7 +60,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # --watch: poll the rule and exceptions files this often; a change that held still for one
     # interval reloads the rules (reload/watch.py)
     watch: bool = False
-    watch_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 2.0
+    watch_interval_s: Annotated[float, Meta(ge=0.1, le=3600)] = 2.0
 
     def __post_init__(self) -> None:
         _check(self)

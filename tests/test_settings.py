@@ -15,6 +15,7 @@ OPTIONS = {
     "--max-line-bytes": ("max_line_bytes", ["-1", "0", "1.5", "1073741825", "inf", "x"], ["1", "1073741824"]),
     "--stats-interval": ("stats_interval_s", ["-1", "inf", "nan", "86401", "x"], ["0", "86400", "0.5"]),
     "--pid-table-size": ("pid_table_size", ["-1", "-5", "16777217", "1.0", "x"], ["0", "16777216"]),
+    "--watch-interval": ("watch_interval_s", ["0.05", "0", "-1", "inf", "nan", "3601", "2h", "x"], ["0.1", "3600"]),
 }
 
 
