@@ -34,29 +34,15 @@ detection:
 """
 _BAD = ('<group name="x,">\n  <rule id="999001" level="10">\n'
         '    <if_sid>5710</if_sid>\n    <match>foo</match>\n  </rule>\n</group>\n')
+
+
+def _entry(rules: str, expires: str = "") -> str:
+    return f"- rules: {rules}\n  comment: test\n{expires}  when:\n    - field: user.name\n      is: x\n"
+
+
 # entries for a running rule, for every rule, for a rule that does not exist, and one expired
-_EXCEPTIONS = f"""- rules: [{PHP_FSOCKOPEN}]
-  comment: test
-  when:
-    - field: user.name
-      is: x
-- rules: all
-  comment: test
-  when:
-    - field: user.name
-      is: x
-- rules: [typo-id]
-  comment: test
-  when:
-    - field: user.name
-      is: x
-- rules: all
-  comment: test
-  expires: 2020-01-01
-  when:
-    - field: user.name
-      is: x
-"""
+_EXCEPTIONS = (_entry(f"[{PHP_FSOCKOPEN}]") + _entry("all") + _entry("[typo-id]")
+               + _entry("all", "  expires: 2020-01-01\n"))
 
 
 @pytest.fixture(scope="module")
