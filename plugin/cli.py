@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
 from pathlib import Path
@@ -19,7 +18,8 @@ from shellsieve import log as logmod
 from shellsieve.admit import Refusal, admit, bad_selection, exceptions_for, fatal
 from shellsieve.build import build
 from shellsieve.compile.ruleset import Ruleset
-from shellsieve.coverage import coverage, render_coverage
+from shellsieve.check_output import (OUTPUT_FORMATS, CheckReport, ExceptionsReport, output_format, render_json,
+                                     render_text)
 from shellsieve.diagnostics import Code, Diagnostic, printable
 from shellsieve.events.envelope import parse_fields
 from shellsieve.events.formats import FORMATS
@@ -129,9 +129,10 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--strict", action="store_true",
                      help="exit 1 if any rule is skipped as an error (unsupported rule types are not errors)")
     chk.add_argument("--quiet", action="store_true", help="print the summary only, not every loaded rule")
-    chk.add_argument("--json", action="store_true",
-                     help="JSON lines instead: a rule line per rule, a diagnostic line each, then a summary line "
-                          "(docs/rules.md)")
+    chk.add_argument("--format", choices=OUTPUT_FORMATS, default="auto",
+                     help="text: a summary to read; json: JSON lines carrying the same (docs/rules.md#check-json-"
+                          "lines); auto: text when stderr is a terminal, else json (default: %(default)s)")
+    chk.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
     lst = sub.add_parser("rules", help="list the rules a selection keeps (nothing is compiled)",
                          description="Load the rules and apply the selection options as `run` would, then list "
                                      "id, name, format, severity, status and file:line; --json: JSON lines.")
@@ -309,68 +310,17 @@ def _exceptions_option(p: argparse.ArgumentParser) -> None:
                         "saying why (docs/exceptions.md); repeatable")
 
 
-def _report_exceptions(out: Any, paths: list[Path], entries: list[RuleException], diags: list[Diagnostic],
-                       strict: bool) -> None:
-    """`check`: the exceptions files' diagnostics, then how many entries apply, per rule."""
-    for d in diags:
-        out.write(d.under(strict).render() + "\n")
-    expired = sum(1 for d in diags if d.code is Code.EXC_EXPIRED)
-    errors = sum(1 for d in diags if d.severity == "error")
-    out.write(f"exceptions: {len(entries)} entries in force from {len(paths)} files "
-              f"({expired} expired, {errors} errors)\n")
-    per_rule = Counter(rid for e in entries for rid in (e.rules or ("all rules",)))
-    for rid, n in sorted(per_rule.items()):
-        out.write(f"  {printable(rid)}: {n}\n")
-
-
 def _cache_dir(args: argparse.Namespace) -> Path | None:
     return None if args.no_cache else (args.cache_dir or default_cache_dir())
 
 
 def _check(args: argparse.Namespace) -> int:
     rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
-    out = sys.stdout
-    if args.json:
-        from shellsieve.listing import check_json_lines
-
-        out.write(check_json_lines(ruleset, diags, args.strict))
-        return _check_status(ruleset, diags, args.strict)
-    loaded = Counter(cr.rule.ruleset for cr in ruleset.rules)
-    if not args.quiet:
-        for fmt in sorted(loaded):
-            out.write(f"{fmt}: {loaded[fmt]} rules\n")
-            for cr in ruleset.rules:
-                if cr.rule.ruleset == fmt:
-                    out.write(f"  {printable(cr.rule.id)}  {printable(cr.rule.name)}\n")
-    # under --strict, the warnings it refuses are shown as the errors they are; which copy of a rule
-    # id runs is shown even with --quiet (it decides what runs; identical copies do not)
-    shown = [d.under(args.strict) for d in diags
-             if d.severity != "info" or not args.quiet or d.code is Code.REPLACED]
-    for d in sorted(shown, key=lambda d: (d.severity, d.location.path, d.location.line)):
-        out.write(d.render() + "\n")
-    rows = coverage((cr.rule for cr in ruleset.rules), diags)
-    reasons = Counter((d.code.code, d.code.title) for d in diags if d.severity == "error")
-    out.write(f"loaded: {len(ruleset.rules)} rules ({', '.join(f'{k} {v}' for k, v in sorted(loaded.items()))})\n")
-    out.write(f"skipped: {sum(r.skipped for r in rows)} rules\n")
-    for (code, title), n in reasons.most_common():
-        out.write(f"  {code} {title}: {n}\n")
-    out.write(f"unsupported rule types: {sum(r.unsupported for r in rows)} rules\n")
-    copies = sum(1 for d in diags if d.code is Code.DUPLICATE_ID and d.severity == "info")
-    out.write(f"identical copies read once: {copies} files\n")
-    out.write(f"replaced by another copy of their id: {sum(1 for d in diags if d.code is Code.REPLACED)} rules\n")
-    out.write(f"warnings: {sum(1 for d in diags if d.severity == 'warning')}\n")
-    flagged = [d for d in diags if d.severity == "warning" and d.code.strict]
-    untrusted = Counter((d.code.code, d.code.title) for d in flagged)
-    out.write(f"untrusted (errors under --strict): {len({(d.location.path, d.rule_id) for d in flagged})} rules\n")
-    for (code, title), n in untrusted.most_common():
-        out.write(f"  {code} {title}: {n}\n")
-    # coverage groups come from rule files too (a Sigma logsource): escaped line by line
-    out.write("\n".join(map(printable, render_coverage(rows).split("\n"))))
-    out.write(f"database: {ruleset.pattern_count} patterns, {ruleset.database_bytes} bytes, "
-              f"compiled in {ruleset.compile_seconds:.3f} s (cache: {ruleset.cache_status})\n")
     exceptions, ediags = _exceptions(args.exceptions, ruleset)
-    if args.exceptions:
-        _report_exceptions(out, args.exceptions, exceptions, ediags, args.strict)
+    report = CheckReport(ruleset, diags, args.strict, args.quiet,
+                         ExceptionsReport(args.exceptions, exceptions, ediags) if args.exceptions else None)
+    render = render_json if output_format(args.format, sys.stderr) == "json" else render_text
+    sys.stdout.write(render(report))
     return _check_status(ruleset, diags + ediags, args.strict)
 
 

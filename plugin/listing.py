@@ -9,7 +9,7 @@ import msgspec
 
 from shellsieve.model.rule import Rule
 
-__all__ = ["rule_rows", "render_table", "render_json_lines", "check_json_lines"]
+__all__ = ["rule_rows", "render_table", "render_json_lines"]
 
 _COLUMNS = ("id", "name", "format", "severity", "status", "location")
 
@@ -32,24 +32,3 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     widths = [max(len(line[i]) for line in cells) for i in range(len(_COLUMNS) - 1)]
     return "".join(" ".join(cell.ljust(w) for cell, w in zip(line, widths)) + " " + line[-1] + "\n"
                    for line in cells)
-
-
-def check_json_lines(ruleset: Any, diags: Iterable[Any], strict: bool) -> str:
-    """`check --json`: a `rule` line per loaded rule, a `diagnostic` line per diagnostic (as reported
-    under `strict`), then one `summary` line (loaded by format, skipped by code, database)."""
-    diags = [d.under(strict) for d in diags]
-    lines: list[dict[str, Any]] = [{"type": "rule", **row} for row in rule_rows(cr.rule for cr in ruleset.rules)]
-    lines += [{"type": "diagnostic", "code": d.code.code, "severity": d.severity, "location": str(d.location),
-               "rule_id": d.rule_id, "message": d.message} for d in diags]
-    loaded: dict[str, int] = {}
-    for cr in ruleset.rules:
-        loaded[cr.rule.ruleset] = loaded.get(cr.rule.ruleset, 0) + 1
-    skipped: dict[str, int] = {}
-    for d in diags:
-        if d.severity == "error":
-            skipped[d.code.code] = skipped.get(d.code.code, 0) + 1
-    lines.append({"type": "summary", "loaded": dict(sorted(loaded.items())), "skipped_by_code": skipped,
-                  "warnings": sum(1 for d in diags if d.severity == "warning"),
-                  "patterns": ruleset.pattern_count, "database_bytes": ruleset.database_bytes,
-                  "compile_s": round(ruleset.compile_seconds, 3), "cache": ruleset.cache_status})
-    return render_json_lines(lines)

@@ -86,7 +86,8 @@ def test_unwritable_cache_dir_still_runs(rules_dir: Path, tmp_path: Path) -> Non
 
 
 def test_check_reports_cache_status(rules_dir: Path, tmp_path: Path) -> None:
-    args = [str(Path(sys.executable).parent / "shellsieve"), "check", "--quiet", "--rules", str(rules_dir), "--cache-dir", str(tmp_path / "c")]
+    args = [str(Path(sys.executable).parent / "shellsieve"), "check", "--format", "text", "--quiet",
+            "--rules", str(rules_dir), "--cache-dir", str(tmp_path / "c")]
     first = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     second = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     off = subprocess.run([*args, "--no-cache"], capture_output=True, text=True, check=True).stdout

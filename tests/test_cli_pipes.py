@@ -173,7 +173,7 @@ class TestRunPipes:
 class TestCheck:
     def test_check_lists_shipped_rules(self) -> None:
         """`check` prints every shipped rule by format and nothing skipped."""
-        res = subprocess.run([CLI, "check", "--strict"], capture_output=True, timeout=60)
+        res = subprocess.run([CLI, "check", "--format", "text", "--strict"], capture_output=True, timeout=60)
         out = res.stdout.decode()
         assert res.returncode == 0, out
         for fmt, n in (("elastic", 3), ("sigma", 3), ("wazuh", 2)):  # sigma: the seed rule and 2 of patterns/shellsieve
@@ -185,7 +185,7 @@ class TestCheck:
         bad = tmp_path / "bad.xml"
         bad.write_text('<group name="x,">\n  <rule id="999001" level="10">\n'
                        '    <if_sid>5710</if_sid>\n    <match>foo</match>\n  </rule>\n</group>\n')
-        res = subprocess.run([CLI, "check", "--rules", str(PATTERNS), "--rules", str(bad)],
+        res = subprocess.run([CLI, "check", "--format", "text", "--rules", str(PATTERNS), "--rules", str(bad)],
                              capture_output=True, timeout=60)
         out = res.stdout.decode()
         assert res.returncode == 0

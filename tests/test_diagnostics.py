@@ -44,7 +44,7 @@ class TestCheckOutput:
     def test_rule_list_and_coverage_escape_controls(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """`check` lists a rule whose name holds ESC/OSC/C1/bidi characters escaped, and so its coverage group."""
         (tmp_path / "s.yml").write_text(_SIGMA)
-        assert main(["check", "--no-cache", "--rules", str(tmp_path)]) == 0
+        assert main(["check", "--format", "text", "--no-cache", "--rules", str(tmp_path)]) == 0
         out = capsys.readouterr().out
         assert printable(ESC_TITLE) in out and "li\\x1bnux/process_creation" in out
         assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in out)

@@ -242,7 +242,7 @@ class TestCli:
         when = "- field: user.name\n  is: x"
         path = self._file(tmp_path, _entry(when, PHP_FSOCKOPEN) + _entry(when, f"[{PHP_FSOCKOPEN}, {PYTHON_PTY}]")
                           + _entry(when))
-        assert main(["check", "--quiet", "--strict", "--exceptions", path]) == 0
+        assert main(["check", "--format", "text", "--quiet", "--strict", "--exceptions", path]) == 0
         out = capsys.readouterr().out
         assert "exceptions: 3 entries in force from 1 files (0 expired, 0 errors)" in out
         assert f"  {PHP_FSOCKOPEN}: 2\n  {PYTHON_PTY}: 1\n  all rules: 1\n" in out
@@ -251,17 +251,17 @@ class TestCli:
                                                      capsys: pytest.CaptureFixture[str]) -> None:
         """An unknown rule id is reported with file:line; --strict makes it exit 1."""
         path = self._file(tmp_path, _entry("- field: user.name\n  is: x", rules="typo-id"))
-        assert main(["check", "--quiet", "--exceptions", path]) == 0
+        assert main(["check", "--format", "text", "--quiet", "--exceptions", path]) == 0
         out = capsys.readouterr().out
         assert f"{path}:1:10: error[SS504] rule typo-id: exception #1: no running rule has the id 'typo-id'" in out
-        assert main(["check", "--quiet", "--strict", "--exceptions", path]) == 1
+        assert main(["check", "--format", "text", "--quiet", "--strict", "--exceptions", path]) == 1
 
     def test_check_warns_on_expired_but_strict_passes(self, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
         """An expired entry is a warning in check, not an error even under --strict."""
         path = self._file(tmp_path, "- rules: all\n  comment: x\n  expires: 2020-01-01\n  when:\n"
                                     "    - field: user.name\n      is: x\n")
-        assert main(["check", "--quiet", "--strict", "--exceptions", path]) == 0
+        assert main(["check", "--format", "text", "--quiet", "--strict", "--exceptions", path]) == 0
         assert "warning[SS506]" in capsys.readouterr().out
 
     @pytest.mark.parametrize("command", ["run", "serve"])

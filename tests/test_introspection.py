@@ -57,7 +57,7 @@ def test_rules_unknown_id_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_check_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    """check --json: rule lines, then one summary line; the human output stays the default."""
+    """check --json (--format json): rule lines, then one summary line; exit statuses as for the text."""
     assert main(["check", "--json", "--no-cache"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     rules = [x for x in lines if x["type"] == "rule"]

@@ -83,10 +83,10 @@ class TestNoisyAnchor:
                                                          capsys: pytest.CaptureFixture[str]) -> None:
         """`check` exits 0 and lists it as a warning; `check --strict` exits 1 and shows it as an error."""
         d = _write(tmp_path, noisy="ParentImage|endswith: '/bash'")
-        assert main(["check", "--no-cache", "--quiet", "--rules", str(d)]) == 0
+        assert main(["check", "--format", "text", "--no-cache", "--quiet", "--rules", str(d)]) == 0
         out = capsys.readouterr().out
         assert f"warning[SS304] rule {NOISY_ID}" in out and "untrusted (errors under --strict): 1 rules" in out
-        assert main(["check", "--no-cache", "--quiet", "--strict", "--rules", str(d)]) == 1
+        assert main(["check", "--format", "text", "--no-cache", "--quiet", "--strict", "--rules", str(d)]) == 1
         assert f"error[SS304] rule {NOISY_ID}" in capsys.readouterr().out
 
     def test_run_strict_refuses_to_start(self, tmp_path: Path) -> None:
@@ -125,5 +125,5 @@ class TestEmptyMatch:
                                                           capsys: pytest.CaptureFixture[str]) -> None:
         """`check --strict` exits 1 on an `a*` rule (it used to load it and alert on every event)."""
         d = _write(tmp_path, noisy="CommandLine|re: 'a*'")
-        assert main(["check", "--no-cache", "--quiet", "--strict", "--rules", str(d)]) == 1
+        assert main(["check", "--format", "text", "--no-cache", "--quiet", "--strict", "--rules", str(d)]) == 1
         assert f"error[SS303] rule {NOISY_ID}" in capsys.readouterr().out

@@ -30,7 +30,7 @@ class TestNothingLoaded:
         (tmp_path / "ok.xml").write_text(_WAZUH)
         (tmp_path / "none.xml").write_text("<!-- nothing yet -->\n")
         assert main(["check", "--no-cache", "--quiet", "--rules", str(tmp_path)]) == 0
-        assert main(["check", "--no-cache", "--quiet", "--strict", "--rules", str(tmp_path)]) == 1
+        assert main(["check", "--format", "text", "--no-cache", "--quiet", "--strict", "--rules", str(tmp_path)]) == 1
         assert f"{tmp_path / 'none.xml'}:1:0: error[SS102]" in capsys.readouterr().out
 
     def test_declaration_file_loads_under_strict(self, tmp_path: Path) -> None:

@@ -306,7 +306,8 @@ class TestShippedBesideUpstream:
 
     def test_check_shows_the_replaced_copies(self, upstream_copies: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """`check --quiet` still lists which copy of an id was replaced by which, and counts them; exit 0."""
-        assert main(["check", "--quiet", "--no-cache", "--rules", str(PATTERNS), "--rules", str(upstream_copies)]) == 0
+        assert main(["check", "--format", "text", "--quiet", "--no-cache",
+                     "--rules", str(PATTERNS), "--rules", str(upstream_copies)]) == 0
         out = capsys.readouterr().out
         lines = [line for line in out.splitlines() if "[SS305]" in line]
         assert len(lines) == 3 and all(line.startswith(str(PATTERNS)) for line in lines), out

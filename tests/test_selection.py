@@ -85,7 +85,7 @@ class TestCommand:
 
     def test_check_refuses_an_unknown_tag(self, tmp_path: Path) -> None:
         """check exits 2 on a --tag no loaded rule carries, and says so."""
-        r = subprocess.run([CLI, "check", "--cache-dir", str(tmp_path), "--tag", "attack.t9999"],
+        r = subprocess.run([CLI, "check", "--format", "text", "--cache-dir", str(tmp_path), "--tag", "attack.t9999"],
                            capture_output=True, timeout=120)
         assert r.returncode == 2 and b"--tag attack.t9999" in r.stdout
 

@@ -58,8 +58,8 @@ def test_warm_run_imports_no_rule_format_library(rules_dir: Path, tmp_path: Path
 def test_check_same_warm_and_cold(rules_dir: Path, tmp_path: Path) -> None:
     """Diagnostics, identity decisions and coverage printed by `check` are the same read from the cache."""
     cache = tmp_path / "cache"
-    cold = _cli("check", "--rules", str(rules_dir), "--cache-dir", str(cache))
-    warm = _cli("check", "--rules", str(rules_dir), "--cache-dir", str(cache))
+    cold = _cli("check", "--format", "text", "--rules", str(rules_dir), "--cache-dir", str(cache))
+    warm = _cli("check", "--format", "text", "--rules", str(rules_dir), "--cache-dir", str(cache))
     assert "(cache: cold)" in cold.stdout and "(cache: warm)" in warm.stdout
     assert "SS305" in cold.stdout
     assert (warm.returncode, _VOLATILE.sub("", warm.stdout)) == (cold.returncode, _VOLATILE.sub("", cold.stdout))
