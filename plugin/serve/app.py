@@ -2,8 +2,9 @@
 
 Start: every listener binds before `started` is logged (a port in use is an error at start, exit 1).
 Run: the output task delivers batches; a timer lets held auditd events leave; `stats` is logged
-periodically; SIGHUP asks for new rules, swapped in by the event loop between two feeds. Stop (SIGTERM, SIGINT): the listeners stop taking input, what was read goes through
-the engine, the buffer drains to the downstream for at most --drain-timeout seconds, requests whose
+periodically; SIGHUP asks for new rules, swapped in by the event loop between two feeds.
+Stop (SIGTERM, SIGINT): the listeners stop taking input, what was read goes through the engine, the
+buffer drains to the downstream for at most --drain-timeout seconds, requests whose
 events were delivered are answered 200 (the others 503), and `stopped` reports events in and out
 in total and per listener. Exit 0 when everything read was delivered, 1 when the drain timed out.
 """
