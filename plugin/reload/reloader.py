@@ -14,8 +14,10 @@ changed after the running one read them): however many SIGHUPs arrive, at most o
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,13 +30,13 @@ from shellsieve.compile.ruleset import Ruleset
 from shellsieve.diagnostics import Diagnostic
 from shellsieve.model.exceptions import RuleException
 from shellsieve.model.selection import Selection
-from shellsieve.reload.child import compile_rules_in_child
 from shellsieve.run.engine import Engine
 from shellsieve.settings import Settings
 
 __all__ = ["RuleSource", "Reloader", "MAX_ERRORS_LOGGED"]
 
 MAX_ERRORS_LOGGED = 20  # errors listed in one reload_failed event (all are counted)
+SWITCH_INTERVAL_S = 0.0005  # while a reload loads its rules beside the loop (see `_reload`)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class Reloader:
             self._closed = True
             self._cond.notify()
             proc = self._proc
-        if proc is not None and proc.is_alive():
+        if proc is not None and proc.poll() is None:
             proc.kill()
         self._thread.join(timeout=5)
         for fd in (self.wake_fd, self._wake_w):
@@ -205,10 +207,17 @@ class Reloader:
             return failed("compile failed", {"error": got})
         blob, cpu = got
         t1 = time.perf_counter()
+        # The load is Python work in this thread, beside the loop's: a short switch interval hands
+        # the interpreter lock back to the loop soon after each of its reads and writes, which
+        # otherwise wait up to the default 5 ms each behind this thread.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             _, ruleset, diags = from_entry(blob)
         except BuildError as exc:
             return failed("compile failed", {"error": str(exc)})
+        finally:
+            sys.setswitchinterval(interval)
         del blob
         verdict = admit(ruleset, diags, self.source.settings, self.source.exception_paths)
         if isinstance(verdict, Refusal):
@@ -224,26 +233,21 @@ class Reloader:
     def _compile(self) -> tuple[bytes, float] | str:
         """The entry and CPU seconds of a compile process, or what went wrong."""
         src = self.source
-        ctx = multiprocessing.get_context("spawn")
-        recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=compile_rules_in_child, args=(send, src.paths, src.cache_dir, src.selection),
-                           name="shellsieve-reload", daemon=True)
+        job = pickle.dumps((src.paths, src.cache_dir, src.selection))
         with self._cond:
             if self._closed:
                 return "stopping"
-            proc.start()
+            proc = subprocess.Popen([sys.executable, "-m", "shellsieve.reload.child"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             self._proc = proc
-        send.close()
-        try:
-            kind, payload, cpu = recv.recv()
-        except (EOFError, OSError):
-            proc.join()
-            return f"the compile process ended without a result (exit status {proc.exitcode})"
-        finally:
-            recv.close()
-        proc.join()
+        out, err = proc.communicate(job)
         with self._cond:
             self._proc = None
+        try:
+            kind, payload, cpu = pickle.loads(out)
+        except Exception:  # noqa: BLE001 - killed, crashed, out of memory: no whole result came
+            tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            return f"the compile process ended without a result (exit status {proc.returncode}) {tail[0]}".strip()
         if kind != "ok":
             return str(payload)
         return payload, cpu

@@ -263,3 +263,37 @@ class TestWatch:
         f.proc.stdin.close()
         code, out, _ = f.finish()
         assert code == 0 and rule_ids(msgspec.json.decode(out[-1])) == [MARKER_ID]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:  # the thread ended
+            pass
+    return out
+
+
+class TestCompileProcess:
+    def test_a_compile_process_killed_fails_the_reload_only(self, spawn: Any, tmp_path: Path) -> None:
+        """The compile process dies (the OOM killer, an operator's kill -9): the reload fails, the
+        filter runs on with its rules, and the next SIGHUP reloads."""
+        rules = RULESETS / "sigma" / "linux" / "process_creation"
+        f = spawn("--rules", str(rules), "--no-cache")
+        _wait(f, lambda logs: bool(_events(logs, "started")))
+        f.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while not (pids := _children(f.proc.pid)):  # the reload thread's child: any task's children
+            assert time.monotonic() < deadline, "no compile process appeared"
+            time.sleep(0.005)
+        os.kill(pids[0], signal.SIGKILL)
+        logs = _wait(f, lambda logs: _outcomes(logs) >= 1)
+        failed = _events(logs, "reload_failed")
+        assert failed and "without a result" in failed[0]["error"], logs[-2:]
+        f.proc.send_signal(signal.SIGHUP)
+        logs = _wait(f, lambda logs: _outcomes(logs) >= 2)
+        assert len(_events(logs, "reloaded")) == 1
+        f.proc.stdin.close()
+        code, _, logs = f.finish()
+        assert code == 0 and _stopped(logs)["reloads"] == {"ok": 1, "failed": 1}
