@@ -22,7 +22,7 @@ from shellsieve.model.fields import known_fields
 from shellsieve.run.suppress import unknown_fields
 from shellsieve.settings import Settings
 
-__all__ = ["Refusal", "Admitted", "admit", "exceptions_for", "bad_selection", "fatal", "new_errors", "error_key"]
+__all__ = ["Refusal", "Admitted", "admit", "exceptions_for", "bad_selection", "fatal", "new_errors", "new_diagnostics", "error_key"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,13 @@ def error_key(d: Diagnostic) -> tuple[str, str, str | None]:
 
 def new_errors(diags: Iterable[Diagnostic], before: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Errors of `diags` that `before` did not have."""
-    known = {error_key(d) for d in before if d.severity == "error"}
-    return [d for d in diags if d.severity == "error" and error_key(d) not in known]
+    return [d for d in new_diagnostics(diags, before) if d.severity == "error"]
+
+
+def new_diagnostics(diags: Iterable[Diagnostic], before: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics of `diags` (of any severity) that `before` did not have."""
+    known = {(d.severity, *error_key(d)) for d in before}
+    return [d for d in diags if (d.severity, *error_key(d)) not in known]
 
 
 def exceptions_for(paths: list[Path] | None, ruleset: Ruleset) -> tuple[list[RuleException], list[Diagnostic]]:

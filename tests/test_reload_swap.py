@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from conftest import PATTERNS, PHP_FSOCKOPEN, REVERSE_SHELL_SEQUENCE, rule_ids
-from shellsieve.admit import new_errors
+from shellsieve.admit import new_diagnostics, new_errors
 from shellsieve.build import BuildError, build, build_entry, from_entry
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.model.selection import Selection
@@ -156,3 +156,14 @@ class TestNewErrors:
         (bad / "b.yml").write_text("detection: {\n")
         _, _, after = build([bad], None)
         assert [d.location.path for d in new_errors(after, before)] == [str(bad / "b.yml")]
+
+    def test_a_new_warning_is_new_but_not_an_error(self, tmp_path: Path) -> None:
+        rules = tmp_path / "r"
+        rules.mkdir()
+        (rules / "a.yml").write_text(EXTRA.format(n=1, token="zz-marker"))
+        _, _, before = build([rules], None)
+        (rules / "b.yml").write_text(EXTRA.format(n=2, token="-").replace('contains: "-"', "contains: ' '"))
+        _, _, after = build([rules], None)
+        fresh = new_diagnostics(after, before)
+        assert fresh and {d.severity for d in fresh} == {"warning"}  # an anchor on most events (SS304)
+        assert new_errors(after, before) == []

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shellsieve.admit import Refusal, admit, new_errors
+from shellsieve.admit import Refusal, admit, new_diagnostics
 from shellsieve.build import BuildError, from_entry
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.diagnostics import Diagnostic
@@ -56,7 +56,7 @@ class _Reloaded:
     requests: int  # requests this reload answered: its own and those coalesced into it
     ruleset: Ruleset
     exceptions: list[RuleException]
-    warnings: list[Diagnostic]  # of the exceptions files (expired entries), logged as at start
+    warnings: list[Diagnostic]  # new since the last load (rule warnings, expired exceptions), to log
     compile_cpu_s: float  # the compile process's CPU seconds
     load_s: float  # turning its entry into a Ruleset, in this process
     seconds: float  # from the start of the reload until ready
@@ -138,6 +138,8 @@ class Reloader:
         if proc is not None and proc.poll() is None:
             proc.kill()
         self._thread.join(timeout=5)
+        if self._thread.is_alive():  # still loading: it may yet write the wake-up; the exit closes these
+            return
         for fd in (self.wake_fd, self._wake_w):
             try:
                 os.close(fd)
@@ -149,8 +151,10 @@ class Reloader:
         changes = engine.swap(ready.ruleset, ready.exceptions, ready.compile_cpu_s + ready.load_s)
         engine.stats.reloads["ok"] += 1
         swap_s = time.perf_counter() - t0
-        for d in ready.warnings:
-            self.log.warning("exception_diagnostic", **d.to_builtins())
+        for d in ready.warnings:  # what the new rules and exceptions files brought, logged as at start
+            level = {"error": "error", "info": "debug"}.get(d.severity, "warning")
+            event = "exception_diagnostic" if d.code.code.startswith("SS5") else "rule_diagnostic"
+            getattr(self.log, level)(event, **d.to_builtins())
         # The rules swapped out were frozen at the start (cli.py): unfreeze so their cycles can be
         # collected, then freeze the new ones, which live until the next reload.
         t1 = time.perf_counter()
@@ -222,11 +226,12 @@ class Reloader:
         verdict = admit(ruleset, diags, self.source.settings, self.source.exception_paths)
         if isinstance(verdict, Refusal):
             return failed(verdict.reason, verdict.fields, list(verdict.diagnostics))
-        new = new_errors(diags, self._baseline)
+        fresh = new_diagnostics(diags, self._baseline)
+        new = [d for d in fresh if d.severity == "error"]
         if new:
             return failed("rule errors the running rules do not have", {}, new)
         self._baseline = diags
-        warnings = [d for d in verdict.exception_diagnostics if d.severity != "info"]
+        warnings = fresh + [d for d in verdict.exception_diagnostics if d.severity != "info"]
         return _Reloaded(trigger, requests, ruleset, verdict.exceptions, warnings, cpu,
                          time.perf_counter() - t1, time.monotonic() - t0)
 
