@@ -21,10 +21,12 @@ from pathlib import Path
 import hyperscan as hs
 import msgspec
 
-__all__ = ["CacheEntry", "DatabaseCache", "default_cache_dir", "cache_key", "patterns_digest", "encode_model",
-           "decode_model"]
+__all__ = ["CacheEntry", "DatabaseCache", "default_cache_dir", "cache_key", "code_digest", "patterns_digest",
+           "encode_model", "decode_model", "read_checked", "write_checked"]
 
-FORMAT = 4  # 2: a field and a line database; 3: and the line database in SINGLEMATCH mode; 4: and the rule model
+# 2: a field and a line database; 3: and the line database in SINGLEMATCH mode; 4: and the rule model;
+# 5: and the pattern layout, the SINGLEMATCH twin moved to a file of its own, built when first needed
+FORMAT = 5
 
 
 class CacheEntry(msgspec.Struct, frozen=True):
@@ -32,12 +34,24 @@ class CacheEntry(msgspec.Struct, frozen=True):
     patterns_digest: bytes  # sha256 of the (expression, flags) lists the databases were compiled from
     database: bytes  # hs.dumpb of the field database
     line_database: bytes  # hs.dumpb of the line database
-    single_database: bytes  # hs.dumpb of the line database with HS_FLAG_SINGLEMATCH (long lines)
     # Per regex that Hyperscan cannot run as written: (expression, flags) -> flags used, or an error.
     resolutions: list[tuple[bytes, int, int, str]] = []
     # The loaded rules after selection and the loaders' diagnostics, pickled (cli.py `build`), so a
     # warm start parses no rule file and imports no rule-format library. b"": not kept.
     model: bytes = b""
+    # What compile_rules derived from that model (compile/ruleset.py `_Saved`), pickled: the rules
+    # kept, the pattern layout and the diagnostics, so a warm start decodes them instead of deriving
+    # the pattern lists again. Used only with the model it was derived from. b"": not kept.
+    layout: bytes = b""
+
+
+class _SingleEntry(msgspec.Struct, frozen=True):
+    """The line database with HS_FLAG_SINGLEMATCH, in a file beside its entry (`<key>.single.hsdb`):
+    built only when a scan first needs it (run/match.py, run/longline.py), then kept."""
+
+    format: int
+    patterns_digest: bytes  # the entry's: a twin of other patterns is not used
+    database: bytes
 
 
 def default_cache_dir() -> Path:
@@ -48,11 +62,28 @@ def default_cache_dir() -> Path:
     return Path(base) / "shellsieve"
 
 
+def code_digest() -> bytes:
+    """sha256 of shellsieve's own source files: an entry keeps what the code derived from the rules
+    (the layout, the loaded rules), and an editable install changes its code without its version."""
+    global _code_digest
+    if _code_digest is None:
+        h = hashlib.sha256()
+        root = Path(__file__).resolve().parent.parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+        _code_digest = h.digest()
+    return _code_digest
+
+
+_code_digest: bytes | None = None
+
+
 def cache_key(rule_files: Iterable[Path], field_maps: Iterable[object]) -> str:
-    """Hash of the rule files' paths and bytes, the field maps and the library versions."""
+    """Hash of the rule files' paths and bytes, the field maps, the library versions and the code."""
     from shellsieve import __version__
 
     h = hashlib.sha256(f"shellsieve {__version__} hyperscan {hs.__version__} format {FORMAT}\n".encode())
+    h.update(code_digest())
     for m in field_maps:
         h.update(repr(m).encode())
     for f in sorted(rule_files):
@@ -118,6 +149,37 @@ def _trusted(path: Path) -> bool:
     return st.st_uid == me and dst.st_uid == me and not (st.st_mode | dst.st_mode) & 0o022
 
 
+def read_checked(path: Path) -> bytes | str:
+    """The payload of a file written by `write_checked`, or why it cannot be used: "cold" (no file),
+    "untrusted" (see `_trusted`) or "corrupt" (its sha256 does not match)."""
+    try:
+        data = path.read_bytes()
+        trusted = _trusted(path)
+    except OSError:
+        return "cold"
+    if not trusted:
+        return "untrusted"
+    digest, payload = data[:32], data[32:]
+    if len(data) < 32 or hashlib.sha256(payload).digest() != digest:
+        return "corrupt"
+    return payload
+
+
+def write_checked(path: Path, payload: bytes) -> None:
+    """Write sha256 + payload atomically (temp file + rename) in a directory only this user can
+    write; a cache that cannot be written is only slower."""
+    tmp = None
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(hashlib.sha256(payload).digest() + payload)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
 def _load(blob: bytes) -> hs.Database:
     db = hs.loadb(blob, hs.HS_MODE_BLOCK)
     db.scratch = hs.Scratch(db)  # a loaded database comes without the scratch space scans need
@@ -134,12 +196,14 @@ class DatabaseCache:
         self.status = "cold"
         self.model = b""  # written with the next entry stored (see CacheEntry.model)
         self._loaded: CacheEntry | None = None  # `load` reads the file once: build and compile both ask
+        self._single: tuple[bytes, bytes] | None = None  # (patterns digest, dumpb) of the twin kept last
 
     @classmethod
     def held(cls, entry: CacheEntry | None = None) -> DatabaseCache:
         """A cache of no file: `load` gives `entry`, `store` keeps what it is given in memory."""
         cache = cls(None, "")
         cache._loaded = entry
+        cache.model = entry.model if entry is not None else b""  # the rules compiled with it are its model
         return cache
 
     @property
@@ -150,20 +214,13 @@ class DatabaseCache:
     def load(self) -> CacheEntry | None:
         if self._loaded is not None or self.path is None:
             return self._loaded
-        try:
-            data = self.path.read_bytes()
-            trusted = _trusted(self.path)
-        except OSError:
+        payload = read_checked(self.path)
+        if isinstance(payload, str):
+            self.status = payload
             return None
-        if not trusted:
-            self.status = "untrusted"
-            return None
-        digest, payload = data[:32], data[32:]
         try:
-            if hashlib.sha256(payload).digest() != digest:
-                raise ValueError("checksum mismatch")
             entry = msgspec.msgpack.decode(payload, type=CacheEntry)
-        except (ValueError, msgspec.DecodeError):
+        except msgspec.DecodeError:
             self.status = "corrupt"
             return None
         if entry.format != FORMAT:
@@ -172,36 +229,52 @@ class DatabaseCache:
         self._loaded = entry
         return entry
 
-    def databases(self, entry: CacheEntry, digest: bytes
-                  ) -> tuple[hs.Database | None, hs.Database, hs.Database] | None:
-        """The cached (field, line, single-match line) databases if built from exactly these patterns."""
+    def databases(self, entry: CacheEntry, digest: bytes) -> tuple[hs.Database | None, hs.Database] | None:
+        """The cached (field, line) databases if built from exactly these patterns."""
         if entry.patterns_digest != digest:
             self.status = "stale"
             return None
         try:
             line_db = _load(entry.line_database)
-            single_db = _load(entry.single_database)
             field_db = _load(entry.database) if entry.database else None  # b"": rules without text patterns
         except hs.error:
             self.status = "corrupt"
             return None
         self.status = "warm"
-        return field_db, line_db, single_db
+        return field_db, line_db
+
+    def single(self, digest: bytes) -> hs.Database | None:
+        """The SINGLEMATCH twin of the line database of `digest`, if one was kept (`store_single`)."""
+        blob = self._single if self._single is not None and self._single[0] == digest else None
+        if blob is None and self.path is not None:
+            payload = read_checked(self._single_path())
+            try:
+                kept = msgspec.msgpack.decode(payload, type=_SingleEntry) if isinstance(payload, bytes) else None
+            except msgspec.DecodeError:
+                kept = None
+            if kept is not None and kept.format == FORMAT and kept.patterns_digest == digest:
+                blob = (digest, kept.database)
+        if blob is None:
+            return None
+        try:
+            return _load(blob[1])
+        except hs.error:
+            return None
+
+    def store_single(self, digest: bytes, db: hs.Database) -> None:
+        """Keep the twin built for the line database of `digest` (in memory for a held cache)."""
+        blob = hs.dumpb(db)
+        self._single = (digest, blob)
+        if self.path is not None:
+            write_checked(self._single_path(), msgspec.msgpack.encode(_SingleEntry(FORMAT, digest, blob)))
+
+    def _single_path(self) -> Path:
+        assert self.path is not None
+        return self.path.with_suffix(".single.hsdb")
 
     def store(self, entry: CacheEntry) -> None:
         """Write atomically (temp file + rename); a cache that cannot be written is only slower."""
         entry = msgspec.structs.replace(entry, model=self.model)
         self._loaded = entry
-        if self.path is None:
-            return
-        tmp = None
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
-            payload = msgspec.msgpack.encode(entry)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(hashlib.sha256(payload).digest() + payload)
-            os.replace(tmp, self.path)
-        except OSError:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
+        if self.path is not None:
+            write_checked(self.path, msgspec.msgpack.encode(entry))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import pickle
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import hyperscan as hs
 import regex
 
 from shellsieve.compile.cache import FORMAT, CacheEntry, DatabaseCache, patterns_digest
+from shellsieve.compile.lazy_database import LazyDatabase
 from shellsieve.compile.anchors import Clause, anchor_clauses
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.cost import cost_error
@@ -52,16 +55,24 @@ class CompiledRule:
 
 
 class RegexConfirm:
-    """Bounded full-engine confirm for patterns Hyperscan runs in prefilter mode."""
+    """Bounded full-engine confirm for patterns Hyperscan runs in prefilter mode. Each regex is
+    compiled when first needed: most never are, and a warm start then compiles none."""
 
     def __init__(self) -> None:
+        self.sources: dict[int, tuple[str, int]] = {}  # pattern id -> (regex, `regex` flags)
         self.compiled: dict[int, regex.Pattern[str]] = {}
         self.timeouts = 0
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"sources": self.sources, "compiled": {}, "timeouts": 0}  # kept in the cache: sources only
 
     def __call__(self, pattern_id: int, text: str) -> bool:
         pat = self.compiled.get(pattern_id)
         if pat is None:
-            return True  # an exact Hyperscan pattern: its hit is the answer
+            source = self.sources.get(pattern_id)
+            if source is None:
+                return True  # an exact Hyperscan pattern: its hit is the answer
+            pat = self.compiled[pattern_id] = regex.compile(*source)  # checked by _try_resolve
         try:
             return pat.search(text, timeout=REGEX_TIMEOUT_S) is not None
         except TimeoutError:
@@ -96,7 +107,8 @@ class Ruleset:
     cache_status: str = "off"
     # The line database again with HS_FLAG_SINGLEMATCH: scanned one line at a time when a block's
     # hits pass their bound (run/match.py), so that one event makes at most one callback per pattern.
-    single_database: hs.Database | None = None  # off / cold / warm / stale / corrupt (see compile/cache.py)
+    # Compiled (or loaded from the cache) when first scanned.
+    single_database: LazyDatabase | None = None
     # id() of a text predicate of `rules` -> its field pattern ids: what `explain` evaluates one
     # condition with, exactly as the compiled check does (the predicates live as long as the rules)
     text_ids: dict[int, frozenset[int]] = field(default_factory=dict)
@@ -137,18 +149,22 @@ def _costly(rule: Rule) -> Diagnostic | None:
     return None
 
 
+def _text_predicates(rule: Rule) -> Iterator[Predicate]:
+    """The rule's text predicates in a fixed order: what the field patterns are derived from, and
+    how the cached layout names them (an id() does not outlive the process)."""
+    for q in _queries(rule):
+        for p in predicates(q):
+            if p.op in TEXT_OPS:
+                yield p
+
+
 def _field_patterns_for(rule: Rule) -> list[tuple[Predicate, list[FieldPattern]]]:
-    out = []
     q = rule.query
     by = [f for s in (*q.steps, *([q.until] if q.until else [])) for f in s.by] if isinstance(q, Sequence) else []
     for f in sorted(set(by).union(*(fields_of(q) for q in _queries(rule)))):
         if (err := field_error(f)) is not None:
             raise UnsupportedError(f, err)
-    for q in _queries(rule):
-        for p in predicates(q):
-            if p.op in TEXT_OPS:
-                out.append((p, field_patterns(p)))
-    return out
+    return [(p, field_patterns(p)) for p in _text_predicates(rule)]
 
 
 Resolutions = dict[tuple[bytes, int], tuple[int, str]]  # (expression, flags) -> (flags used, error or "")
@@ -220,6 +236,7 @@ class _Layout:
     diags: list[Diagnostic]
     query_ids: dict[int, tuple[frozenset[int], ...]]  # sequence rule -> line pattern ids per query
 
+    @cached_property
     def digest(self) -> bytes:
         both = self.fields + [Pattern(b"\n-- line database --\n", 0, None)] + self.lines.patterns
         return patterns_digest((p.expression, p.flags) for p in both)
@@ -243,7 +260,7 @@ def _layout(kept: Kept) -> _Layout:
                     # SINGLEMATCH: a field scan needs which patterns match a value, not where or how often
                     fields.append(Pattern(fp.expression, fp.flags | hs.HS_FLAG_SINGLEMATCH, ri))
                     if fp.confirm is not None:
-                        regex_confirm.compiled[pid] = regex.compile(fp.confirm, python_flags(fp))
+                        regex_confirm.sources[pid] = (fp.confirm, python_flags(fp))
                 ids.append(pid)
             pred_ids[id(pred)] = frozenset(ids)
 
@@ -268,29 +285,102 @@ def _layout(kept: Kept) -> _Layout:
     return _Layout(fields, pred_ids, regex_confirm, lines, always, diags, query_ids)
 
 
+Databases = tuple[hs.Database | None, hs.Database]  # the field and line databases
+
+
 def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
-              entry: CacheEntry | None) -> tuple[Kept, _Layout, tuple[hs.Database | None, hs.Database, hs.Database],
-                                                 list[Diagnostic]]:
-    """The field, line and single-match line databases for `kept`: from the cache when built from
-    exactly these patterns."""
+              entry: CacheEntry | None) -> tuple[Kept, _Layout, Databases, list[Diagnostic], bool]:
+    """The field and line databases for `kept`: from the cache when built from exactly these
+    patterns; and whether they were compiled here."""
     diags: list[Diagnostic] = []
     layout = _layout(kept)
-    databases = cache.databases(entry, layout.digest()) if cache is not None and entry is not None else None
+    databases = cache.databases(entry, layout.digest) if cache is not None and entry is not None else None
     if databases is not None:
-        return kept, layout, databases, diags
+        return kept, layout, databases, diags, False
     try:
         field_db = compile_database(layout.fields) if layout.fields else None
     except hs.error:
         kept, diags = _resolve(kept, known, only_regex=False)
         layout = _layout(kept)
         field_db = compile_database(layout.fields) if layout.fields else None
-    line_db = compile_database(layout.lines.patterns)
-    single_db = compile_database(single_match(layout.lines.patterns))
-    if cache is not None:
-        cache.store(CacheEntry(FORMAT, layout.digest(), hs.dumpb(field_db) if field_db else b"",
-                               hs.dumpb(line_db), hs.dumpb(single_db),
-                               [(e, f, nf, err) for (e, f), (nf, err) in known.items()]))
-    return kept, layout, (field_db, line_db, single_db), diags
+    return kept, layout, (field_db, compile_database(layout.lines.patterns)), diags, True
+
+
+@dataclass
+class _Saved:
+    """What `_derive` makes of a rule model, kept in the cache entry (CacheEntry.layout) with it."""
+
+    kept: list[int]  # positions in the rules given of the rules compiled
+    layout: _Layout  # its pred_ids left empty: they are keyed by id(), see text_ids
+    text_ids: list[frozenset[int]]  # field pattern ids per `_text_predicates` of the kept rules, in order
+    diags: list[Diagnostic]  # every diagnostic of the compile
+
+
+def _save(rules: list[Rule], kept: list[Rule], layout: _Layout, diags: list[Diagnostic]) -> bytes:
+    position = {id(r): i for i, r in enumerate(rules)}
+    text_ids = [layout.pred_ids[id(p)] for r in kept for p in _text_predicates(r)]
+    # clause_ids only served to build query_ids: not kept
+    bare = replace(layout, pred_ids={}, lines=replace(layout.lines, clause_ids={}))
+    return pickle.dumps(_Saved([position[id(r)] for r in kept], bare, text_ids, diags),
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _restore(blob: bytes, rules: list[Rule]) -> tuple[list[Rule], _Layout, list[Diagnostic]] | None:
+    """The kept rules, layout and diagnostics `_save` kept for these rules, or None if they do not load."""
+    try:
+        saved = pickle.loads(blob)
+        kept = [rules[i] for i in saved.kept]
+    except Exception:  # noqa: BLE001 - any failure means: derive them again
+        return None
+    preds = [p for r in kept for p in _text_predicates(r)]
+    if not isinstance(saved, _Saved) or len(preds) != len(saved.text_ids):
+        return None
+    saved.layout.pred_ids = {id(p): ids for p, ids in zip(preds, saved.text_ids)}
+    return kept, saved.layout, saved.diags
+
+
+def _reuse(rules: list[Rule], cache: DatabaseCache | None, entry: CacheEntry | None
+           ) -> tuple[list[Rule], _Layout, Databases, list[Diagnostic]] | None:
+    """Warm: the layout kept in the entry, when `rules` are its model (the caller sets cache.model
+    to the model `rules` were decoded from or encoded into), with the databases it was compiled to."""
+    if cache is None or entry is None or not entry.layout or not cache.model or cache.model != entry.model:
+        return None
+    restored = _restore(entry.layout, rules)
+    if restored is None:
+        return None
+    kept, layout, diags = restored
+    databases = cache.databases(entry, layout.digest)
+    return (kept, layout, databases, diags) if databases is not None else None
+
+
+def _derive(rules: list[Rule], cache: DatabaseCache | None, entry: CacheEntry | None
+            ) -> tuple[list[Rule], _Layout, Databases, list[Diagnostic]]:
+    """The rules that can be compiled, their pattern layout and databases (compiled, or loaded
+    when built from the same patterns), and the diagnostics; a new entry is stored."""
+    diags: list[Diagnostic] = []
+    kept: Kept = []
+    for rule in rules:
+        costly = _costly(rule)
+        if costly is not None:
+            diags.append(costly)
+            continue
+        try:
+            fps = _field_patterns_for(rule)
+        except UnsupportedError as exc:
+            diags.append(_diag(rule, Code.UNSUPPORTED_CONSTRUCT, exc.construct, exc.message))
+            continue
+        kept.append((rule, fps))
+
+    known: Resolutions = {(e, f): (nf, err) for e, f, nf, err in entry.resolutions} if entry else {}
+    kept, rdiags = _resolve(kept, known, only_regex=True)
+    kept, layout, (field_db, line_db), cdiags, compiled = _database(kept, known, cache, entry)
+    diags += rdiags + cdiags + layout.diags + _empty_matches(kept, layout, field_db)
+    kept_rules = [r for r, _ in kept]
+    if compiled and cache is not None:
+        saved = _save(rules, kept_rules, layout, diags) if cache.model else b""
+        cache.store(CacheEntry(FORMAT, layout.digest, hs.dumpb(field_db) if field_db else b"", hs.dumpb(line_db),
+                               [(e, f, nf, err) for (e, f), (nf, err) in known.items()], layout=saved))
+    return kept_rules, layout, (field_db, line_db), diags
 
 
 def _empty_matches(kept: Kept, layout: _Layout, field_db: hs.Database | None) -> list[Diagnostic]:
@@ -337,29 +427,14 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     With a cache, a database built earlier from the same patterns is loaded instead of compiled.
     """
     t0 = time.perf_counter()
-    diags: list[Diagnostic] = []
-    kept: Kept = []
-    for rule in rules:
-        costly = _costly(rule)
-        if costly is not None:
-            diags.append(costly)
-            continue
-        try:
-            fps = _field_patterns_for(rule)
-        except UnsupportedError as exc:
-            diags.append(_diag(rule, Code.UNSUPPORTED_CONSTRUCT, exc.construct, exc.message))
-            continue
-        kept.append((rule, fps))
-
     entry = cache.load() if cache is not None else None
-    known: Resolutions = {(e, f): (nf, err) for e, f, nf, err in entry.resolutions} if entry else {}
-    kept, rdiags = _resolve(kept, known, only_regex=True)
-    kept, layout, (field_db, line_db, single_db), cdiags = _database(kept, known, cache, entry)
-    diags += rdiags + cdiags + layout.diags + _empty_matches(kept, layout, field_db)
+    reused = _reuse(rules, cache, entry)
+    kept, layout, (field_db, line_db), diags = reused if reused is not None else _derive(rules, cache, entry)
     regex_confirm = layout.regex_confirm
+    single_db = LazyDatabase(single_match(layout.lines.patterns), layout.digest, cache)
 
     fields: set[str] = set(BASE_FIELDS)
-    for rule, _ in kept:
+    for rule in kept:
         for q in _queries(rule):
             fields |= fields_of(q)
         if isinstance(rule.query, Sequence):
@@ -374,7 +449,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
         return layout.pred_ids[id(pred)]
 
     compiled: list[CompiledRule] = []
-    for ri, (rule, _) in enumerate(kept):
+    for ri, rule in enumerate(kept):
         build: Callable[[Expr], Check] = lambda e: build_check(e, acc, text_ids, regex_confirm)  # noqa: E731
         q = rule.query
         if isinstance(q, Sequence):
