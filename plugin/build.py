@@ -20,6 +20,7 @@ from shellsieve.model.rule import Rule
 from shellsieve.model.selection import Selection, select
 from shellsieve.noise import noisy_rules
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
+from shellsieve.rules.loaded_cache import LoadedCache
 
 __all__ = ["build", "build_entry", "from_entry", "BuildError"]
 
@@ -80,7 +81,8 @@ def _build(paths: list[Path] | None, cache_dir: Path | None, selection: Selectio
         rules, diags = model
         cache.model = entry.model  # kept as read, should the databases need rebuilding
     else:
-        rules, ldiags = load_rules(paths)
+        # Per file too: when one rule file changed, only it is parsed again.
+        rules, ldiags = load_rules(paths, LoadedCache(cache_dir) if cache_dir is not None else None)
         rules, sdiags = select(rules, selection)
         diags = ldiags + sdiags
         if cache is not None:

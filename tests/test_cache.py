@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from conftest import PATTERNS, PHP_FSOCKOPEN, rule_ids, run_events
 from shellsieve.cli import build
-from shellsieve.compile.cache import DatabaseCache, cache_key
+from shellsieve.compile import ruleset as ruleset_module
+from shellsieve.compile.cache import CacheEntry, DatabaseCache, cache_key, read_checked, write_checked
 from shellsieve.compile.ruleset import compile_rules
 from shellsieve.model.fields import FIELD_MAPS
 from shellsieve.rules.discover import load_rules, rule_files
@@ -54,7 +57,7 @@ def test_corrupt_cache_is_rebuilt(rules_dir: Path, tmp_path: Path, damage: str) 
     """Hyperscan loads a damaged database and fails only when scanning: the checksum catches it first."""
     cache = tmp_path / "cache"
     build([rules_dir], cache)
-    (entry,) = cache.glob("*.hsdb")
+    entry = _entry_file(cache)
     data = bytearray(entry.read_bytes())
     if damage == "garbage":
         data = bytearray(b"not a cache")
@@ -100,7 +103,98 @@ def test_an_entry_others_can_write_is_not_loaded(rules_dir: Path, tmp_path: Path
     written (group/world-writable file or directory) is never read, only rebuilt."""
     cache = tmp_path / "cache"
     build([rules_dir], cache)
-    (entry,) = cache.glob("*.hsdb")
+    entry = _entry_file(cache)
     (entry if writable == "file" else cache).chmod(0o666 if writable == "file" else 0o777)
     _, again, _ = build([rules_dir], cache)
     assert again.cache_status == "untrusted" and _fires(again)
+
+
+def _entry_file(cache: Path) -> Path:
+    (entry,) = (p for p in cache.glob("*.hsdb") if not p.name.endswith(".single.hsdb"))
+    return entry
+
+
+def _rewrite_entry(path: Path, **changes: object) -> None:
+    """Change fields of an entry and write it back with a valid checksum: damage the sha256 cannot see."""
+    payload = read_checked(path)
+    assert isinstance(payload, bytes)
+    entry = msgspec.msgpack.decode(payload, type=CacheEntry)
+    write_checked(path, msgspec.msgpack.encode(msgspec.structs.replace(entry, **changes)))
+
+
+class TestLayout:
+    def test_warm_start_derives_no_layout(self, rules_dir: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        """A warm build decodes the pattern layout kept in the entry: it derives no field pattern and
+        no line layout, and matches as the cold build did."""
+        cache = tmp_path / "cache"
+        _, cold, cold_diags = build([rules_dir], cache)
+
+        def forbidden(*_: object) -> None:
+            raise AssertionError("derived on a warm start")
+
+        monkeypatch.setattr(ruleset_module, "_layout", forbidden)
+        monkeypatch.setattr(ruleset_module, "_field_patterns_for", forbidden)
+        _, warm, warm_diags = build([rules_dir], cache)
+        assert warm.cache_status == "warm" and _fires(warm)
+        assert warm.pattern_count == cold.pattern_count and warm_diags == cold_diags
+
+    @pytest.mark.parametrize("layout", [b"\x80not a pickle", b""])
+    def test_bad_layout_is_derived_again(self, rules_dir: Path, tmp_path: Path, layout: bytes) -> None:
+        """A layout that does not load (or none) is derived from the rules; the databases, built from
+        the same patterns, are still used."""
+        cache = tmp_path / "cache"
+        build([rules_dir], cache)
+        _rewrite_entry(_entry_file(cache), layout=layout)
+        _, again, _ = build([rules_dir], cache)
+        assert again.cache_status == "warm" and _fires(again)
+
+    def test_layout_of_other_patterns_is_not_used(self, rules_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """A kept layout whose patterns are not the ones its databases were compiled from (a bug, or
+        a layout of other rules) is derived again, not used: its digest is checked first."""
+        cache = tmp_path / "cache"
+        build([rules_dir], cache)
+        path = _entry_file(cache)
+        entry = msgspec.msgpack.decode(read_checked(path), type=CacheEntry)  # type: ignore[arg-type]
+        saved = pickle.loads(entry.layout)
+        saved.layout.fields[0].expression = b"not-the-compiled-pattern"
+        _rewrite_entry(path, layout=pickle.dumps(saved))
+        derived: list[int] = []
+        layout = ruleset_module._layout
+        monkeypatch.setattr(ruleset_module, "_layout", lambda kept: derived.append(1) or layout(kept))
+        _, again, _ = build([rules_dir], cache)
+        assert derived == [1] and again.cache_status == "warm" and _fires(again)
+
+
+class TestSingleMatchTwin:
+    def test_built_when_first_scanned_then_kept(self, rules_dir: Path, tmp_path: Path) -> None:
+        """The SINGLEMATCH twin is not compiled at start; its first scan compiles it and keeps it
+        beside the entry, and the next start loads it from there."""
+        cache = tmp_path / "cache"
+        _, first, _ = build([rules_dir], cache)
+        twin = first.single_database
+        assert twin is not None and not twin.built and not list(cache.glob("*.single.hsdb"))
+        line = msgspec.json.encode(PHP)
+        hits: list[int] = []
+        twin.scan(line, match_event_handler=lambda pid, *_: hits.append(pid))
+        assert twin.compiled and hits and len(list(cache.glob("*.single.hsdb"))) == 1
+        _, second, _ = build([rules_dir], cache)
+        again: list[int] = []
+        assert second.single_database is not None
+        second.single_database.scan(line, match_event_handler=lambda pid, *_: again.append(pid))
+        assert not second.single_database.compiled and sorted(again) == sorted(hits)
+
+    def test_damaged_twin_is_compiled_again(self, rules_dir: Path, tmp_path: Path) -> None:
+        cache = tmp_path / "cache"
+        _, first, _ = build([rules_dir], cache)
+        assert first.single_database is not None
+        first.single_database.database()
+        (twin_file,) = cache.glob("*.single.hsdb")
+        data = bytearray(twin_file.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        twin_file.write_bytes(bytes(data))
+        _, second, _ = build([rules_dir], cache)
+        assert second.single_database is not None
+        second.single_database.database()
+        assert second.single_database.compiled

@@ -9,6 +9,7 @@ from pathlib import Path
 from shellsieve.diagnostics import Code, Diagnostic, Location
 from shellsieve.model.rule import Rule
 from shellsieve.rules.identity import RuleIds
+from shellsieve.rules.loaded_cache import LoadedCache
 from shellsieve.rules.source import RuleFileError, read_rule_file
 
 __all__ = ["load_rules", "rule_files", "shipped_patterns"]
@@ -54,19 +55,19 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
+def load_rules(paths: Iterable[Path], cache: LoadedCache | None = None) -> tuple[list[Rule], list[Diagnostic]]:
     """Every rule of every file; one bad rule or file is a Diagnostic, never an exception.
 
     A byte-identical copy of a file already read is read once: rule collections are often copied
     into several folders, and counting the copy would report its rules twice (loaded or skipped).
     Of two copies of one rule id in different files, the newer runs (rules/identity.py).
+    With `cache`, a file's loader output is kept per file and reused while its bytes are the same.
     """
     ids = RuleIds()
     diags: list[Diagnostic] = []
     files: dict[bytes, Path] = {}
     for f in rule_files(paths):
-        loader = _loader(f)
-        if loader is None:  # before reading it: `--rules /dev/zero` is refused by name alone
+        if f.suffix.lower() not in _SUFFIXES:  # before reading it: `--rules /dev/zero` is refused by name alone
             diags.append(Diagnostic(Code.PARSE, "error", Location(str(f)), None, f.suffix,
                                     "unknown rule file type (expected .xml, .toml, .yml)"))
             continue
@@ -81,7 +82,7 @@ def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
                                     f"identical copy of {files[digest]}; read once"))
             continue
         files[digest] = f
-        got, problems = loader(f, data)
+        got, problems = _load_file(f, data, cache)
         diags.extend(problems)
         if not got and not problems:
             # an empty file, or one whose elements are all of kinds no loader reads: a rule file
@@ -91,3 +92,17 @@ def load_rules(paths: Iterable[Path]) -> tuple[list[Rule], list[Diagnostic]]:
         diags.extend(d for d in map(ids.add, got) if d is not None)
     diags.extend(ids.superseded())
     return ids.rules, diags
+
+
+def _load_file(f: Path, data: bytes, cache: LoadedCache | None) -> tuple[list[Rule], list[Diagnostic]]:
+    """The loader's output for one file, from `cache` when it holds the same file (then the loader's
+    library is not even imported)."""
+    key = cache.key(f, data) if cache is not None else ""
+    loaded = cache.get(key) if cache is not None else None
+    if loaded is None:
+        loader = _loader(f)
+        assert loader is not None  # load_rules reads only the suffixes of _SUFFIXES
+        loaded = loader(f, data)
+        if cache is not None:
+            cache.put(key, loaded)
+    return loaded
