@@ -74,3 +74,18 @@ def test_run_same_warm_and_cold(rules_dir: Path, tmp_path: Path) -> None:
     assert cold.returncode == warm.returncode == 0, cold.stderr[-2000:]
     assert '"cache":"cold"' in cold.stderr and '"cache":"warm"' in warm.stderr
     assert "shellsieve" in cold.stdout and warm.stdout == cold.stdout
+
+
+def test_one_changed_file_same_as_uncached(rules_dir: Path, tmp_path: Path) -> None:
+    """After one rule file changed, `check` reads the others' rules from the per-file cache and prints
+    what an uncached `check` prints (diagnostics, identity decisions, coverage)."""
+    rules = tmp_path / "rules"
+    shutil.copytree(rules_dir, rules)
+    cache = tmp_path / "cache"
+    assert _cli("check", "--quiet", "--rules", str(rules), "--cache-dir", str(cache)).returncode == 0
+    changed = next(rules.rglob("*.toml"))
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    again = _cli("check", "--format", "text", "--rules", str(rules), "--cache-dir", str(cache))
+    plain = _cli("check", "--format", "text", "--rules", str(rules), "--no-cache")
+    assert len(list((cache / "files").glob("*.rules"))) == len(list(rules.rglob("*.*"))) + 1  # and the edited one
+    assert (again.returncode, _VOLATILE.sub("", again.stdout)) == (plain.returncode, _VOLATILE.sub("", plain.stdout))
