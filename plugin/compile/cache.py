@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
+import threading
 from collections.abc import Iterable
 from typing import Any
 from pathlib import Path
@@ -168,16 +168,20 @@ def read_checked(path: Path) -> bytes | str:
 def write_checked(path: Path, payload: bytes) -> None:
     """Write sha256 + payload atomically (temp file + rename) in a directory only this user can
     write; a cache that cannot be written is only slower."""
-    tmp = None
+    # Named by process and thread, not by tempfile.mkstemp (0.6 ms a file: 1 CPU-s for the 1,764
+    # per-file entries of the public collections); O_EXCL all the same.
+    tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(hashlib.sha256(payload).digest() + payload)
         os.replace(tmp, path)
     except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def _load(blob: bytes) -> hs.Database:
