@@ -77,8 +77,11 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{'start':<13} {'CPU s':>7} {'target':>7}  command (stdin /dev/null, in the repository)")
+    chosen = selection()
     for name, cpu, cmd in rows:
-        shown = " ".join(c.replace(str(tmp), "$TMP").replace(str(ROOT.parent), "..") for c in cmd)
+        shown = " ".join(c.replace(str(tmp), "$TMP").replace(str(ROOT.parent), "..") for c in cmd if c not in chosen)
+        if any(c in chosen for c in cmd):
+            shown += f" + the {len(chosen)} options of {SELECTION.relative_to(ROOT)}"
         print(f"{name:<13} {cpu:>7.2f} {TARGETS[name]:>7.1f}  {shown}")
 
 
