@@ -198,3 +198,40 @@ class TestSingleMatchTwin:
         assert second.single_database is not None
         second.single_database.database()
         assert second.single_database.compiled
+
+
+class TestSamePatterns:
+    def test_changed_file_with_the_same_patterns_compiles_nothing(self, rules_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        """A rule file changed where no pattern did (a comment) is a new entry, but its databases are
+        those of the entry compiled from the same patterns, found by their digest."""
+        cache = tmp_path / "cache"
+        _, first, _ = build([rules_dir], cache)
+        f = sorted(rules_dir.rglob("*.yml"))[0]
+        f.write_text(f.read_text(encoding="utf-8") + "# a comment\n", encoding="utf-8")
+
+        def forbidden(*_: object) -> None:
+            raise AssertionError("compiled although the patterns are the same")
+
+        monkeypatch.setattr(ruleset_module, "compile_database", forbidden)
+        _, again, _ = build([rules_dir], cache)
+        assert again.cache_status == "cold" and _fires(again) and again.pattern_count == first.pattern_count
+        assert len(list(cache.glob("*.hsdb"))) == 2  # the new entry is written, databases and all
+
+    def test_damaged_by_patterns_entry_is_compiled(self, rules_dir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """A damaged entry under the patterns' digest is not used: the databases are compiled."""
+        cache = tmp_path / "cache"
+        build([rules_dir], cache)
+        (link,) = (cache / "by-patterns").glob("*.hsdb")
+        link.unlink()  # the entry itself keeps its own name: only this one is damaged
+        link.write_bytes(b"\0" * 64)
+        link.chmod(0o600)
+        f = sorted(rules_dir.rglob("*.yml"))[0]
+        f.write_text(f.read_text(encoding="utf-8") + "# a comment\n", encoding="utf-8")
+        compiled: list[int] = []
+        compile_database = ruleset_module.compile_database
+        monkeypatch.setattr(ruleset_module, "compile_database",
+                            lambda patterns: compiled.append(1) or compile_database(patterns))
+        _, again, _ = build([rules_dir], cache)
+        assert again.cache_status == "cold" and _fires(again) and compiled == [1, 1]

@@ -10,6 +10,7 @@ rebuilt and rewritten, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -181,13 +182,24 @@ def write_checked(path: Path, payload: bytes) -> None:
             fh.write(hashlib.sha256(payload).digest() + payload)
         os.replace(tmp, path)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _load(blob: bytes) -> hs.Database:
     db = hs.loadb(blob, hs.HS_MODE_BLOCK)
     db.scratch = hs.Scratch(db)  # a loaded database comes without the scratch space scans need
     return db
+
+
+def _open(entry: CacheEntry) -> tuple[hs.Database | None, hs.Database] | None:
+    """The entry's (field, line) databases, or None if they do not load."""
+    try:
+        line_db = _load(entry.line_database)
+        field_db = _load(entry.database) if entry.database else None  # b"": rules without text patterns
+    except hs.error:
+        return None
+    return field_db, line_db
 
 
 class DatabaseCache:
@@ -238,14 +250,27 @@ class DatabaseCache:
         if entry.patterns_digest != digest:
             self.status = "stale"
             return None
-        try:
-            line_db = _load(entry.line_database)
-            field_db = _load(entry.database) if entry.database else None  # b"": rules without text patterns
-        except hs.error:
-            self.status = "corrupt"
+        databases = _open(entry)
+        self.status = "warm" if databases is not None else "corrupt"
+        return databases
+
+    def by_patterns(self, digest: bytes) -> tuple[hs.Database | None, hs.Database] | None:
+        """The databases of another entry compiled from exactly these patterns, found by their digest:
+        rule files changed where no pattern did (a comment, a description, a date, a severity)."""
+        if self.path is None:
             return None
-        self.status = "warm"
-        return field_db, line_db
+        payload = read_checked(self._by_patterns(digest))
+        try:
+            other = msgspec.msgpack.decode(payload, type=CacheEntry) if isinstance(payload, bytes) else None
+        except msgspec.DecodeError:
+            return None
+        if other is None or other.format != FORMAT or other.patterns_digest != digest:
+            return None
+        return _open(other)
+
+    def _by_patterns(self, digest: bytes) -> Path:
+        assert self.path is not None
+        return self.path.parent / "by-patterns" / f"{digest.hex()}.hsdb"
 
     def single(self, digest: bytes) -> hs.Database | None:
         """The SINGLEMATCH twin of the line database of `digest`, if one was kept (`store_single`)."""
@@ -280,5 +305,16 @@ class DatabaseCache:
         """Write atomically (temp file + rename); a cache that cannot be written is only slower."""
         entry = msgspec.structs.replace(entry, model=self.model)
         self._loaded = entry
-        if self.path is not None:
-            write_checked(self.path, msgspec.msgpack.encode(entry))
+        if self.path is None:
+            return
+        write_checked(self.path, msgspec.msgpack.encode(entry))
+        # A second name by the patterns' digest (a hard link: no copy), for `by_patterns`
+        link = self._by_patterns(entry.patterns_digest)
+        tmp = link.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{link.name}")
+        try:
+            link.parent.mkdir(mode=0o700, exist_ok=True)
+            os.link(self.path, tmp)
+            os.replace(tmp, link)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()

@@ -291,12 +291,15 @@ Databases = tuple[hs.Database | None, hs.Database]  # the field and line databas
 def _database(kept: Kept, known: Resolutions, cache: DatabaseCache | None,
               entry: CacheEntry | None) -> tuple[Kept, _Layout, Databases, list[Diagnostic], bool]:
     """The field and line databases for `kept`: from the cache when built from exactly these
-    patterns; and whether they were compiled here."""
+    patterns; and whether a new entry is to be stored (they were not this entry's)."""
     diags: list[Diagnostic] = []
     layout = _layout(kept)
     databases = cache.databases(entry, layout.digest) if cache is not None and entry is not None else None
     if databases is not None:
         return kept, layout, databases, diags, False
+    databases = cache.by_patterns(layout.digest) if cache is not None else None
+    if databases is not None:
+        return kept, layout, databases, diags, True
     try:
         field_db = compile_database(layout.fields) if layout.fields else None
     except hs.error:
@@ -373,10 +376,10 @@ def _derive(rules: list[Rule], cache: DatabaseCache | None, entry: CacheEntry | 
 
     known: Resolutions = {(e, f): (nf, err) for e, f, nf, err in entry.resolutions} if entry else {}
     kept, rdiags = _resolve(kept, known, only_regex=True)
-    kept, layout, (field_db, line_db), cdiags, compiled = _database(kept, known, cache, entry)
+    kept, layout, (field_db, line_db), cdiags, new = _database(kept, known, cache, entry)
     diags += rdiags + cdiags + layout.diags + _empty_matches(kept, layout, field_db)
     kept_rules = [r for r, _ in kept]
-    if compiled and cache is not None:
+    if new and cache is not None:
         saved = _save(rules, kept_rules, layout, diags) if cache.model else b""
         cache.store(CacheEntry(FORMAT, layout.digest, hs.dumpb(field_db) if field_db else b"", hs.dumpb(line_db),
                                [(e, f, nf, err) for (e, f), (nf, err) in known.items()], layout=saved))
