@@ -1,16 +1,20 @@
 """On-disk cache of the compiled Hyperscan database, so large rule sets start fast.
 
 The file is named by a hash of everything the database is built from: the bytes of every rule
-file, the field maps, and the versions of shellsieve, Hyperscan and this format. Its content is
-checked again before use: the digest of the pattern list must equal the one just derived from the
-rules, and the file must match the sha256 it starts with (Hyperscan loads a corrupt database
-without complaint and fails only when scanning). Anything that does not check out is
-rebuilt and rewritten, never trusted.
+file, the field maps, the versions of shellsieve, Hyperscan and this format, and shellsieve's code.
+Beside the databases it keeps the rule model and the pattern layout derived from it (a warm start
+derives nothing); the SINGLEMATCH twin is a file of its own, written when first built; and a hard
+link names the entry by its patterns' digest, so rule files changed where no pattern did reuse it.
+Its content is checked again before use: the digest of the pattern list (derived from the rules, or
+the kept layout's) must equal the databases', and the file must match the sha256 it starts with
+(Hyperscan loads a corrupt database without complaint and fails only when scanning). Anything that
+does not check out is rebuilt and rewritten, never trusted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pickle
@@ -63,20 +67,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "shellsieve"
 
 
+@functools.cache
 def code_digest() -> bytes:
-    """sha256 of shellsieve's own source files: an entry keeps what the code derived from the rules
-    (the layout, the loaded rules), and an editable install changes its code without its version."""
-    global _code_digest
-    if _code_digest is None:
-        h = hashlib.sha256()
-        root = Path(__file__).resolve().parent.parent
-        for f in sorted(root.rglob("*.py")):
-            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
-        _code_digest = h.digest()
-    return _code_digest
-
-
-_code_digest: bytes | None = None
+    """sha256 of shellsieve's own source files (3 ms): an entry keeps what the code derived from the
+    rules (the layout, the loaded rules), and an editable install changes its code, not its version."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.digest()
 
 
 def cache_key(rule_files: Iterable[Path], field_maps: Iterable[object]) -> str:
@@ -174,6 +173,8 @@ def write_checked(path: Path, payload: bytes) -> None:
     tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # left by a process of the same pid that died while writing
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError:
         return
