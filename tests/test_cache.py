@@ -235,3 +235,21 @@ class TestSamePatterns:
                             lambda patterns: compiled.append(1) or compile_database(patterns))
         _, again, _ = build([rules_dir], cache)
         assert again.cache_status == "cold" and _fires(again) and compiled == [1, 1]
+
+
+def test_from_entry_derives_and_compiles_nothing(rules_dir: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload's entry (build_entry, in memory) becomes a Ruleset with no layout derived and no
+    database compiled: the kept layout and the serialized databases are used."""
+    from shellsieve.build import build_entry, from_entry
+    from shellsieve.model.selection import Selection
+
+    blob = build_entry([rules_dir], None, Selection())
+
+    def forbidden(*_: object) -> None:
+        raise AssertionError("derived or compiled in from_entry")
+
+    for name in ("_layout", "_field_patterns_for", "compile_database"):
+        monkeypatch.setattr(ruleset_module, name, forbidden)
+    _, ruleset, _ = from_entry(blob)
+    assert _fires(ruleset)
