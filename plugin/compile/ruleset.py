@@ -104,7 +104,7 @@ class Ruleset:
     compile_seconds: float
     database_bytes: int
     accessors: dict[str, Accessor] = field(default_factory=dict)
-    cache_status: str = "off"
+    cache_status: str = "off"  # off / cold / warm / stale / corrupt / untrusted (see compile/cache.py)
     # The line database again with HS_FLAG_SINGLEMATCH: scanned one line at a time when a block's
     # hits pass their bound (run/match.py), so that one event makes at most one callback per pattern.
     # Compiled (or loaded from the cache) when first scanned.
