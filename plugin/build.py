@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hyperscan as hs
 import msgspec
 
 from shellsieve.compile.cache import CacheEntry, DatabaseCache, cache_key, decode_model, encode_model
@@ -22,9 +23,18 @@ from shellsieve.noise import noisy_rules
 from shellsieve.rules.discover import load_rules, rule_files, shipped_patterns
 from shellsieve.rules.loaded_cache import LoadedCache
 
-__all__ = ["build", "build_entry", "from_entry", "BuildError"]
+__all__ = ["build", "build_entry", "from_entry", "BuildError", "HandOver"]
 
 Built = tuple[list[Rule], Ruleset, list[Diagnostic]]
+
+
+class HandOver(msgspec.Struct, frozen=True):
+    """What a reload's compile process sends: the cache entry, and the line database's SINGLEMATCH
+    twin built there too, so that the filter never compiles it (compile/lazy_database.py)."""
+
+    entry: CacheEntry
+    single_digest: bytes
+    single: bytes
 
 
 class BuildError(Exception):
@@ -41,25 +51,28 @@ def build(paths: list[Path] | None, cache_dir: Path | None = None, selection: Se
 def build_entry(paths: list[Path] | None, cache_dir: Path | None, selection: Selection) -> bytes:
     """`build`, returning the cache entry (rule model and serialized databases) as bytes for
     `from_entry`; with no `cache_dir` the entry is made in memory only."""
-    *_, cache = _build(paths, cache_dir, selection, keep_entry=True)
+    _, ruleset, _, cache = _build(paths, cache_dir, selection, keep_entry=True)
     entry = cache.entry if cache is not None else None
     if entry is None:  # pragma: no cover - a build through a cache always leaves its entry
         raise BuildError("the build left no cache entry")
-    return msgspec.msgpack.encode(entry)
+    twin = ruleset.single_database
+    assert twin is not None  # compile_rules always makes one
+    return msgspec.msgpack.encode(HandOver(entry, twin.digest, hs.dumpb(twin.database())))
 
 
 def from_entry(blob: bytes) -> Built:
     """The rules, Ruleset and diagnostics of an entry made by `build_entry`: no rule file is read and
     no database compiled (its patterns are the ones the entry was compiled from)."""
     try:
-        entry = msgspec.msgpack.decode(blob, type=CacheEntry)
+        handed = msgspec.msgpack.decode(blob, type=HandOver)
     except msgspec.DecodeError as exc:
         raise BuildError(f"the compiled rules could not be read: {exc}") from None
+    entry = handed.entry
     model = decode_model(entry.model)
     if model is None:
         raise BuildError("the compiled rules hold no rule model")
     rules, diags = model
-    cache = DatabaseCache.held(entry)
+    cache = DatabaseCache.held(entry, (handed.single_digest, handed.single))
     ruleset, cdiags = compile_rules(rules, cache)
     return rules, ruleset, diags + cdiags + noisy_rules(ruleset)
 

@@ -139,6 +139,14 @@ class TestHandOver:
         assert [cr.rule.id for cr in ruleset.rules] == [cr.rule.id for cr in direct[1].rules]
         assert ruleset.pattern_count == direct[1].pattern_count
         assert [d.render() for d in diags] == [d.render() for d in direct[2]]
+        twin = ruleset.single_database
+        assert twin is not None and twin.database() is not None and not twin.compiled  # handed over, not compiled
+
+    def test_the_twin_is_prepared_off_the_hot_path(self, tmp_path: Path) -> None:
+        twin = build([_rules(tmp_path, "zz-marker")], None)[1].single_database
+        assert twin is not None and not twin.built
+        twin.prepare().join(60)
+        assert twin.built and twin.compiled
 
     def test_from_entry_refuses_bytes_that_are_not_an_entry(self) -> None:
         with pytest.raises(BuildError, match="could not be read"):

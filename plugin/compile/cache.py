@@ -216,10 +216,12 @@ class DatabaseCache:
         self._single: tuple[bytes, bytes] | None = None  # (patterns digest, dumpb) of the twin kept last
 
     @classmethod
-    def held(cls, entry: CacheEntry | None = None) -> DatabaseCache:
-        """A cache of no file: `load` gives `entry`, `store` keeps what it is given in memory."""
+    def held(cls, entry: CacheEntry | None = None, single: tuple[bytes, bytes] | None = None) -> DatabaseCache:
+        """A cache of no file: `load` gives `entry`, `single` the twin of `single` ((patterns digest,
+        hs.dumpb bytes)), `store` keeps what it is given in memory."""
         cache = cls(None, "")
         cache._loaded = entry
+        cache._single = single
         cache.model = entry.model if entry is not None else b""  # the rules compiled with it are its model
         return cache
 

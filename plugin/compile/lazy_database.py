@@ -34,6 +34,20 @@ class LazyDatabase:
     def built(self) -> bool:
         return self._db is not None
 
+    @property
+    def digest(self) -> bytes:
+        """The line database's patterns digest: what names this twin (DatabaseCache.single)."""
+        return self._digest
+
+    def prepare(self) -> threading.Thread:
+        """Load or compile the twin now, in a thread (Hyperscan's compile releases the interpreter
+        lock): a filter that waited for the first overflowing block to compile it would hold that
+        block, and every event behind it, for the whole compile (10 CPU-s with the public
+        collections). A scan that needs it earlier waits for it."""
+        thread = threading.Thread(target=self.database, name="single-match-twin", daemon=True)
+        thread.start()
+        return thread
+
     def database(self) -> hs.Database:
         db = self._db
         if db is not None:

@@ -218,6 +218,8 @@ class Reloader:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             _, ruleset, diags = from_entry(blob)
+            if ruleset.single_database is not None:
+                ruleset.single_database.database()  # deserialized here, not by the first block needing it
         except BuildError as exc:
             return failed("compile failed", {"error": str(exc)})
         finally:
