@@ -17,7 +17,7 @@ from typing import NamedTuple, TypeGuard
 
 import msgspec
 
-from shellsieve.compile.regex import casefolds, wildcard_parts
+from shellsieve.compile.regex import casefolds, literal_regex, wildcard_parts
 from shellsieve.compile.regex_tree import (AnyChar, At, Branch, Char, Flag, Group, Node, Parsed, Range, Repeat,
                                            RepeatKind, Set, min_width, parse)
 from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
@@ -53,6 +53,7 @@ class Literal(NamedTuple):
     key: bytes = b""  # the JSON key whose value (a string, a number, an array) holds it (run/keys.py)
     number: bool = False  # `regex` spells a number: its hit lies inside a number or a numeric string
     shell: bool = False  # a shell's name or path: in most lines of a Linux host (SHELLS)
+    ordered: bool = False  # `regex` is a wildcard's parts in order (_ordered_parts): joins another field's set
 
     @property
     def weight(self) -> int:
@@ -274,6 +275,28 @@ def _number_regex(v: int | float) -> tuple[bytes, int] | None:
     return _NUMBER_BEFORE + rb"\.?".join(str(d).encode() for d in digits) + _NUMBER_AFTER, len(digits) + 2
 
 
+# Between two parts of one wildcard value: any run of one JSON string's content (an escape is two
+# bytes or more, `\"` among them), never its closing quote nor the line's end.
+_IN_STRING = rb"(?:[^\x22\x5c\n]|\x5c[^\n])*"
+
+
+def _ordered_parts(parts: list[tuple[str, str]], caseless: bool) -> Literal | None:
+    """A wildcard of two or more literal parts (`*import*pty*spawn*`) as one regex anchor: its parts
+    in order inside one JSON string. Its best part alone (`import`) fired on every `python3 -c
+    'import sys ...'` of a host; in order, only where the whole value can match. None for one part."""
+    lits = [(i, json_escaped(text)) for i, (kind, text) in enumerate(parts) if kind == "lit"]
+    if len(lits) < 2:
+        return None
+    body = []
+    for i, text in lits:
+        rx = literal_regex(text.decode("utf-8"), caseless, escape_all=True, folds=True)
+        body.append((b"\\x22" if i == 0 else b"") + rx + (b"\\x22" if i == len(parts) - 1 else b""))
+    size = sum(len(t) for _, t in lits)
+    if size < MIN_REGEX_WIDTH:
+        return None
+    return Literal(b"", caseless, regex=_IN_STRING.join(body), size=size, ordered=True)
+
+
 def predicate_literals(pred: Predicate) -> list[Literal] | None:
     """Raw-line literals of which at least one occurs wherever `pred` holds; None if none can be named."""
     caseless = not pred.case_sensitive
@@ -300,6 +323,10 @@ def predicate_literals(pred: Predicate) -> list[Literal] | None:
             lit = _quoted(str(v))[1:]
         elif pred.op is Op.WILDCARD:
             parts = wildcard_parts(str(v))
+            ordered = _ordered_parts(parts, caseless)
+            if ordered is not None:
+                out.append(ordered)
+                continue
             cands = []
             for i, (kind, text) in enumerate(parts):
                 if kind != "lit":
