@@ -48,13 +48,14 @@ def _events(i: int, args: list[str], parent: str) -> list[dict]:
     return [start, connect]
 
 
-def test_ordered_parts_anchor_is_one_regex_in_one_string() -> None:
+def test_ordered_parts_anchor_is_one_regex() -> None:
     lits = predicate_literals(Predicate("process.args", Op.WILDCARD, ("*import*pty*spawn*",), False))
     assert lits is not None and len(lits) == 1 and lits[0].ordered
     rx = re.compile(lits[0].regex, re.I)
     assert rx.search(b'"args":["-c","import os,pty;pty.spawn(\\"sh\\")"]')
     assert rx.search(b'"x":"IMPORT\\\\PTY\\"SPAWN"')  # escapes between the parts, any case
-    assert not rx.search(b'"args":["import sys","print(1)","pty","spawn"]')  # parts in three strings
+    assert not rx.search(b'"args":["-c","import sys; print(sys.version)"]')  # the best part alone
+    assert not rx.search(b'"args":["spawn","pty","import"]')  # out of order
     # one literal part keeps the best-part anchor
     one = predicate_literals(Predicate("process.args", Op.WILDCARD, ("*socket*",), False))
     assert one is not None and not one[0].regex and one[0].text == b"socket"

@@ -275,14 +275,14 @@ def _number_regex(v: int | float) -> tuple[bytes, int] | None:
     return _NUMBER_BEFORE + rb"\.?".join(str(d).encode() for d in digits) + _NUMBER_AFTER, len(digits) + 2
 
 
-# Between two parts of one wildcard value: any run of one JSON string's content (an escape is two
-# bytes or more, `\"` among them), never its closing quote nor the line's end.
-_IN_STRING = rb"(?:[^\x22\x5c\n]|\x5c[^\n])*"
+# Between two parts of one wildcard value: anything but the line's end. Kept inside one JSON string
+# (`(?:[^"\\\n]|\\.)*`), the public line database scanned ~25% slower for the same candidate lines.
+_WILD_GAP = rb"[^\n]*"
 
 
 def _ordered_parts(parts: list[tuple[str, str]], caseless: bool) -> Literal | None:
     """A wildcard of two or more literal parts (`*import*pty*spawn*`) as one regex anchor: its parts
-    in order inside one JSON string. Its best part alone (`import`) fired on every `python3 -c
+    in order in the line. Its best part alone (`import`) fired on every `python3 -c
     'import sys ...'` of a host; in order, only where the whole value can match. None for one part."""
     lits = [(i, json_escaped(text)) for i, (kind, text) in enumerate(parts) if kind == "lit"]
     if len(lits) < 2:
@@ -294,7 +294,7 @@ def _ordered_parts(parts: list[tuple[str, str]], caseless: bool) -> Literal | No
     size = sum(len(t) for _, t in lits)
     if size < MIN_REGEX_WIDTH:
         return None
-    return Literal(b"", caseless, regex=_IN_STRING.join(body), size=size, ordered=True)
+    return Literal(b"", caseless, regex=_WILD_GAP.join(body), size=size, ordered=True)
 
 
 def predicate_literals(pred: Predicate) -> list[Literal] | None:
