@@ -3,6 +3,7 @@
     python bench/line_rate.py --events 200000            # the README's table
     python bench/line_rate.py --events 20000 --no-public --rounds 1   # a quick look
     python bench/line_rate.py --json rows.json           # also the figures as JSON, for plotting
+    python bench/line_rate.py --public-hits hits.json    # public alert ids per event: written, then compared
 
 The corpus is `../shared/peers/gen_corpus.py` (ECS process starts, ~660 B each, 0.1% reverse shells,
 ~2% web-server children), written to a temporary directory. Every row is a child process; its
@@ -137,6 +138,29 @@ def shapes(corpus: Path, n: int, tmp: Path) -> dict[str, Path]:
     return out
 
 
+def alert_ids(argv: list[str], corpus: Path) -> list[list[str]]:
+    """Per output line, the rule ids of its alerts (the `shellsieve.alerts` the filter adds)."""
+    out = subprocess.run(argv, stdin=open(corpus, "rb"), capture_output=True, check=True, cwd=ROOT).stdout
+    ids = []
+    for line in out.splitlines():
+        ours = json.loads(line).get("shellsieve")
+        alerts = ours.get("alerts", []) if isinstance(ours, dict) else []
+        ids.append(sorted(a["rule"]["id"] for a in alerts))
+    return ids
+
+
+def compare_hits(path: Path, ids: list[list[str]]) -> None:
+    """Write the public collections' alert rule ids per event to `path`, or compare them with it."""
+    if not path.exists():
+        path.write_text(json.dumps(ids) + "\n")
+        print(f"public hits: {len(ids):,} events, {sum(map(bool, ids)):,} with alerts, written to {path}")
+        return
+    ref = json.loads(path.read_text())
+    differ = sum(a != b for a, b in zip(ref, ids)) + abs(len(ref) - len(ids))
+    print(f"public hits: {len(ids):,} events, {sum(map(bool, ids)):,} with alerts; "
+          f"{differ} differ from {path}")
+
+
 def median_rows(specs: list[tuple[str, list[str], Path, int]], empty: Path, rounds: int) -> list[Row]:
     runs: dict[str, list[Cost]] = {name: [] for name, *_ in specs}
     starts: dict[str, list[Cost]] = {name: [] for name, *_ in specs}
@@ -161,6 +185,9 @@ def main() -> None:
     ap.add_argument("--no-public", action="store_true", help="leave out the public-collections row")
     ap.add_argument("--no-baseline", action="store_true", help="leave out the plain-Python row (~11 CPU-s)")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    ap.add_argument("--public-hits", type=Path, metavar="FILE",
+                    help="the public collections' alert rule ids per event on the first 20,000 events: "
+                         "written to FILE, or compared with it when it exists (a run before a change, one after)")
     args = ap.parse_args()
     py = sys.executable
     cli = str(Path(py).parent / "shellsieve")
@@ -191,6 +218,8 @@ def main() -> None:
             pub = head(corpus, tmp / "public.ndjson", args.public_events)
             specs.append(("shellsieve, public collections", pub_run, pub, min(n, args.public_events)))
         rows = median_rows(specs, empty, args.rounds)
+        hits = (alert_ids(pub_run, head(corpus, tmp / "hits.ndjson", 20_000))
+                if public and args.public_hits else None)
         shape_files = shapes(corpus, args.shape_events, tmp)
         shape_rows = median_rows([(name, run, path, args.shape_events) for name, path in shape_files.items()],
                                  empty, args.rounds)
@@ -224,6 +253,8 @@ def main() -> None:
     for r in shape_rows:
         print(f"| {r.name} | {r.events:,} | {r.steady:.2f} | {r.steady / r.events * 1e6:.1f} | "
               f"{r.steady / plain.steady:.2f} |")
+    if hits is not None:
+        compare_hits(args.public_hits, hits)
     if args.json:
         doc = {"events": n, "bytes": size, "rounds": args.rounds, "ratios": ratios,
                "rows": [{**asdict(r), "steady": r.steady, "events_per_cpu_s": r.rate} for r in rows],
