@@ -119,3 +119,29 @@ def test_borrowed_internals_are_found(tmp_path: Path) -> None:
                       "x = re._parser\nself._y = 1\n")
     hits = _borrowed(sample, tmp_path)
     assert [h.split(": ")[1] for h in hits] == ["sre_parse", "unittest", "eql.parser._parse", "re._parser"]
+
+
+def _import_graph():  # docs/import_graph.py is a script, not part of the package
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("import_graph", PLUGIN.parent / "docs" / "import_graph.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_import_graph_points_only_down() -> None:
+    graph = _import_graph()
+    assert graph.upward(graph.edges()) == []
+
+
+def test_import_graph_doc_is_current() -> None:
+    graph = _import_graph()
+    assert (PLUGIN.parent / "docs" / "import-graph.md").read_text() == graph.mermaid(graph.edges())
+
+
+def test_an_upward_import_is_found(tmp_path: Path) -> None:
+    graph = _import_graph()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "x.py").write_text("from shellsieve.run.engine import Engine\n")
+    assert graph.upward(graph.edges(tmp_path)) == ["model/x.py:1: model -> run"]
