@@ -36,9 +36,6 @@ from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, 
 __all__ = ["main", "build", "parser"]
 
 _DEFAULTS = Settings()
-_bad_selection = bad_selection
-_errors = fatal
-_exceptions = exceptions_for
 
 
 def _cache_options(p: argparse.ArgumentParser) -> None:
@@ -316,7 +313,7 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
 
 def _check(args: argparse.Namespace) -> int:
     rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
-    exceptions, ediags = _exceptions(args.exceptions, ruleset)
+    exceptions, ediags = exceptions_for(args.exceptions, ruleset)
     report = CheckReport(ruleset, diags, args.strict, args.quiet,
                          ExceptionsReport(args.exceptions, exceptions, ediags) if args.exceptions else None)
     render = render_json if output_format(args.format, sys.stderr) == "json" else render_text
@@ -326,11 +323,11 @@ def _check(args: argparse.Namespace) -> int:
 
 def _check_status(ruleset: Ruleset, diags: list[Diagnostic], strict: bool) -> int:
     """2 for a selection naming no rule, 1 for no rule loaded or (--strict) a refused one, else 0."""
-    if _bad_selection(diags):
+    if bad_selection(diags):
         return 2
     if not ruleset.rules:
         return 1
-    return 1 if strict and _errors(diags, strict=True) else 0
+    return 1 if strict and fatal(diags, strict=True) else 0
 
 
 class _Started(NamedTuple):
@@ -370,7 +367,7 @@ def _start(args: argparse.Namespace, log: Any) -> _Started | int:
     exceptions = verdict.exceptions
     for d in verdict.exception_diagnostics:
         log.warning("exception_diagnostic", **d.to_builtins())
-    errors = _errors(diags, settings.strict)
+    errors = fatal(diags, settings.strict)
     log.info("started", rules=len(ruleset.rules), skipped=len(errors), input_format=settings.input_format,
              envelope_fields=list(settings.envelope_fields), host_os=settings.host_os,
              suppress_window_s=settings.suppress_window_s, suppress_by=list(settings.suppress_by),
@@ -515,7 +512,7 @@ def _explain(args: argparse.Namespace) -> int:
     try:
         data, name = read_event(args.event)
         rules, ruleset, diags = build(args.rules, _cache_dir(args), _selection(args))
-        bad = _bad_selection(diags)
+        bad = bad_selection(diags)
         if bad:
             raise ExplainError("; ".join(d.message for d in bad))
         settings = Settings(input_format=args.input_format, envelope_fields=args.envelope_fields,
@@ -533,7 +530,7 @@ def _list_rules(args: argparse.Namespace) -> int:
 
     rules, diags = load_rules(args.rules or [shipped_patterns()])
     rules, sdiags = select(rules, _selection(args))
-    if bad := _bad_selection(sdiags):
+    if bad := bad_selection(sdiags):
         for d in bad:
             print(f"shellsieve rules: {printable(d.message)}", file=sys.stderr)
         return 2

@@ -45,7 +45,6 @@ class Watcher:
         self._stop = threading.Event()
         # what the running rules were read from: taken before they were read, if given
         self._seen = seen if seen is not None else signature(paths, extra)
-        self.changes = 0  # settled changes that asked for a reload
         self._thread = threading.Thread(target=self._watch, name="watch", daemon=True)
 
     def start(self) -> None:
@@ -61,6 +60,5 @@ class Watcher:
             now = signature(self.paths, self.extra)
             if now == last and now != self._seen:
                 self._seen = now
-                self.changes += 1
                 self._request("watch")
             last = now
