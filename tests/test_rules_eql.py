@@ -51,6 +51,21 @@ class TestOperators:
         """Each EQL string operator has its Elasticsearch case rule and wildcard meaning."""
         assert _matches(P + query, {"event": {"category": ["process"]}, "process": {"name": name}}) is hit
 
+    @pytest.mark.parametrize(
+        ("query", "name", "hit"),
+        [
+            ('process.name : ("x", "BA*")', "bash", True),  # wildcard `:` with a list ignores case
+            ('process.name : ("x", "BASH")', "bash", True),
+            ('process.name like ("x", "BA*")', "bash", False),  # `like` with a list keeps it
+            ('process.name like~ ("x", "BA*")', "bash", True),
+            ('process.name in~ ("x", "BASH")', "bash", True),
+            ('process.name == "bash"', "bash", True),
+        ],
+    )
+    def test_case_rule_kept_with_lists(self, query: str, name: str, hit: bool) -> None:
+        """The case rule eql folds away (`:`, `like`, `like~`, `in~`) survives with several values."""
+        assert _matches(P + query, {"event": {"category": ["process"]}, "process": {"name": name}}) is hit
+
     def test_array_any_element(self) -> None:
         """A predicate on an array field holds when any element does."""
         ev = {"event": {"category": "process"}, "process": {"args": ["nc", "-e", "/bin/sh"]}}

@@ -73,10 +73,12 @@ def _may_overlap(a: Literal, b: Literal) -> bool:
 
     Literals of two different fields lie in two different JSON values of the line, and a literal's
     match ends at the latest at the `,]}` after its value: they never overlap."""
-    if a.regex or b.regex:
+    if (a.regex and not a.ordered) or (b.regex and not b.ordered):
         return True  # a regex anchor stays alone: a join would run it after every common literal
     if _apart(a.field, b.field):
         return False
+    if a.regex or b.regex:
+        return True  # a wildcard's ordered parts: any byte of its value may be another literal's
     x, y = a.text, b.text
     if a.caseless or b.caseless:
         if not (x.isascii() and y.isascii()):

@@ -223,6 +223,102 @@ def _entity_id(host: str, pid: int, rec: Record) -> str:
     return f"{host}/{own}" if host else own
 
 
+def _syscall_name(f: dict[str, Any], en: dict[str, Any]) -> Any:
+    """The syscall's name: auditd's enriched one, else looked up by arch and number, else the raw value."""
+    syscall = en.get("SYSCALL")
+    if syscall is None and "syscall" in f:
+        num = to_int(f["syscall"])
+        syscall = _SYSCALLS.get(f.get("arch", ""), {}).get(num) if num is not None else None
+        syscall = syscall or f["syscall"]
+    return syscall
+
+
+def _users(flat: dict[str, Any], f: dict[str, Any], en: dict[str, Any], passwd: dict[str, str]) -> None:
+    for ecs, key in (("user", "uid"), ("user.effective", "euid"), ("user.audit", "auid"), ("group", "gid")):
+        uid = f.get(key)
+        if uid is not None and uid != _UNSET_ID:
+            flat[f"{ecs}.id"] = uid
+            if ecs != "group":
+                flat[f"{ecs}.name"] = _user_name(uid, en.get(key.upper()), passwd)
+
+
+def _context(flat: dict[str, Any], records: list[Record], f: dict[str, Any]) -> None:
+    """Rule keys, working directory, paths and outcome."""
+    keys = _string(f.get("key"))
+    if keys:
+        flat["tags"] = keys.split("\x01")
+    for r in records:
+        if r.type == "CWD":
+            flat["process.working_directory"] = _string(r.fields.get("cwd"))
+    paths = [p for r in records if r.type == "PATH" if (p := _string(r.fields.get("name")))]
+    if paths:
+        flat["file.path"] = paths
+    success = f.get("success")
+    if success is not None:
+        flat["event.outcome"] = "success" if success == "yes" else "failure"
+
+
+def _command(flat: dict[str, Any], records: list[Record]) -> list[str] | None:
+    """The command line from EXECVE (or PROCTITLE): returns its args."""
+    argv = _execve_args(records)
+    args = argv.args if argv else _proctitle(records)
+    if args is not None:
+        flat["process.args"] = args
+        flat["process.args_count"] = argv.argc if argv and argv.argc is not None else len(args)
+        flat["process.command_line"] = shell_join(args)
+    if argv and argv.truncated:
+        flat["auditd.truncated"] = True
+    return args
+
+
+def _parent(flat: dict[str, Any], parent: ProcInfo | None) -> None:
+    if parent is not None:
+        flat["process.parent.name"] = parent.name
+        flat["process.parent.executable"] = parent.executable
+        flat["process.parent.command_line"] = parent.command_line
+        flat["process.parent.args"] = list(parent.args) if parent.args is not None else None
+        flat["process.parent.entity_id"] = parent.entity_id
+
+
+def _exec(flat: dict[str, Any], pids: PidTable, host: str, first: Record, args: list[str] | None,
+          failed: bool) -> None:
+    """An exec: a process start, remembered in `pids` (unless it failed) as its children's parent."""
+    pid = flat["process.pid"]
+    flat["event.category"] = ["process"]
+    flat["event.type"] = ["info"] if failed else ["start"]
+    flat["event.action"] = "exec"
+    if not failed and pid is not None:
+        eid = _entity_id(host, pid, first)
+        flat["process.entity_id"] = eid
+        pids.put(host, pid, ProcInfo(flat["process.name"], flat["process.executable"],
+                                     flat.get("process.command_line"), tuple(args) if args is not None else None,
+                                     eid))
+
+
+def _known_process(flat: dict[str, Any], pids: PidTable, host: str, first: Record) -> None:
+    """Another syscall: the process's entity id, and its command line when the event has none."""
+    pid = flat["process.pid"]
+    known = pids.get(host, pid)
+    if known is None:  # first sight of a process that exec'd before the filter started
+        known = ProcInfo(flat["process.name"], flat["process.executable"], None, None, _entity_id(host, pid, first))
+        pids.put(host, pid, known)
+    flat["process.entity_id"] = known.entity_id
+    if "process.args" not in flat and known.args is not None:
+        flat["process.args"] = list(known.args)
+        flat["process.command_line"] = known.command_line
+
+
+def _action(flat: dict[str, Any], records: list[Record], syscall: Any) -> None:
+    dest = _sockaddr(records)
+    if syscall == "connect" and dest is not None:
+        flat["event.category"] = ["network"]
+        flat["event.type"] = ["start"]
+        flat["event.action"] = "connection_attempted"
+        flat["destination.ip"], flat["destination.port"] = dest
+    elif syscall:
+        flat["event.action"] = syscall
+
+
 def to_ecs(records: list[Record], pids: PidTable, passwd: dict[str, str], local_host: str = "") -> dict[str, Any]:
     """The records of one audit event -> flat ECS fields. Updates `pids` on a successful exec.
 
@@ -242,81 +338,23 @@ def to_ecs(records: list[Record], pids: PidTable, passwd: dict[str, str], local_
     }
     if host:
         flat["host.name"] = flat["host.id"] = host  # joins (sequence `by host.id`) need a value
-    syscall = en.get("SYSCALL")
-    if syscall is None and "syscall" in f:
-        num = to_int(f["syscall"])
-        syscall = _SYSCALLS.get(f.get("arch", ""), {}).get(num) if num is not None else None
-        syscall = syscall or f["syscall"]
+    syscall = _syscall_name(f, en)
     if syscall:
         flat["auditd.data.syscall"] = syscall
-    pid, ppid = to_int(f.get("pid")), to_int(f.get("ppid"))
-    flat["process.pid"] = pid
-    flat["process.parent.pid"] = ppid
-    name, exe = _string(f.get("comm")), _string(f.get("exe"))
-    flat["process.name"], flat["process.executable"] = name, exe
-    for ecs, key in (("user", "uid"), ("user.effective", "euid"), ("user.audit", "auid"), ("group", "gid")):
-        uid = f.get(key)
-        if uid is not None and uid != _UNSET_ID:
-            flat[f"{ecs}.id"] = uid
-            if ecs != "group":
-                flat[f"{ecs}.name"] = _user_name(uid, en.get(key.upper()), passwd)
-    keys = _string(f.get("key"))
-    if keys:
-        flat["tags"] = keys.split("\x01")
-    for r in records:
-        if r.type == "CWD":
-            flat["process.working_directory"] = _string(r.fields.get("cwd"))
-    paths = [p for r in records if r.type == "PATH" if (p := _string(r.fields.get("name")))]
-    if paths:
-        flat["file.path"] = paths
-    success = f.get("success")
-    if success is not None:
-        flat["event.outcome"] = "success" if success == "yes" else "failure"
-
-    argv = _execve_args(records)
-    args = argv.args if argv else _proctitle(records)
-    if args is not None:
-        flat["process.args"] = args
-        flat["process.args_count"] = argv.argc if argv and argv.argc is not None else len(args)
-        flat["process.command_line"] = shell_join(args)
-    if argv and argv.truncated:
-        flat["auditd.truncated"] = True
-
-    parent = pids.get(host, ppid)
-    if parent is not None:
-        flat["process.parent.name"] = parent.name
-        flat["process.parent.executable"] = parent.executable
-        flat["process.parent.command_line"] = parent.command_line
-        flat["process.parent.args"] = list(parent.args) if parent.args is not None else None
-        flat["process.parent.entity_id"] = parent.entity_id
-
-    if syscall in _EXEC and sc is not None:
-        flat["event.category"] = ["process"]
-        flat["event.type"] = ["start"] if success != "no" else ["info"]
-        flat["event.action"] = "exec"
-        if success != "no" and pid is not None:
-            eid = _entity_id(host, pid, first)
-            flat["process.entity_id"] = eid
-            pids.put(host, pid, ProcInfo(name, exe, flat.get("process.command_line"),
-                                         tuple(args) if args is not None else None, eid))
-        return flat
-    if pid is not None and sc is not None:
-        known = pids.get(host, pid)
-        if known is None:  # first sight of a process that exec'd before the filter started
-            known = ProcInfo(name, exe, None, None, _entity_id(host, pid, first))
-            pids.put(host, pid, known)
-        flat["process.entity_id"] = known.entity_id
-        if "process.args" not in flat and known.args is not None:
-            flat["process.args"] = list(known.args)
-            flat["process.command_line"] = known.command_line
-    dest = _sockaddr(records)
-    if syscall == "connect" and dest is not None:
-        flat["event.category"] = ["network"]
-        flat["event.type"] = ["start"]
-        flat["event.action"] = "connection_attempted"
-        flat["destination.ip"], flat["destination.port"] = dest
-    elif syscall:
-        flat["event.action"] = syscall
+    flat["process.pid"], flat["process.parent.pid"] = to_int(f.get("pid")), to_int(f.get("ppid"))
+    flat["process.name"], flat["process.executable"] = _string(f.get("comm")), _string(f.get("exe"))
+    _users(flat, f, en, passwd)
+    _context(flat, records, f)
+    args = _command(flat, records)
+    _parent(flat, pids.get(host, flat["process.parent.pid"]))
+    if sc is None:
+        _action(flat, records, syscall)
+    elif syscall in _EXEC:
+        _exec(flat, pids, host, first, args, failed=f.get("success") == "no")
+    else:
+        if flat["process.pid"] is not None:
+            _known_process(flat, pids, host, first)
+        _action(flat, records, syscall)
     return flat
 
 

@@ -21,6 +21,38 @@ _HASHES = {"MD5": "process.hash.md5", "SHA1": "process.hash.sha1", "SHA256": "pr
            "IMPHASH": "process.pe.imphash"}
 
 
+def _user_and_hashes(flat: dict[str, Any], data: dict[str, Any]) -> None:
+    """`User` (DOMAIN\\name) and `Hashes` (ALGO=digest,...)."""
+    user = data.get("User")
+    if isinstance(user, str) and user not in ("", "-"):
+        domain, sep, name = user.partition("\\")
+        flat["user.name"] = name if sep else user
+        flat["user.domain"] = domain if sep else None
+    hashes = data.get("Hashes")
+    if isinstance(hashes, str):
+        for part in hashes.split(","):
+            algo, _, digest = part.partition("=")
+            if algo.strip().upper() in _HASHES and digest:
+                flat[_HASHES[algo.strip().upper()]] = digest.strip().lower()
+
+
+def _category(flat: dict[str, Any], event_id: int | None, data: dict[str, Any], windows: bool) -> None:
+    """ECS category, type and action of the event ids the rules use: 1 start, 3 connection, 5 end."""
+    if event_id == 1:
+        flat["event.category"] = ["process"]
+        flat["event.type"] = ["start"]
+        flat["event.action"] = "start" if windows else "exec"
+    elif event_id == 3:
+        flat["event.category"] = ["network"]
+        flat["event.type"] = ["start"]
+        initiated = str(data.get("Initiated", "")).lower()
+        flat["event.action"] = "connection_attempted" if initiated != "false" else "connection_accepted"
+    elif event_id == 5:
+        flat["event.category"] = ["process"]
+        flat["event.type"] = ["end"]
+        flat["event.action"] = "end"
+
+
 def sysmon_ecs(event_id: int | None, data: dict[str, Any], computer: str | None, windows: bool,
                time: str | None = None) -> dict[str, Any]:
     """Flat ECS fields of one Sysmon event."""
@@ -50,30 +82,8 @@ def sysmon_ecs(event_id: int | None, data: dict[str, Any], computer: str | None,
             args = split(cmd)
             flat[f"{prefix}.args"] = args
             flat[f"{prefix}.args_count"] = len(args)
-    user = data.get("User")
-    if isinstance(user, str) and user not in ("", "-"):
-        domain, sep, name = user.partition("\\")
-        flat["user.name"] = name if sep else user
-        flat["user.domain"] = domain if sep else None
-    hashes = data.get("Hashes")
-    if isinstance(hashes, str):
-        for part in hashes.split(","):
-            algo, _, digest = part.partition("=")
-            if algo.strip().upper() in _HASHES and digest:
-                flat[_HASHES[algo.strip().upper()]] = digest.strip().lower()
-    if event_id == 1:
-        flat["event.category"] = ["process"]
-        flat["event.type"] = ["start"]
-        flat["event.action"] = "start" if windows else "exec"
-    elif event_id == 3:
-        flat["event.category"] = ["network"]
-        flat["event.type"] = ["start"]
-        initiated = str(data.get("Initiated", "")).lower()
-        flat["event.action"] = "connection_attempted" if initiated != "false" else "connection_accepted"
-    elif event_id == 5:
-        flat["event.category"] = ["process"]
-        flat["event.type"] = ["end"]
-        flat["event.action"] = "end"
+    _user_and_hashes(flat, data)
+    _category(flat, event_id, data, windows)
     if flat.get("@timestamp") is None and isinstance(data.get("UtcTime"), str):
         flat["@timestamp"] = data["UtcTime"].replace(" ", "T") + "Z"
     return flat

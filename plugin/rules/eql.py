@@ -5,10 +5,13 @@ from __future__ import annotations
 import ipaddress
 from contextlib import ExitStack
 from typing import Any
-from unittest import mock
-
 import eql
 from eql import ast
+from eql.errors import EqlSyntaxError
+from eql.parser import LarkToEQL, lark_parser
+from eql.types import NodeInfo
+from eql.utils import load_extensions
+from lark.exceptions import LarkError
 
 from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
@@ -20,7 +23,7 @@ MAX_RUNS = 100  # `[...] with runs=N`: a bound on the steps one sequence rule ma
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-class _CaseAwareWalker(eql.parser.LarkToEQL):  # type: ignore[misc]
+class _CaseAwareWalker(LarkToEQL):  # type: ignore[misc]
     """eql folds `:`, `like`, `like~` into one `wildcard` call and `in~` into `in`, losing the case
     rule each one has in Elasticsearch. This walker keeps it in the function name it emits."""
 
@@ -45,6 +48,27 @@ class _CaseAwareWalker(eql.parser.LarkToEQL):  # type: ignore[misc]
         return info
 
 
+def _walk(text: str) -> Any:
+    """What eql's `parse_query` does, with eql's public parser and our walker: parse the text with
+    `lark_parser` at `piped_query`, then convert the tree with `_CaseAwareWalker` (no optimiser pass:
+    keep the tree as written, `not x == y` is not rewritten into `x != y`)."""
+    if not text.strip():
+        raise EqlSyntaxError("No text specified", 0, 0, text)
+    if not text.endswith("\n"):
+        text += "\n"
+    load_extensions(force=False)
+    # The walker reads the parser options (elasticsearch syntax, runs, ...) when it is built.
+    walker = _CaseAwareWalker(text)
+    try:
+        tree = lark_parser.parse(text, start="piped_query")
+    except LarkError as e:
+        width = len(e.token) if hasattr(e, "token") else 1
+        raise EqlSyntaxError("Invalid syntax", line=e.line - 1, column=e.column - 1, width=width,
+                             source="\n".join(walker.lines[e.line - 2:e.line])) from None
+    node = walker.visit(tree)
+    return node.node if isinstance(node, NodeInfo) else node
+
+
 def _parse(text: str) -> Any:
     with ExitStack() as stack:
         stack.enter_context(eql.parser.elasticsearch_syntax)
@@ -53,12 +77,8 @@ def _parse(text: str) -> Any:
         stack.enter_context(eql.parser.allow_runs)
         # `sample` parses, so that it is reported as the construct it is, not as a syntax error.
         stack.enter_context(eql.parser.allow_sample)
-        # Optimisations rewrite `not x == y` into `x != y` and fold constants: keep the tree as written.
-        stack.enter_context(eql.parser.skip_optimizations)
-        # The parser builds its walker from this module global; swap in ours for this call only.
-        stack.enter_context(mock.patch.object(eql.parser, "LarkToEQL", _CaseAwareWalker))
         try:
-            return eql.parse_query(text)
+            return _walk(text)
         except eql.EqlError:
             raise
         except (AttributeError, IndexError, OverflowError, RecursionError) as exc:

