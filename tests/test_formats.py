@@ -24,6 +24,7 @@ from conftest import (
     WEB_SERVER_CHILD,
     WEBSHELL_RECON,
     rule_ids,
+    seed_rule_ids,
 )
 from format_samples import LINUX_FORMATS, WINDOWS_FORMATS, WRITERS, Exec
 from shellsieve.compile.ruleset import Ruleset
@@ -143,7 +144,7 @@ def test_seed_fires_in_every_format_that_carries_it(shipped: Ruleset, fmt: str, 
     carried = CARRIES[fmt]
     if any(" " in a for a in ex.args):
         carried = carried - SPACED_ARGS.get(fmt, set())
-    fired = Counter(r for d in docs for r in rule_ids(d))
+    fired = Counter(r for d in docs for r in seed_rule_ids(d))
     assert set(fired) == expected & carried
     assert all(n == 1 for n in fired.values()), fired  # one alert per command, not one per record
     assert sum(stats.malformed.values()) == 0
@@ -153,7 +154,7 @@ def test_ecs_carries_every_seed_rule(shipped: Ruleset) -> None:
     """The reference column: on ECS each scenario fires exactly its expected rules."""
     for _, ex, expected in LINUX_SCENARIOS + WINDOWS_SCENARIOS:
         docs, _ = run_lines(shipped, WRITERS["ecs"](ex))
-        assert {r for d in docs for r in rule_ids(d)} == expected
+        assert {r for d in docs for r in seed_rule_ids(d)} == expected
 
 
 def test_formats_are_detected_line_by_line(shipped: Ruleset) -> None:
@@ -168,7 +169,7 @@ def test_formats_are_detected_line_by_line(shipped: Ruleset) -> None:
     docs, stats = run_lines(shipped, lines)
     assert len(docs) == len(lines)
     assert dict(stats.formats) == {"ecs": 1, "auditd": 14, "sysmon-syslog": 2, "wazuh": 4, "cmdline": 1, "sysmon": 2}
-    hits = [rule_ids(d) for d in docs if rule_ids(d)]
+    hits = [seed_rule_ids(d) for d in docs if seed_rule_ids(d)]
     assert hits == [[PHP_FSOCKOPEN]] * 6 + [[WEBSHELL_RECON]] * 2
     # text lines leave as {"message": <the line>}; JSON lines without a hit byte for byte
     for line, doc in zip(lines, docs):
@@ -190,7 +191,7 @@ def test_json_shapes_in_one_block_are_told_apart(shipped: Ruleset, fmts: tuple[s
     assert len(docs) == len(lines)
     want = Counter("sysmon" if f.startswith("sysmon") else "wazuh" if f.startswith("wazuh") else f for f in fmts)
     assert set(stats.formats) == set(want)
-    alerts = [r for d in docs for r in rule_ids(d)]
+    alerts = [r for d in docs for r in seed_rule_ids(d)]
     assert sorted(alerts) == sorted([WEBSHELL_RECON if f.startswith("sysmon") else PHP_FSOCKOPEN for f in fmts])
 
 

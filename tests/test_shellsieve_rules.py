@@ -207,12 +207,16 @@ class TestRuleFiles:
     @pytest.mark.parametrize("path", sorted(OWN.glob("*.yml")), ids=lambda p: p.name)
     def test_metadata(self, path: Path) -> None:
         """Each rule carries what issue 24 asks of shellsieve's rules: id, author, references, tags, level,
-        falsepositives, a Linux process_creation logsource."""
+        falsepositives, a process_creation logsource (Linux, or no product where a plain command line could
+        read as Windows: docs/ruleset.md); the two branches of Elastic's rule name it as their origin."""
         doc = yaml.safe_load(path.read_text())
         uuid.UUID(doc["id"])
         assert doc["author"] == "shellsieve" and doc["status"] in ("experimental", "test")
         assert doc["references"] and all(r.startswith("https://") for r in doc["references"])
-        assert {"attack.execution", "attack.t1059.004", "attack.command-and-control"} <= set(doc["tags"])
-        assert doc["level"] == "high" and doc["falsepositives"] and doc["description"]
-        assert doc["logsource"] == {"category": "process_creation", "product": "linux"}
-        assert doc["related"] == [{"id": "76e4d92b-61c1-4a95-ab61-5fd94179a1ee", "type": "derived"}]
+        assert {"attack.execution", "attack.command-and-control"} <= set(doc["tags"])
+        assert any(t.startswith("attack.t1059.") for t in doc["tags"])
+        assert doc["level"] in ("high", "medium") and doc["falsepositives"] and doc["description"]
+        assert doc["logsource"] in ({"category": "process_creation", "product": "linux"},
+                                    {"category": "process_creation"})
+        if doc["id"] in RULES:
+            assert doc["related"] == [{"id": "76e4d92b-61c1-4a95-ab61-5fd94179a1ee", "type": "derived"}]

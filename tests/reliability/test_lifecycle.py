@@ -29,7 +29,7 @@ from typing import Any, Iterator
 import msgspec
 import pytest
 
-from conftest import PHP_FSOCKOPEN, rule_ids
+from conftest import PHP_FSOCKOPEN, rule_ids, seed_rule_ids
 
 CLI = str(Path(sys.executable).parent / "shellsieve")
 HIT_CMD = "php -r '$s=fsockopen(\\\"10.1.1.1\\\",4444);'"
@@ -362,6 +362,6 @@ class TestAuditdAtStop:
         code, out, logs = f.finish(timeout=30)
         assert time.monotonic() - t0 < 5
         assert code == 0 and len(out) == len(REAL)
-        assert rule_ids(msgspec.json.decode(out[2])) == [PHP_FSOCKOPEN]
+        assert seed_rule_ids(msgspec.json.decode(out[2])) == [PHP_FSOCKOPEN]
         final = _stopped(logs)
         assert final["events_in"] == final["events_out"] == len(REAL)
