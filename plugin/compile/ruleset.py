@@ -17,7 +17,7 @@ from shellsieve.compile.anchors import Clause, anchor_clauses
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.cost import cost_error
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
-from shellsieve.compile.lines import Keyed, LineLayout, Need, line_layout, single_match
+from shellsieve.compile.lines import Keyed, LineLayout, Need, joins, line_layout, single_match
 from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
@@ -271,7 +271,7 @@ def _layout(kept: Kept) -> _Layout:
     for ri, (rule, _) in enumerate(kept):
         # Every query of the rule, `until` included, must see its events: a sequence is a
         # candidate wherever any of its steps could match.
-        per_query = [anchor_clauses(q) for q in _queries(rule)]
+        per_query = [anchor_clauses(q, joins=joins) for q in _queries(rule)]
         if any(c is None for c in per_query):
             always.append(ri)
             diags.append(_diag(rule, Code.NO_ANCHOR, "", Code.NO_ANCHOR.title, "warning"))
