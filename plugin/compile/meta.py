@@ -76,8 +76,8 @@ def _applies(rule: Rule, logsource: tuple[str, ...]) -> bool:
 
 
 def _filters(meta: list[Rule], plain: list[Rule], index: dict[str, str]
-             ) -> tuple[list[RuleException], list[Diagnostic]]:
-    out: list[RuleException] = []
+             ) -> tuple[list[tuple[Rule, RuleException]], list[Diagnostic]]:
+    out: list[tuple[Rule, RuleException]] = []
     diags: list[Diagnostic] = []
     plain_ids = {r.id for r in plain}
     for rule in meta:
@@ -97,13 +97,15 @@ def _filters(meta: list[Rule], plain: list[Rule], index: dict[str, str]
                 diags.extend(_missing(rule, r) for r in missing)
                 continue
             ids = tuple(dict.fromkeys(index[r] for r in filt.rules))
-        out.append(RuleException(rules=ids, conditions=(), comment=f"Sigma filter: {rule.name}",
-                                 location=rule.location, expr=Not(filt.condition)))
+        out.append((rule, RuleException(rules=ids, conditions=(), comment=f"Sigma filter: {rule.name}",
+                                        location=rule.location, expr=Not(filt.condition))))
     return out, diags
 
 
-def resolve_meta(meta: list[Rule], plain: list[Rule]) -> tuple[list[Rule], list[RuleException], list[Diagnostic]]:
-    """(correlations over resolved ids, in chain order; the filters as exceptions; diagnostics)."""
+def resolve_meta(meta: list[Rule], plain: list[Rule]
+                 ) -> tuple[list[Rule], list[tuple[Rule, RuleException]], list[Diagnostic]]:
+    """(correlations over resolved ids, in chain order; the filters that apply, each with its
+    exception; diagnostics)."""
     if not meta:
         return [], [], []
     index: dict[str, str] = {}

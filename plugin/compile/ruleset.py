@@ -115,9 +115,10 @@ class Ruleset:
     # condition with, exactly as the compiled check does (the predicates live as long as the rules)
     text_ids: dict[int, frozenset[int]] = field(default_factory=dict)
     # Sigma meta rules (compile/meta.py): correlations over resolved ids in chain order (run/meta.py),
-    # and filters as exceptions (run/exceptions.py)
+    # and filters as exceptions (run/exceptions.py); `meta_rules`: both as rules, for `check`
     correlations: tuple[Rule, ...] = ()
     filters: tuple[RuleException, ...] = ()
+    meta_rules: tuple[Rule, ...] = ()
 
     def scan_field(self, text: str) -> frozenset[int]:
         """Ids of the field patterns matching `text` (one Hyperscan scan)."""
@@ -489,7 +490,8 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,
         database_bytes=(field_db.size() if field_db else 0) + line_db.size(),
         accessors=acc, cache_status=cache.status if cache is not None else "off", single_database=single_db,
-        text_ids=layout.pred_ids, correlations=tuple(correlations), filters=tuple(filters),
+        text_ids=layout.pred_ids, correlations=tuple(correlations),
+        filters=tuple(e for _, e in filters), meta_rules=(*correlations, *(r for r, _ in filters)),
     ), diags
 
 
