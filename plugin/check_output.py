@@ -118,7 +118,8 @@ def render_text(report: CheckReport) -> str:
             out += [f"  {printable(r.id)}  {printable(r.name)}{f'  [{_kind(r)}]' if r.is_meta else ''}\n"
                     for r in _running(ruleset) if r.ruleset == fmt]
     out += [d.render() + "\n" for d in _shown(report)]
-    out.append(f"loaded: {sum(c.loaded.values())} rules ({', '.join(f'{k} {v}' for k, v in sorted(c.loaded.items()))})\n")
+    loaded = ", ".join(f"{k} {v}" for k, v in sorted(c.loaded.items()))
+    out.append(f"loaded: {sum(c.loaded.values())} rules ({loaded})\n")
     out.append(f"skipped: {sum(r.skipped for r in c.rows)} rules\n")
     out += [f"  {code} {title}: {n}\n" for (code, title), n in c.reasons.most_common()]
     out.append(f"unsupported rule types: {sum(r.unsupported for r in c.rows)} rules\n")

@@ -5,12 +5,13 @@ state kept across a hot reload. See docs/correlation.md."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from alert_schema import check_alert
 
 from shellsieve.build import build
 from shellsieve.compile.ruleset import Ruleset
@@ -19,7 +20,7 @@ from shellsieve.run.engine import Engine
 from shellsieve.settings import Settings
 
 CASES = sorted((Path(__file__).parent / "sigma_meta").glob("*.yml"))
-BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
@@ -101,6 +102,7 @@ def test_correlation_alert_quotes_what_fed_it(tmp_path: Path) -> None:
     assert corr["start"] == events[9]["@timestamp"]
     assert corr["quoted"][1]["@timestamp"] == events[10]["@timestamp"]
     assert doc["rule"]["id"] == corr["rule.id"]
+    check_alert(doc)
     # generate: false (the default): the rules it reads, the inner correlation included, alert only through it
     assert dict(engine.stats.hits) == {"b180ead8-d58f-40b2-ae54-c8940995b9b6": 1}
 

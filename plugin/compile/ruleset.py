@@ -24,6 +24,7 @@ from shellsieve.errors import UnsupportedError
 from shellsieve.events.view import Accessor, ViewSchema, field_error
 from shellsieve.model.expr import TEXT_OPS, Expr, Op, Predicate, fields_of, predicates, render
 from shellsieve.compile.meta import resolve_meta, split_meta
+from shellsieve.model.correlation import Correlation, Filter
 from shellsieve.model.exceptions import RuleException
 from shellsieve.model.rule import Rule, Sequence
 
@@ -138,6 +139,8 @@ def _queries(rule: Rule) -> list[Expr]:
     q = rule.query
     if isinstance(q, Sequence):
         return [s.query for s in q.steps] + ([q.until.query] if q.until else [])
+    if isinstance(q, (Correlation, Filter)):
+        return []  # run on other rules' hits (compile/meta.py): no query of their own on events
     return [q]
 
 
@@ -449,8 +452,8 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
 
     fields: set[str] = set(BASE_FIELDS)
     for rule in kept:
-        for q in _queries(rule):
-            fields |= fields_of(q)
+        for expr in _queries(rule):
+            fields |= fields_of(expr)
         if isinstance(rule.query, Sequence):
             for s in rule.query.steps:
                 fields.update(s.by)
@@ -477,6 +480,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
             )
             compiled.append(CompiledRule(ri, rule, None, seq))
         else:
+            assert not isinstance(q, (Correlation, Filter))  # set aside by split_meta
             compiled.append(CompiledRule(ri, rule, build(q), None))
 
     raw_rules, late_rules = _split_candidates(layout)

@@ -69,7 +69,7 @@ class Engine:
         # The order is explicit: exceptions first, then correlations (fed what is not excepted),
         # the gates given, suppression last, so an excepted hit never opens or extends a
         # suppression window.
-        gates = (*([self.exceptions] if self.exceptions is not None else []),
+        gates: tuple[Gate, ...] = (*([self.exceptions] if self.exceptions is not None else []),
                  *([self.correlations] if self.correlations is not None else []), *self._gates,
                  *([self.suppression] if self.suppression is not None else []))
         return BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
