@@ -24,7 +24,7 @@ from shellsieve.run.enrich import Hit
 from shellsieve.run.eventtime import event_time
 from shellsieve.run.exceptions import field_values
 
-__all__ = ["Correlations", "CorrelationState", "MAX_GROUP_HITS", "holds", "measure"]
+__all__ = ["MAX_GROUP_HITS", "CorrelationState", "Correlations", "condition", "measure"]
 
 # Hits one group keeps: a flood on one key must not grow without end (the oldest go first, counted).
 MAX_GROUP_HITS = 10_000
@@ -46,11 +46,17 @@ class Fed(NamedTuple):
     quote: dict[str, Any]
 
 
-def holds(corr: Correlation, measured: float | None) -> bool:
-    """Whether every comparison of the condition holds for the measured value."""
-    if measured is None:
-        return False
-    return all(_COMPARE[op](float(measured), limit) for op, limit in corr.condition)
+Measure = Callable[[Sequence[Fed], Fed], float | None]
+
+
+def condition(corr: Correlation) -> Callable[[float | None], bool]:
+    """The condition as one closure: every comparison must hold for the measured value."""
+    tests = [(_COMPARE[op], limit) for op, limit in corr.condition]
+
+    def holds(measured: float | None) -> bool:
+        return measured is not None and all(cmp(float(measured), limit) for cmp, limit in tests)
+
+    return holds
 
 
 def _numbers(window: Sequence[Fed]) -> list[float]:
@@ -87,33 +93,38 @@ def _in_order(window: Sequence[Fed], n: int) -> int:
     return want
 
 
-def measure(corr: Correlation, window: Sequence[Fed], current: Fed) -> float | None:
-    """The value the condition compares, over the window (oldest first) ending at `current`."""
-    kind = corr.type
-    if kind == "event_count":
-        return float(len(window))
-    if kind == "value_count":
-        return float(len({f.value for f in window if f.value is not None}))
-    if kind == "temporal":
-        return float(len({f.rule for f in window}))
-    if kind == "temporal_ordered":
-        return float(_in_order(window, len(corr.rules)))
-    if kind == "value_percentile" and corr.percentile is None:
-        # the share (%) of the window's events carrying the current event's value: how rare it is
-        if current.value is None:
-            return None
-        return 100.0 * sum(1 for f in window if f.value == current.value) / len(window)
-    nums = _numbers(window)
-    if not nums:
+def _metric(reduce: Callable[[list[float]], float]) -> Measure:
+    def measured(window: Sequence[Fed], current: Fed) -> float | None:
+        nums = _numbers(window)
+        return reduce(nums) if nums else None
+    return measured
+
+
+def _share(window: Sequence[Fed], current: Fed) -> float | None:
+    """The share (%) of the window's hits carrying the current hit's value: how rare it is."""
+    if current.value is None:
         return None
-    if kind == "value_sum":
-        return math.fsum(nums)
-    if kind == "value_avg":
-        return math.fsum(nums) / len(nums)
-    if kind == "value_median":
-        return _percentile(nums, 50)
-    assert kind == "value_percentile" and corr.percentile is not None
-    return _percentile(nums, corr.percentile)
+    return 100.0 * sum(1 for f in window if f.value == current.value) / len(window)
+
+
+def measure(corr: Correlation) -> Measure:
+    """What the condition compares, over a window (oldest first) ending at the current hit: one
+    closure per correlation, picked once."""
+    kind, n = corr.type, len(corr.rules)
+    simple: dict[str, Measure] = {
+        "event_count": lambda w, c: float(len(w)),
+        "value_count": lambda w, c: float(len({f.value for f in w if f.value is not None})),
+        "temporal": lambda w, c: float(len({f.rule for f in w})),
+        "temporal_ordered": lambda w, c: float(_in_order(w, n)),
+        "value_sum": _metric(math.fsum),
+        "value_avg": _metric(lambda nums: math.fsum(nums) / len(nums)),
+        "value_median": _metric(lambda nums: _percentile(nums, 50)),
+    }
+    if kind in simple:
+        return simple[kind]
+    assert kind == "value_percentile"
+    p = corr.percentile
+    return _share if p is None else _metric(lambda nums: _percentile(nums, p))
 
 
 class CorrelationState:
@@ -132,6 +143,7 @@ class CorrelationState:
         self.late = 0  # hits older than the newest by more than the timespan: ignored
         self.dropped = 0  # hits dropped from a group past MAX_GROUP_HITS
         self.fed = 0
+        self._measure, self._holds = measure(self.corr), condition(self.corr)
         self._order = {rid: i for i, rid in reversed(list(enumerate(self.corr.rules)))}
         # per referenced rule: the fields its group key and value are read from (aliases resolved)
         self._fields = {rid: (tuple(self.corr.field_for(rid, g) for g in self.corr.group_by),
@@ -199,8 +211,8 @@ class CorrelationState:
         start = bisect.bisect_left(hits, ts - span, key=lambda f: f.ts)
         stop = bisect.bisect_right(hits, ts, key=lambda f: f.ts)
         window = hits[start:stop]
-        measured = measure(corr, window, fed)
-        if not holds(corr, measured):
+        measured = self._measure(window, fed)
+        if not self._holds(measured):
             return None
         del hits[start:stop]  # the window is consumed: the next alert needs new hits
         if not hits:
