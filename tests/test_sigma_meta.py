@@ -185,3 +185,47 @@ def test_state_is_kept_across_a_hot_reload_for_unchanged_correlations(tmp_path: 
     other.mkdir()
     engine2.swap(ruleset_of(other, spec["rules"].replace("timespan: 10m", "timespan: 11m", 1)))
     assert alerts(engine2, rest) == {}
+
+
+_EXTENDED = """\
+title: Extended condition
+id: 31111111-2222-4333-8444-555555555555
+correlation:
+    type: temporal
+    rules: [a, b]
+    group-by: [User]
+    timespan: 1m
+    condition: a and not b
+"""
+_FIELDREF_FILTER = """\
+title: Filter by a field reference
+logsource: {category: process_creation}
+filter:
+    rules: any
+    selection: {CommandLine|fieldref: ParentCommandLine}
+    condition: not selection
+"""
+_RULE = """\
+---
+title: a
+id: 31111111-2222-4333-8444-555555555556
+name: a
+logsource: {category: process_creation}
+detection: {selection: {CommandLine|contains: x}, condition: selection}
+---
+title: b
+id: 31111111-2222-4333-8444-555555555557
+name: b
+logsource: {category: process_creation}
+detection: {selection: {CommandLine|contains: y}, condition: selection}
+"""
+
+
+@pytest.mark.parametrize("text", [_EXTENDED, _FIELDREF_FILTER], ids=["extended_condition", "fieldref_filter"])
+def test_what_does_not_run_is_skipped_with_the_reason(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "meta.yml"
+    path.write_text(text + _RULE)
+    _, ruleset, diags = build([path])
+    (d,) = [d for d in diags if d.severity == "error"]
+    assert d.code is Code.UNSUPPORTED_CONSTRUCT and d.location.line == 1
+    assert not ruleset.correlations and not ruleset.filters and len(ruleset.rules) == 2
