@@ -229,3 +229,13 @@ def test_what_does_not_run_is_skipped_with_the_reason(tmp_path: Path, text: str)
     (d,) = [d for d in diags if d.severity == "error"]
     assert d.code is Code.UNSUPPORTED_CONSTRUCT and d.location.line == 1
     assert not ruleset.correlations and not ruleset.filters and len(ruleset.rules) == 2
+
+
+def test_evictions_are_counted_once_across_a_reload(tmp_path: Path) -> None:
+    engine = Engine(ruleset_of(tmp_path, _FLOOD), Settings(stats_interval_s=0, max_open_sequences=10))
+    _flood(engine, 25)
+    again = tmp_path / "again"
+    again.mkdir()
+    assert engine.swap(ruleset_of(again, _FLOOD))["correlation_groups_kept"] == 10
+    _flood(engine, 5)  # keys seen before: the least recently fed are evicted again
+    assert engine.correlation_counts()["correlation_evictions"] == 15 + 5

@@ -94,7 +94,9 @@ class Engine:
         if old_correlations is not None:
             if self.correlations is not None:
                 correlations_kept = self.correlations.adopt(old_correlations)
-            self._retired_correlation_evictions += old_correlations.counter("evicted")
+            kept_states = self.correlations.states if self.correlations is not None else []
+            self._retired_correlation_evictions += sum(st.evicted for st in old_correlations.states
+                                                       if not any(st is k for k in kept_states))
         matcher = self._matcher(ruleset)
         carried = matcher.adopt(old, same)
         self._retired_evictions += sum(st.evicted for i, st in old.sequences.items() if i not in carried)
