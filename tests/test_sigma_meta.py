@@ -205,20 +205,15 @@ filter:
     selection: {CommandLine|fieldref: ParentCommandLine}
     condition: not selection
 """
-_RULE = """\
+# the rules the correlation names: `a` (id ...556) on "x", `b` (id ...557) on "y"
+_RULE = "".join(f"""\
 ---
-title: a
-id: 31111111-2222-4333-8444-555555555556
-name: a
-logsource: {category: process_creation}
-detection: {selection: {CommandLine|contains: x}, condition: selection}
----
-title: b
-id: 31111111-2222-4333-8444-555555555557
-name: b
-logsource: {category: process_creation}
-detection: {selection: {CommandLine|contains: y}, condition: selection}
-"""
+title: {name}
+id: 31111111-2222-4333-8444-55555555555{n}
+name: {name}
+logsource: {{category: process_creation}}
+detection: {{selection: {{CommandLine|contains: {text}}}, condition: selection}}
+""" for name, n, text in (("a", 6, "x"), ("b", 7, "y")))
 
 
 @pytest.mark.parametrize("text", [_EXTENDED, _FIELDREF_FILTER], ids=["extended_condition", "fieldref_filter"])
