@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "docs"))  # docs/generated.py
+from generated import write_or_check  # noqa: E402
 PAGE = ROOT / "docs" / "performance-plots.md"
 
 
@@ -108,13 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 if the page differs; write nothing")
     args = ap.parse_args(argv)
     page = render(json.loads(args.json.read_text()), _shown(args.json))
-    if args.check:
-        if not args.out.exists() or args.out.read_text() != page:
-            print(f"{args.out} is stale: run python bench/plots.py {args.json}", file=sys.stderr)
-            return 1
-        return 0
-    args.out.write_text(page)
-    return 0
+    return write_or_check(args.out, page, args.check, f"python bench/plots.py {_shown(args.json)}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs/generated.py, however this file is loaded
+from generated import write_or_check  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "coverage.md"
 # (name on the page, path as given to --rules, relative to the repository)
@@ -126,14 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"collections not found (relative to {ROOT}): {', '.join(missing)}")
     lines = ([json.loads(x) for x in args.source.read_text().splitlines() if x.startswith("{")]
              if args.source else check_lines())
-    page = render(lines)
-    if args.check:
-        if PAGE.read_text() != page:
-            print(f"{PAGE} is stale: run python docs/gen_coverage.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(page)
-    return 0
+    return write_or_check(PAGE, render(lines), args.check, "python docs/gen_coverage.py")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from shellsieve.cli import Parser, parser
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs/generated.py, however this file is loaded
+from generated import write_or_check  # noqa: E402
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN = "<!-- options:begin (docs/gen_options.py writes this table) -->"
 END = "<!-- options:end -->"
@@ -77,16 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="exit 1 if README.md's table is stale; write nothing")
     args = ap.parse_args(argv)
-    now = README.read_text()
-    new = rewrite(now, parser())
-    if args.check:
-        if new != now:
-            print(f"{README}: the options table differs from the parser; run python docs/gen_options.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(new)
-    return 0
+    return write_or_check(README, rewrite(README.read_text(), parser()), args.check, "python docs/gen_options.py")
 
 
 if __name__ == "__main__":
