@@ -86,16 +86,20 @@ def render(lines: list[dict[str, Any]]) -> str:
         "",
         "## Per collection",
         "",
-        "| collection | format | rules loaded | skipped (error) | unsupported type | info (nothing lost) |",
+        "| collection | formats | rules loaded | skipped (error) | unsupported type | info (nothing lost) |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for name, _ in COLLECTIONS:
-        for fmt in sorted({f for c, f in loaded if c == name}):
-            by_sev = Counter({sev: n for (c, _, sev), n in skipped.items() if c == name})
-            out.append(f"| {name} | {FORMATS.get(fmt, fmt)} | {_num(loaded[name, fmt])} | {_num(by_sev['error'])} | "
-                       f"{_num(by_sev['unsupported'])} | {_num(by_sev['info'])} |")
-    out += ["", f"In all: {_num(len(rules))} rules loaded, {_num(summary['patterns'])} patterns, "
-                f"{_num(summary['database_bytes'])} database bytes.", "",
+        formats = ", ".join(FORMATS.get(f, f) for f in sorted({f for c, f in loaded if c == name}))
+        by_sev: Counter[str] = Counter()
+        for (coll, _, sev), n in skipped.items():
+            if coll == name:
+                by_sev[sev] += n
+        rules_in = sum(n for (c, _), n in loaded.items() if c == name)
+        out.append(f"| {name} | {formats} | {_num(rules_in)} | {_num(by_sev['error'])} | "
+                   f"{_num(by_sev['unsupported'])} | {_num(by_sev['info'])} |")
+    out += ["", (f"In all: {_num(len(rules))} rules loaded, {_num(summary['patterns'])} patterns, "
+                 f"{_num(summary['database_bytes'])} database bytes."), "",
             "## Skipped, by reason code", "",
             "| collection | code | title | severity | rules | construct |", "|---|---|---|---|---:|---|"]
     for (coll, code, construct), n in sorted(constructs.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[1], kv[0][2])):
