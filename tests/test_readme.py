@@ -74,6 +74,25 @@ class TestQuickStart:
             assert event["source_type"] == "file"
 
 
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation but `-` and `_` dropped, spaces -> `-`."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+class TestLinks:
+    def test_every_relative_link_resolves(self) -> None:
+        """Each link of the README to a file of the repository names one that exists and, with an
+        `#anchor`, a heading of it."""
+        for target in re.findall(r"\]\(([^)\s]+)\)", README.read_text()):
+            if "://" in target:
+                continue
+            path, _, anchor = target.partition("#")
+            assert (ROOT / path).exists(), target
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), re.MULTILINE)
+                assert anchor in {_slug(h) for h in headings}, target
+
+
 class TestOptionsTable:
     def test_matches_the_parser(self) -> None:
         """README.md's options table is what docs/gen_options.py makes of the parser now."""
