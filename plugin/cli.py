@@ -33,7 +33,7 @@ from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, p
 from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
                                  within)
 
-__all__ = ["main", "build", "parser"]
+__all__ = ["main", "build", "parser", "Parser"]
 
 _DEFAULTS = Settings()
 
@@ -86,8 +86,24 @@ def _duration(name: str) -> Callable[[str], float]:
     return convert
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+class Parser(argparse.ArgumentParser):
+    """argparse's parser that also keeps the options it was given (`options`) and, on the top-level
+    parser, its commands (`commands`): docs/gen_options.py tabulates them from these, not from
+    argparse's private attributes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.options: list[argparse.Action] = []  # before argparse's __init__, which adds -h
+        self.commands: dict[str, Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options.append(action)
+        return action
+
+
+def parser() -> Parser:
+    p = Parser(
         prog="shellsieve",
         description="Tag reverse shells and web-server shells in process events, inline in a log pipeline.",
     )
@@ -136,11 +152,11 @@ def parser() -> argparse.ArgumentParser:
     _rules_option(lst)
     _selection_options(lst)
     lst.add_argument("--json", action="store_true", help="one JSON object per rule per line")
-    _explain_options(sub)
+    p.commands = {"run": run, "serve": srv, "check": chk, "rules": lst, "explain": _explain_options(sub)}
     return p
 
 
-def _explain_options(sub: Any) -> None:
+def _explain_options(sub: Any) -> Parser:
     exp = sub.add_parser("explain", help="say why each rule did or did not match one event",
                          description="Read one event (any input format `run` reads) and print, for every rule "
                                      "whose anchors fired or that --rule names: matched or not and, for a rule "
@@ -164,6 +180,8 @@ def _explain_options(sub: Any) -> None:
                      help="as for `run` (default: %(default)s)")
     _selection_options(exp)
     _cache_options(exp)
+    explain: Parser = exp
+    return explain
 
 
 def _rules_option(p: argparse.ArgumentParser) -> None:
