@@ -84,6 +84,30 @@ def test_wildcard_parts_fast_path_equals_reference(ruleset: Ruleset) -> None:
     assert alerts >= 4
 
 
+def test_number_bound_anchor_fast_path_equals_reference(ruleset: Ruleset) -> None:
+    """`process.args_count >= 3` anchors on its key and value (compile/anchors.py _at_least): every
+    JSON spelling of a count, as a number, a numeric string, a dotted key, or a nested key of the
+    same name, gives the output decoding every line gives; a bare `telnet` is not decoded."""
+    rng = random.Random(5)
+    lines = []
+    for i, count in enumerate([1, 2, 3, 4, 10, 3.0, 2.5, "3", " 1_0", "inf", -4, 0.3e1, 30e-1, 2e0]):
+        for k in range(3):
+            start, connect = _events(i * 3 + k, ["telnet", "10.0.0.1", "4444"], "bash")
+            start["process"]["args_count"] = count
+            lines += [spellings(start, rng)[k], msgspec.json.encode(connect)]
+    for i, spelled in enumerate([b"0.3e1", b"1E1", b"2.5e+0", b"3", b"0"]):  # exponents as JSON writes them
+        start, connect = _events(90 + i, ["telnet", "10.0.0.1", "4444"], "bash")
+        start["process"]["args_count"] = 1
+        lines += [msgspec.json.encode(start).replace(b'"args_count":1', b'"args_count":' + spelled),
+                  msgspec.json.encode(connect)]
+    alerts, _ = assert_identical(ruleset, lines)
+    assert alerts >= 10
+    bare = [msgspec.json.encode(_events(99 + k, ["telnet"], "bash")[0]) for k in range(50)]
+    assert assert_identical(ruleset, bare)[1] == 0  # one argument: never a candidate
+    assert predicate_literals(Predicate("process.args_count", Op.GE, (3,), True))[0].number  # type: ignore[index]
+    assert predicate_literals(Predicate("process.args_count", Op.GE, (12,), True)) is None  # past the bound
+
+
 @pytest.mark.skipif(not GEN_CORPUS.is_file(), reason="../shared/peers is not checked out")
 def test_peers_corpus_fast_path_equals_reference(ruleset: Ruleset, tmp_path: Path) -> None:
     out = tmp_path / "corpus.ndjson"

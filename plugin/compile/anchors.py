@@ -276,6 +276,28 @@ def _number_regex(v: int | float) -> tuple[bytes, int] | None:
     return _NUMBER_BEFORE + rb"\.?".join(str(d).encode() for d in digits) + _NUMBER_AFTER, len(digits) + 2
 
 
+# A number at least n (1 <= n <= 9) as JSON writes it after its key: a digit from n, two digits or
+# more, or an exponent; a string (confirm reads "12" as a number, float() takes " 1_0" too) or an
+# array (any element) always passes. A negative number, 0, or a small integer does not.
+_LOWER_BOUND = rb'%s"[ \t\r\n]*:[ \t\r\n]*(?:[\["]|[%d-9]|[1-9][0-9]|[0-9.]+[eE])'
+MAX_LOWER_BOUND = 9
+
+
+def _at_least(pred: Predicate) -> Literal | None:
+    """`args_count >= 3` as a regex over its key and value: a bare `telnet` (one argument) is not
+    the `telnet HOST PORT` the reverse-shell sequence waits for. The key's last part is in the
+    regex (`"process.args_count"` holds `args_count"` too); a nested key of the same name passes
+    as well, a weaker condition that the key check then narrows."""
+    v = pred.values[0] if len(pred.values) == 1 else None
+    key = _key(pred)
+    if not key or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    n = math.floor(v)  # >= 2.5 holds for 2.7: its first digit is 2
+    if not 1 <= n <= MAX_LOWER_BOUND:
+        return None
+    return Literal(b"", False, regex=_LOWER_BOUND % (key, n), size=len(key) + 3, number=True)
+
+
 # Between two parts of one wildcard value: anything but the line's end. Kept inside one JSON string
 # (`(?:[^"\\\n]|\\.)*`), the public line database scanned ~25% slower for the same candidate lines.
 _WILD_GAP = rb"[^\n]*"
@@ -346,6 +368,12 @@ def predicate_literals(pred: Predicate, raw: bool = True) -> list[Literal] | Non
                     c = c + b'"'
                 cands.append(c)
             lit = _best(cands)
+        elif pred.op in (Op.GE, Op.GT):
+            bound = _at_least(pred)
+            if bound is None:
+                return None
+            out.append(bound)
+            continue
         elif pred.op is Op.REGEX:
             lits = _regex_literal(str(v), caseless)
             parsed = _parse(str(v)) if raw else None

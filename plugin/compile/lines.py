@@ -73,10 +73,10 @@ def _may_overlap(a: Literal, b: Literal) -> bool:
 
     Literals of two different fields lie in two different JSON values of the line, and a literal's
     match ends at the latest at the `,]}` after its value: they never overlap."""
-    if (a.regex and not a.ordered) or (b.regex and not b.ordered):
+    if (a.regex and not (a.ordered or a.number)) or (b.regex and not (b.ordered or b.number)):
         return True  # a regex anchor stays alone: a join would run it after every common literal
     if _apart(a.field, b.field):
-        return False
+        return False  # a number's regex starts at its key or its first digit: cheap to join
     if a.regex or b.regex:
         return True  # a wildcard's ordered parts: any byte of its value may be another literal's
     x, y = a.text, b.text
@@ -178,6 +178,14 @@ def keyed(lit: Literal) -> Keyed | None:
     return Keyed(lit.key, len(lit.text), _closes_value(lit.text))
 
 
+def _needs(lits: tuple[Literal, ...]) -> tuple[Need, ...] | None:
+    """A join's set as run/keys.py checks it, when every literal of it is keyed."""
+    keys = [keyed(lit) for lit in lits]
+    if any(k is None for k in keys):
+        return None
+    return tuple(Need(lit.regex, lit.text, lit.caseless, k) for lit, k in zip(lits, keys))  # type: ignore[arg-type]  # None excluded
+
+
 class Need(NamedTuple):
     """One literal of a join's keyed first set, as run/keys.py finds it in a line."""
 
@@ -193,7 +201,7 @@ class LineLayout:
     rules: dict[int, list[int]] = field(default_factory=dict)  # pattern id -> rule indices
     clause_ids: dict[Clause, list[int]] = field(default_factory=dict)  # clause -> its pattern ids
     keyed: dict[int, Keyed] = field(default_factory=dict)  # pattern id -> the key its hit must be under
-    requires: dict[int, tuple[Need, ...]] = field(default_factory=dict)  # join id -> its first set, keyed
+    requires: dict[int, tuple[tuple[Need, ...], ...]] = field(default_factory=dict)  # join id -> its keyed sets
     marker_id: int = -1
     reserved_id: int = -1  # the key only the filter writes (run/enrich.py RESERVED), as a top-level key
     format_ids: frozenset[int] = frozenset()  # keys of the other JSON shapes (events/formats.py)
@@ -206,14 +214,14 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
     layout = LineLayout()
     # A keyed literal is its own pattern: the same bytes unkeyed (another field) must not be filtered;
     # a join is one per set of keyed patterns it needs.
-    ids: dict[tuple[bytes, int, Keyed | tuple[Need, ...] | None], int] = {}
+    ids: dict[tuple[bytes, int, Keyed | tuple[tuple[Need, ...], ...] | None], int] = {}
 
     def link(pid: int, ri: int) -> None:
         rules = layout.rules.setdefault(pid, [])
         if not rules or rules[-1] != ri:
             rules.append(ri)
 
-    def pattern(expr_flags: tuple[bytes, int], key: Keyed | tuple[Need, ...] | None = None) -> int:
+    def pattern(expr_flags: tuple[bytes, int], key: Keyed | tuple[tuple[Need, ...], ...] | None = None) -> int:
         pid = ids.get((*expr_flags, key))
         if pid is None:
             pid = ids[(*expr_flags, key)] = len(layout.patterns)
@@ -236,13 +244,12 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
                 continue
             joined = clause_pattern(clause)
             if joined is not None:
-                # A join cannot say where its literals lie; when its first set (always joined) is
-                # keyed, a hit counts only on a line where that set passes a key check (run/keys.py
-                # finds its literals in the line: as patterns of their own they would fire on most).
-                keys = [keyed(lit) for lit in clause[0]]
-                needs = (tuple(Need(lit.regex, lit.text, lit.caseless, k) for lit, k in zip(clause[0], keys))
-                         if all(k is not None for k in keys) else None)
-                add(pattern(joined, needs), ri, clause)
+                # A join cannot say where its literals lie; a hit counts only on a line where each of
+                # its keyed sets passes a key check (run/keys.py finds their literals in the line: as
+                # patterns of their own they would fire on most). `fsockopen` in the args and `/bin/`
+                # in the executable join, but `/bin/` is not in the args.
+                needs = tuple(n for lits in _joinable(clause) if (n := _needs(lits)) is not None)
+                add(pattern(joined, needs or None), ri, clause)
             else:  # one set: each literal its own pattern, shared with every rule naming it
                 for lit in clause[0]:
                     add(pattern(literal_pattern(lit), keyed(lit)), ri, clause)

@@ -95,7 +95,7 @@ class Ruleset:
     # a hit makes the rule a candidate only while that query is live (run/match.py)
     late_rules: dict[int, tuple[tuple[int, int], ...]]
     keyed: dict[int, Keyed]  # line pattern id -> the key a hit must be under (run/keys.py)
-    requires: dict[int, tuple[Need, ...]]  # a join's id -> its keyed first set: one must pass (run/keys.py)
+    requires: dict[int, tuple[tuple[Need, ...], ...]]  # a join's id -> its keyed sets: each must pass (run/keys.py)
     marker_id: int  # the escape marker's id: a line where it fires is a candidate for every rule
     reserved_id: int  # the `shellsieve` key's id: a line where it fires is decoded even without a rule
     format_ids: frozenset[int]  # ids of ECS_MARKERS: a block where one fires is not routed as ECS

@@ -18,7 +18,7 @@ import re
 
 from shellsieve.compile.lines import Keyed, Need
 
-__all__ = ["KeyedSet", "under_key"]
+__all__ = ["JoinCheck", "KeyedSet", "under_key"]
 
 _QUOTE, _BACKSLASH, _COLON = 0x22, 0x5C, 0x3A
 _BLANK = b" \t\r"
@@ -221,3 +221,13 @@ class KeyedSet:
                 if n == _MAX_RUN or under_key(block, start, m.end(1), k):
                     return True
         return False
+
+
+class JoinCheck:
+    """A join's keyed sets (compile/lines.py): it counts on a line where each of them passes."""
+
+    def __init__(self, per_join: tuple[tuple[Need, ...], ...]) -> None:
+        self.sets = tuple(KeyedSet(needs) for needs in per_join)
+
+    def passes(self, block: bytes, start: int, end: int) -> bool:
+        return all(ks.passes(block, start, end) for ks in self.sets)
