@@ -408,7 +408,7 @@ def _run(args: argparse.Namespace) -> int:
             from shellsieve.run.progress import progress_for
 
             stats = run_filter(started.ruleset, started.settings, sys.stdin.buffer, sys.stdout.buffer, log,
-                               started.exceptions, metrics, progress_for(sys.stdin, sys.stderr),
+                               started.exceptions, metrics, progress_for(sys.stdin.buffer, sys.stderr),
                                reloading.start(started), reloading.latch)
             return EXIT_CODES[stats.stop_reason]
         finally:

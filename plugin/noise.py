@@ -117,7 +117,7 @@ def anchor_rates(ruleset: Ruleset, lines: list[tuple[bytes, float]]) -> Counter[
     every = range(len(ruleset.rules))
     for line, share in lines:
         hits: list[tuple[int, int]] = []
-        ruleset.database.scan(line, match_event_handler=_on_hit, context=hits)
+        ruleset.database.scan(line, match_event_handler=_on_hit, context=hits)  # type: ignore[arg-type]  # hyperscan's stub types the context as object; the handler gets `hits`
         pids = {pid for pid, end in hits
                 if (k := ruleset.keyed.get(pid)) is None or under_key(line, 0, end, k)}
         if ruleset.marker_id in pids:  # an escape could spell any literal: every rule

@@ -23,21 +23,23 @@ ScanFn = Callable[[str], frozenset[int]]
 _NONE: frozenset[str] = frozenset()
 
 
-class _Elements(dict):  # type: ignore[type-arg]
+class _Elements(dict[Accessor, list[Any]]):
     """accessor -> the field's value as a list (an array field holds when any element does);
     worked out on first use. A subscript is one C call on every later use."""
 
     __slots__ = ("view",)
+    view: Any  # the decoded event (a view class made at run time)
 
     def __missing__(self, get: Accessor) -> list[Any]:
         e = self[get] = _elements(get(self.view))
         return e
 
 
-class _Strings(dict):  # type: ignore[type-arg]
+class _Strings(dict[Accessor, frozenset[str]]):
     """accessor -> the field's string elements, as a set."""
 
     __slots__ = ("elements",)
+    elements: _Elements
 
     def __missing__(self, get: Accessor) -> frozenset[str]:
         v = get(self.elements.view)
@@ -51,20 +53,22 @@ class _Strings(dict):  # type: ignore[type-arg]
         return s
 
 
-class _Folded(dict):  # type: ignore[type-arg]
+class _Folded(dict[Accessor, frozenset[str]]):
     """accessor -> the field's string elements casefolded, as a set."""
 
     __slots__ = ("strings",)
+    strings: _Strings
 
     def __missing__(self, get: Accessor) -> frozenset[str]:
         s = self[get] = frozenset(map(str.casefold, self.strings[get]))
         return s
 
 
-class _Scans(dict):  # type: ignore[type-arg]
+class _Scans(dict[str, frozenset[int]]):
     """value -> ids of the field patterns matching it (one Hyperscan scan)."""
 
     __slots__ = ("scan",)
+    scan: ScanFn
 
     def __missing__(self, text: str) -> frozenset[int]:
         h = self[text] = self.scan(text)
@@ -200,7 +204,7 @@ def _number(v: Any) -> float | None:
     return None
 
 
-_CMP = {
+_CMP: dict[Op, Callable[[Any, Any], bool]] = {
     Op.LT: lambda a, b: a < b, Op.LE: lambda a, b: a <= b,
     Op.GT: lambda a, b: a > b, Op.GE: lambda a, b: a >= b,
     Op.LENGTH_LT: lambda a, b: a < b, Op.LENGTH_LE: lambda a, b: a <= b,

@@ -229,9 +229,9 @@ def line_layout(clauses_per_rule: dict[int, list[Clause]]) -> LineLayout:
                 # A join cannot say where its literals lie; when its first set (always joined) is
                 # keyed, a hit counts only on a line where that set passes a key check (run/keys.py
                 # finds its literals in the line: as patterns of their own they would fire on most).
-                keys = [keyed(lit) for lit in clause[0]]
+                keys = [k for k in map(keyed, clause[0]) if k is not None]
                 needs = (tuple(Need(lit.regex, lit.text, lit.caseless, k) for lit, k in zip(clause[0], keys))
-                         if all(k is not None for k in keys) else None)
+                         if len(keys) == len(clause[0]) else None)
                 add(pattern(joined, needs), ri, clause)
             else:  # one set: each literal its own pattern, shared with every rule naming it
                 for lit in clause[0]:

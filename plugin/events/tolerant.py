@@ -248,7 +248,7 @@ def read(line: bytes, merge_duplicates: bool = False) -> tuple[dict[str, Any] | 
             while p is not None:
                 kb, sv, nv, lv = p.group(1, 2, 3, 4)
                 key = _string(kb, reasons)
-                value = (_string(sv, reasons) if sv is not None
+                value: Any = (_string(sv, reasons) if sv is not None
                          else _number(nv, reasons) if nv is not None else _LITERALS[lv])
                 if merge_duplicates and key in container:
                     reasons.add("duplicate_key")
@@ -280,7 +280,7 @@ def read(line: bytes, merge_duplicates: bool = False) -> tuple[dict[str, Any] | 
                 skip += seg.count(b"[") + seg.count(b"{") - seg.count(b"]") - seg.count(b"}")
                 pos += len(seg)
                 if skip:
-                    pos = _SCALARS.match(line, pos).end()  # type: ignore[union-attr]
+                    pos = _SCALARS.match(line, pos).end()  # type: ignore[union-attr]  # matches "" too: never None
             continue
         if kind == "close":
             if stack:
@@ -297,7 +297,7 @@ def read(line: bytes, merge_duplicates: bool = False) -> tuple[dict[str, Any] | 
                     body = body[:-1]
             else:
                 body = m.group("str")[1:-1]
-            value: Any = _string(body, reasons)
+            value = _string(body, reasons)
         elif kind == "num":
             value = _number(m.group("num"), reasons)
         elif kind == "lit":

@@ -50,7 +50,8 @@ def _text(node: yaml.Node, what: str) -> str:
     """A scalar as text (a YAML bool as `true`/`false`, as JSON writes it); _Bad for anything else."""
     if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
         raise _Bad(Code.EXC_SCHEMA, node, what, f"{what} must be a value")
-    return node.value.lower() if node.tag == _BOOL else node.value
+    text: str = node.value  # a scalar node's value is its text (the stub types it Any)
+    return text.lower() if node.tag == _BOOL else text
 
 
 def _texts(node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:

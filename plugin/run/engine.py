@@ -65,8 +65,8 @@ class Engine:
         settings = self.settings
         # The order is explicit: exceptions first, then the gates given, suppression last, so an
         # excepted hit never opens or extends a suppression window.
-        gates = (*([self.exceptions] if self.exceptions is not None else []), *self._gates,
-                 *([self.suppression] if self.suppression is not None else []))
+        gates: tuple[Gate, ...] = (*([self.exceptions] if self.exceptions is not None else []), *self._gates,
+                                   *([self.suppression] if self.suppression is not None else []))
         return BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
                             gates=gates, alert_docs=settings.alert_docs == "split")
 
