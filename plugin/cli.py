@@ -27,7 +27,6 @@ from shellsieve.events.hostos import HOST_OS
 from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.compile.cache import default_cache_dir
 from shellsieve.model.exceptions import RuleException
-from shellsieve.model.fields import known_fields
 from shellsieve.rules.discover import load_rules, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
@@ -550,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         p.error("a command is required (run, serve, check, rules, explain) or --version")
     try:
-        return {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules}[args.command](args)
+        commands = {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules}
+        return commands[args.command](args)
     except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read
         return 130
 

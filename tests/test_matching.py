@@ -414,7 +414,8 @@ class TestAnchorClauses:
 
         ip = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
         query = AllOf((Predicate("host.os.type", Op.EQ, ("linux",), True),
-                       Predicate("process.command_line", Op.REGEX, (rf"(?s)\A(?:.*{ip}:[0-9]{{1,5}}:{ip}.*)\z",), True)))
+                       Predicate("process.command_line", Op.REGEX, (rf"(?s)\A(?:.*{ip}:[0-9]{{1,5}}:{ip}.*)\z",),
+                                 True)))
         events = [{"host": {"os": {"type": "linux"}}, "process": {"command_line": "ssh -L 8080 10.0.0.1"}},
                   {"host": {"os": {"type": "linux"}}, "process": {"command_line": "ssh -L 1.2.3.4:80:5.6.7.8 x"}},
                   {"host": {"os": {"type": "linux"}}, "process": {"command_line": "x 1.2.3.4:80:5.6.7.8\t\"y\""}},

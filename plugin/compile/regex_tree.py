@@ -16,7 +16,6 @@ from __future__ import annotations
 import enum
 import unicodedata
 from dataclasses import dataclass
-from typing import Union
 
 __all__ = ["At", "AnyChar", "Assert", "Atomic", "Branch", "Category", "Char", "Flag", "Group", "GroupRef",
            "GroupRefExists", "MAXREPEAT", "MAXWIDTH", "Node", "NotChar", "Parsed", "Range", "Repeat", "RepeatKind",
@@ -88,7 +87,7 @@ class Range:
     hi: int
 
 
-SetItem = Union[Char, Range, Category]
+SetItem = Char | Range | Category
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,7 @@ class GroupRefExists:
     no: tuple[Node, ...] | None
 
 
-Node = Union[Char, NotChar, AnyChar, Set, At, Group, Branch, Repeat, Atomic, Assert, GroupRef, GroupRefExists]
+Node = Char | NotChar | AnyChar | Set | At | Group | Branch | Repeat | Atomic | Assert | GroupRef | GroupRefExists
 
 # Nodes CPython compares by value when it factors a common first node out of alternatives; any
 # node holding a subpattern compares by identity there, so is never factored.

@@ -249,7 +249,7 @@ def _layout(kept: Kept) -> _Layout:
     # A pattern many rules share (`?*`, "any non-empty value", is in hundreds of Elastic rules) gets
     # one id: each field scan then reports it once, not once per rule.
     shared: dict[tuple[bytes, int, str | None], int] = {}
-    for ri, (rule, fps) in enumerate(kept):
+    for ri, (_rule, fps) in enumerate(kept):
         for pred, lst in fps:
             ids = []
             for fp in lst:
@@ -453,7 +453,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
 
     compiled: list[CompiledRule] = []
     for ri, rule in enumerate(kept):
-        build: Callable[[Expr], Check] = lambda e: build_check(e, acc, text_ids, regex_confirm)  # noqa: E731
+        build: Callable[[Expr], Check] = lambda e: build_check(e, acc, text_ids, regex_confirm)  # noqa: E731  a lambda typed by its annotation
         top = rule.query
         if isinstance(top, Sequence):
             seq = CompiledSequence(

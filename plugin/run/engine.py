@@ -203,7 +203,7 @@ class Stream:
         stream was cut off (a stop signal, a connection reset), so a last line that is not a whole
         JSON object is forwarded as `{"message": ...}` under the malformed reason `partial_line`."""
         engine = self.engine
-        stats, router = engine.stats, engine.router
+        stats = engine.stats
         before = stats.lines_in
         last = self._framer.finish()
         out = b""

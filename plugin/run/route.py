@@ -302,7 +302,8 @@ class Router:
             flat = from_wazuh(payload, self.pids, self.passwd)
         elif fmt == "sysmon":
             doc = payload
-            flat = from_evtx_json(payload) if "Event" in payload and "winlog" not in payload else from_winlogbeat(payload)
+            flat = (from_evtx_json(payload) if "Event" in payload and "winlog" not in payload
+                    else from_winlogbeat(payload))
         elif fmt == "sysmon-syslog":
             parsed = from_syslog_xml(payload)
             if parsed is None:
