@@ -265,24 +265,7 @@ def _build(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[Predi
            confirm: Callable[[int, str], bool] | None) -> tuple[Check, bool]:
     """(closure, whether it may scan a field with Hyperscan), each predicate looked at once."""
     if isinstance(expr, Predicate):
-        get = accessors[expr.field]
-        op = expr.op
-        if op is Op.EQ:
-            return _eq(expr, get), False
-        if op in TEXT_OPS:
-            literal = literal_test(expr)
-            if literal is not None:
-                return _literal_text(*literal, text_ids(expr), get), False
-            return _text(text_ids(expr), get, confirm), True
-        if op is Op.CIDR:
-            return _cidr(expr, get), False
-        if op is Op.EXISTS:
-            return _exists(get), False
-        if op in (Op.LT, Op.LE, Op.GT, Op.GE):
-            return _compare(expr, get), False
-        if op is Op.FIELDREF:
-            return _fieldref(get, accessors[str(expr.values[0])]), False
-        return _length(expr, get), False
+        return _predicate(expr, accessors, text_ids, confirm)
     if isinstance(expr, Not):
         inner, scans = _build(expr.term, accessors, text_ids, confirm)
         return (lambda ctx: not inner(ctx)), scans
@@ -292,20 +275,47 @@ def _build(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[Predi
     # last made no measurable difference.)
     built = sorted((_build(t, accessors, text_ids, confirm) for t in expr.terms), key=lambda b: b[1])
     terms = tuple(check for check, _ in built)
-    scans = any(s for _, s in built)
+    return _combined(terms, isinstance(expr, AllOf)), any(s for _, s in built)
+
+
+def _predicate(expr: Predicate, accessors: dict[str, Accessor], text_ids: Callable[[Predicate], frozenset[int]],
+               confirm: Callable[[int, str], bool] | None) -> tuple[Check, bool]:
+    """One predicate's closure, picked by its operator, and whether it may scan its field."""
+    get = accessors[expr.field]
+    op = expr.op
+    if op is Op.EQ:
+        return _eq(expr, get), False
+    if op in TEXT_OPS:
+        literal = literal_test(expr)
+        if literal is not None:
+            return _literal_text(*literal, text_ids(expr), get), False
+        return _text(text_ids(expr), get, confirm), True
+    if op is Op.CIDR:
+        return _cidr(expr, get), False
+    if op is Op.EXISTS:
+        return _exists(get), False
+    if op in (Op.LT, Op.LE, Op.GT, Op.GE):
+        return _compare(expr, get), False
+    if op is Op.FIELDREF:
+        return _fieldref(get, accessors[str(expr.values[0])]), False
+    return _length(expr, get), False
+
+
+def _combined(terms: tuple[Check, ...], all_of: bool) -> Check:
+    """All (or any) of `terms`, tested in their order; two terms without a loop."""
     if len(terms) == 2:
         a, b = terms
-        if isinstance(expr, AllOf):
-            return (lambda ctx: a(ctx) and b(ctx)), scans
-        return (lambda ctx: a(ctx) or b(ctx)), scans
-    if isinstance(expr, AllOf):
+        if all_of:
+            return lambda ctx: a(ctx) and b(ctx)
+        return lambda ctx: a(ctx) or b(ctx)
+    if all_of:
         def all_hold(ctx: EventContext) -> bool:
             for t in terms:
                 if not t(ctx):
                     return False
             return True
 
-        return all_hold, scans
+        return all_hold
 
     def any_holds(ctx: EventContext) -> bool:
         for t in terms:
@@ -313,4 +323,4 @@ def _build(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[Predi
                 return True
         return False
 
-    return any_holds, scans
+    return any_holds
