@@ -64,7 +64,7 @@ def from_entry(blob: bytes) -> Built:
     """The rules, Ruleset and diagnostics of an entry made by `build_entry`: no rule file is read and
     no database compiled (its patterns are the ones the entry was compiled from)."""
     try:
-        handed = msgspec.msgpack.decode(blob, type=HandOver)
+        handed: HandOver = msgspec.msgpack.decode(blob, type=HandOver)
     except msgspec.DecodeError as exc:
         raise BuildError(f"the compiled rules could not be read: {exc}") from None
     entry = handed.entry

@@ -139,7 +139,7 @@ _BOUNDS = {**_BOUNDS_BY[Settings], **_BOUNDS_BY[ServeSettings]}
 def within(name: str, v: object) -> bool:
     """Is `v` a valid value of the numeric setting `name` (finite, of its type, in its bounds)?"""
     b = _BOUNDS[name]
-    if isinstance(v, bool) or not isinstance(v, int if b.integer else (int, float)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (b.integer and not isinstance(v, int)):
         return False
     return math.isfinite(v) and (v > b.lo if b.lo_open else v >= b.lo) and v <= b.hi
 

@@ -241,7 +241,7 @@ class DatabaseCache:
             self.status = payload
             return None
         try:
-            entry = msgspec.msgpack.decode(payload, type=CacheEntry)
+            entry: CacheEntry = msgspec.msgpack.decode(payload, type=CacheEntry)
         except msgspec.DecodeError:
             self.status = "corrupt"
             return None

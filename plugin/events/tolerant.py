@@ -148,7 +148,7 @@ def _float_hook(reasons: _Reasons) -> Any:
 def _scalars(run: bytes, reasons: _Reasons) -> list[Any] | None:
     """The values of `a, b, c` (scalars only), or None if msgspec refuses them (bad bytes, an escape
     or an integer it cannot take): the token loop then reads them one by one."""
-    decoder = msgspec.json.Decoder(list[Any], float_hook=_float_hook(reasons))
+    decoder: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(list[Any], float_hook=_float_hook(reasons))
     try:
         return decoder.decode(b"[" + run + b"]")
     except _STRICT_ERRORS:

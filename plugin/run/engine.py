@@ -262,7 +262,7 @@ def _strip_bom(block: bytes, stats: Stats) -> bytes:
     return block.replace(b"\n" + _BOM, b"\n")
 
 
-_raw = msgspec.json.Decoder(msgspec.Raw)
+_raw: msgspec.json.Decoder[msgspec.Raw] = msgspec.json.Decoder(msgspec.Raw)
 
 
 def _is_object(line: bytes) -> bool:

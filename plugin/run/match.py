@@ -29,8 +29,9 @@ class _Any(msgspec.Struct):
     """Decodes any JSON object while skipping every field: a syntax check for lines without hits."""
 
 
-_validator = msgspec.json.Decoder(_Any)
-_block_raw = msgspec.json.Decoder(list[msgspec.Raw])  # a whole block as one JSON array, in one C call
+_validator: msgspec.json.Decoder[_Any] = msgspec.json.Decoder(_Any)
+# a whole block as one JSON array, in one C call
+_block_raw: msgspec.json.Decoder[list[msgspec.Raw]] = msgspec.json.Decoder(list[msgspec.Raw])
 _decode_plain = msgspec.json.decode
 _first = itemgetter(0)
 _encode = msgspec.json.Encoder().encode
