@@ -2,7 +2,7 @@
 
     python bench/line_rate.py --events 200000            # the README's table
     python bench/line_rate.py --events 20000 --no-public --rounds 1   # a quick look
-    python bench/line_rate.py --json rows.json           # also the figures as JSON, for plotting
+    python bench/line_rate.py --json rows.json           # also the figures as JSON: bench/plots.py draws them
     python bench/line_rate.py --public-hits hits.json    # public alert ids per event: written, then compared
 
 The corpus is `../shared/peers/gen_corpus.py` (ECS process starts, ~660 B each, 0.1% reverse shells,
@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -256,7 +257,8 @@ def main() -> None:
     if hits is not None:
         compare_hits(args.public_hits, hits)
     if args.json:
-        doc = {"events": n, "bytes": size, "rounds": args.rounds, "ratios": ratios,
+        doc = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "events": n, "bytes": size, "rounds": args.rounds,
+               "ratios": ratios,
                "rows": [{**asdict(r), "steady": r.steady, "events_per_cpu_s": r.rate} for r in rows],
                "shapes": [{**asdict(r), "steady": r.steady, "us_per_event": r.steady / r.events * 1e6,
                            "x_plain": r.steady / plain.steady} for r in shape_rows]}

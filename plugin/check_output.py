@@ -14,7 +14,9 @@ from shellsieve.compile.ruleset import Ruleset
 from shellsieve.coverage import Row, coverage, render_coverage
 from shellsieve.diagnostics import Code, Diagnostic, printable
 from shellsieve.listing import render_json_lines, rule_rows
+from shellsieve.model.correlation import Correlation, Filter
 from shellsieve.model.exceptions import RuleException
+from shellsieve.model.rule import Rule
 
 __all__ = ["OUTPUT_FORMATS", "CheckReport", "ExceptionsReport", "output_format", "render_text", "render_json"]
 
@@ -59,12 +61,25 @@ class _Counts(NamedTuple):
     untrusted: Counter[tuple[str, str]]  # those warnings per (code, title)
 
 
+def _running(ruleset: Ruleset) -> list[Rule]:
+    """The rules that run: those on events, then Sigma correlations and filters (on their hits)."""
+    return [*(cr.rule for cr in ruleset.rules), *ruleset.meta_rules]
+
+
+def _kind(rule: Rule) -> str:
+    """What a rule is, in `check`'s listing: `correlation event_count`, `filter`, `sequence`, `rule`."""
+    q = rule.query
+    if isinstance(q, Correlation):
+        return f"correlation {q.type}"
+    return "filter" if isinstance(q, Filter) else "sequence" if rule.is_sequence else "rule"
+
+
 def _counts(report: CheckReport) -> _Counts:
-    diags, rules = report.diagnostics, report.ruleset.rules
+    diags, rules = report.diagnostics, _running(report.ruleset)
     flagged = [d for d in diags if d.severity == "warning" and d.code.strict]
     return _Counts(
-        loaded=Counter(cr.rule.ruleset for cr in rules),
-        rows=coverage((cr.rule for cr in rules), diags),
+        loaded=Counter(r.ruleset for r in rules),
+        rows=coverage(rules, diags),
         reasons=Counter((d.code.code, d.code.title) for d in diags if d.severity == "error"),
         copies=sum(1 for d in diags if d.code is Code.DUPLICATE_ID and d.severity == "info"),
         replaced=sum(1 for d in diags if d.code is Code.REPLACED),
@@ -100,10 +115,11 @@ def render_text(report: CheckReport) -> str:
     if not report.quiet:
         for fmt in sorted(c.loaded):
             out.append(f"{fmt}: {c.loaded[fmt]} rules\n")
-            out += [f"  {printable(cr.rule.id)}  {printable(cr.rule.name)}\n"
-                    for cr in ruleset.rules if cr.rule.ruleset == fmt]
+            out += [f"  {printable(r.id)}  {printable(r.name)}{f'  [{_kind(r)}]' if r.is_meta else ''}\n"
+                    for r in _running(ruleset) if r.ruleset == fmt]
     out += [d.render() + "\n" for d in _shown(report)]
-    out.append(f"loaded: {len(ruleset.rules)} rules ({', '.join(f'{k} {v}' for k, v in sorted(c.loaded.items()))})\n")
+    loaded = ", ".join(f"{k} {v}" for k, v in sorted(c.loaded.items()))
+    out.append(f"loaded: {sum(c.loaded.values())} rules ({loaded})\n")
     out.append(f"skipped: {sum(r.skipped for r in c.rows)} rules\n")
     out += [f"  {code} {title}: {n}\n" for (code, title), n in c.reasons.most_common()]
     out.append(f"unsupported rule types: {sum(r.unsupported for r in c.rows)} rules\n")
@@ -140,7 +156,9 @@ def render_json(report: CheckReport) -> str:
     ruleset, c = report.ruleset, _counts(report)
     lines: list[dict[str, Any]] = []
     if not report.quiet:
-        lines += [{"type": "rule", **row} for row in rule_rows(cr.rule for cr in ruleset.rules)]
+        kinds = {r.id: _kind(r) for r in ruleset.meta_rules}
+        lines += [{"type": "rule", **row, **({"kind": kinds[row["id"]]} if row["id"] in kinds else {})}
+                  for row in rule_rows(_running(ruleset))]
     lines += [_diagnostic_line("diagnostic", d) for d in _shown(report)]
     lines += [{"type": "coverage", "format": r.format, "group": r.group, "loaded": r.loaded, "skipped": r.skipped,
                "coverage_pct": round(r.percent, 1) if r.runnable else None, "unsupported": r.unsupported}

@@ -32,7 +32,7 @@ from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, p
 from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
                                  within)
 
-__all__ = ["main", "build", "parser"]
+__all__ = ["main", "build", "parser", "Parser"]
 
 _DEFAULTS = Settings()
 
@@ -85,8 +85,24 @@ def _duration(name: str) -> Callable[[str], float]:
     return convert
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+class Parser(argparse.ArgumentParser):
+    """argparse's parser that also keeps the options it was given (`options`) and, on the top-level
+    parser, its commands (`commands`): docs/gen_options.py tabulates them from these, not from
+    argparse's private attributes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.options: list[argparse.Action] = []  # before argparse's __init__, which adds -h
+        self.commands: dict[str, Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options.append(action)
+        return action
+
+
+def parser() -> Parser:
+    p = Parser(
         prog="shellsieve",
         description="Tag reverse shells and web-server shells in process events, inline in a log pipeline.",
     )
@@ -98,14 +114,12 @@ def parser() -> argparse.ArgumentParser:
                                      "events a rule matches leave enriched with the rule and MITRE ATT&CK ids. "
                                      "Logs and stats go to stderr as JSON.")
     _engine_options(run)
-    _serve_options(sub)
-    _check_options(sub)
-    _list_options(sub)
-    _explain_options(sub)
+    p.commands = {"run": run, "serve": _serve_options(sub), "check": _check_options(sub),
+                  "rules": _list_options(sub), "explain": _explain_options(sub)}
     return p
 
 
-def _serve_options(sub: Any) -> None:
+def _serve_options(sub: Any) -> Parser:
     srv = sub.add_parser("serve", help="filter events arriving over HTTP, TCP, unix sockets or Fluent forward",
                          description="Listen for events (Vector's http/socket sinks, Fluent Bit's http/tcp/"
                                      "forward outputs), run them through the same engine as `run`, and deliver "
@@ -122,9 +136,11 @@ def _serve_options(sub: Any) -> None:
         srv.add_argument(flag, dest=name, type=_setting(name, parse), default=getattr(_SERVE_DEFAULTS, name),
                          metavar=metavar, help=f"{what} (default: %(default)s)")
     _engine_options(srv)
+    serve: Parser = srv  # sub.add_parser is untyped: the parser class is the top-level one's
+    return serve
 
 
-def _check_options(sub: Any) -> None:
+def _check_options(sub: Any) -> Parser:
     chk = sub.add_parser("check", help="load and compile rules; list them and every rule skipped, with the reason",
                          description="Load and compile the rules as `run` would and report: rules by format with "
                                      "their ids, every skipped rule with file, rule id and reason, compile time "
@@ -140,18 +156,22 @@ def _check_options(sub: Any) -> None:
                      help="text: a summary to read; json: JSON lines carrying the same (docs/rules.md#check-json-"
                           "lines); auto: text when stderr is a terminal, else json (default: %(default)s)")
     chk.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
+    check: Parser = chk  # sub.add_parser is untyped: the parser class is the top-level one's
+    return check
 
 
-def _list_options(sub: Any) -> None:
+def _list_options(sub: Any) -> Parser:
     lst = sub.add_parser("rules", help="list the rules a selection keeps (nothing is compiled)",
                          description="Load the rules and apply the selection options as `run` would, then list "
                                      "id, name, format, severity, status and file:line; --json: JSON lines.")
     _rules_option(lst)
     _selection_options(lst)
     lst.add_argument("--json", action="store_true", help="one JSON object per rule per line")
+    rules: Parser = lst  # sub.add_parser is untyped: the parser class is the top-level one's
+    return rules
 
 
-def _explain_options(sub: Any) -> None:
+def _explain_options(sub: Any) -> Parser:
     exp = sub.add_parser("explain", help="say why each rule did or did not match one event",
                          description="Read one event (any input format `run` reads) and print, for every rule "
                                      "whose anchors fired or that --rule names: matched or not and, for a rule "
@@ -175,6 +195,8 @@ def _explain_options(sub: Any) -> None:
                      help="as for `run` (default: %(default)s)")
     _selection_options(exp)
     _cache_options(exp)
+    explain: Parser = exp
+    return explain
 
 
 def _rules_option(p: argparse.ArgumentParser) -> None:

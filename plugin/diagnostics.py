@@ -49,6 +49,9 @@ class Code(enum.Enum):
     REGEX = ("SS203", "regex cannot be compiled faithfully", "simplify the regex")
     HYPERSCAN = ("SS204", "Hyperscan rejected a pattern", "simplify the pattern")
     COSTLY = ("SS205", "pattern too costly to compile", "shorten the pattern or lower its repeat counts")
+    # A Sigma correlation or filter (docs/correlation.md) naming a rule id or `name` that is not loaded.
+    UNKNOWN_REFERENCE = ("SS206", "correlation or filter names no loaded rule",
+                         "load the file of the referenced rule, or fix the id or name")
     # The three below are warnings that --strict turns into errors (`strict`): the rule runs, but it
     # cannot be trusted to stay quiet or cheap on ordinary events.
     NO_ANCHOR = ("SS301", "rule has no prefilter anchor and runs on every event", "add a text or equality condition",

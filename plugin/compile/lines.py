@@ -21,7 +21,7 @@ from shellsieve.compile.regex import literal_regex
 from shellsieve.events.envelope import COMPILED_FIELDS, key_marker
 from shellsieve.events.formats import ECS_MARKERS
 
-__all__ = ["Keyed", "Need", "LineLayout", "keyed", "line_layout", "literal_pattern", "clause_pattern",
+__all__ = ["Keyed", "Need", "LineLayout", "joins", "keyed", "line_layout", "literal_pattern", "clause_pattern",
            "single_match"]
 
 # Never across a line: JSON strings cannot hold a raw newline, so one line is one event.
@@ -134,6 +134,16 @@ def _joinable(clause: Clause) -> Clause:
         if not any(_may_overlap(a, b) for s in kept for a in s for b in lits):
             kept.append(lits)
     return tuple(kept)
+
+
+def joins(clause: Clause) -> bool:
+    """Whether two sets or more of the clause join into one regex (clause_pattern) that narrows:
+    a value nearly every line holds (`"process"`, a shell) narrows little, and so does the same
+    word in two fields (`telnet` in the command line and in the parent's): it is in every line of
+    that process, whatever else the line holds."""
+    kept = [lits for lits in _joinable(clause) if not any(lit.common or lit.shell for lit in lits)]
+    words = [{lit.text.strip(b'"').lower() for lit in lits} for lits in kept]
+    return len(kept) >= 2 and all(a.isdisjoint(b) for i, a in enumerate(words) for b in words[i + 1:])
 
 
 def clause_pattern(clause: Clause) -> tuple[bytes, int] | None:

@@ -17,12 +17,15 @@ from shellsieve.compile.anchors import Clause, anchor_clauses
 from shellsieve.compile.confirm import Check, build_check
 from shellsieve.compile.cost import cost_error
 from shellsieve.compile.database import Pattern, compile_database, pattern_error
-from shellsieve.compile.lines import Keyed, LineLayout, Need, line_layout, single_match
+from shellsieve.compile.lines import Keyed, LineLayout, Need, joins, line_layout, single_match
 from shellsieve.compile.regex import SENTINEL, FieldPattern, field_patterns, python_flags
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.errors import UnsupportedError
 from shellsieve.events.view import Accessor, ViewSchema, field_error
 from shellsieve.model.expr import TEXT_OPS, Expr, Op, Predicate, fields_of, predicates, render
+from shellsieve.compile.meta import resolve_meta, split_meta
+from shellsieve.model.correlation import Correlation, Filter
+from shellsieve.model.exceptions import RuleException
 from shellsieve.model.rule import Rule, Sequence
 
 __all__ = ["Ruleset", "CompiledRule", "CompiledSequence", "compile_rules", "REGEX_TIMEOUT_S"]
@@ -112,6 +115,11 @@ class Ruleset:
     # id() of a text predicate of `rules` -> its field pattern ids: what `explain` evaluates one
     # condition with, exactly as the compiled check does (the predicates live as long as the rules)
     text_ids: dict[int, frozenset[int]] = field(default_factory=dict)
+    # Sigma meta rules (compile/meta.py): correlations over resolved ids in chain order (run/meta.py),
+    # and filters as exceptions (run/exceptions.py); `meta_rules`: both as rules, for `check`
+    correlations: tuple[Rule, ...] = ()
+    filters: tuple[RuleException, ...] = ()
+    meta_rules: tuple[Rule, ...] = ()
 
     def scan_field(self, text: str) -> frozenset[int]:
         """Ids of the field patterns matching `text` (one Hyperscan scan)."""
@@ -131,6 +139,8 @@ def _queries(rule: Rule) -> list[Expr]:
     q = rule.query
     if isinstance(q, Sequence):
         return [s.query for s in q.steps] + ([q.until.query] if q.until else [])
+    if isinstance(q, (Correlation, Filter)):
+        return []  # run on other rules' hits (compile/meta.py): no query of their own on events
     return [q]
 
 
@@ -271,7 +281,7 @@ def _layout(kept: Kept) -> _Layout:
     for ri, (rule, _) in enumerate(kept):
         # Every query of the rule, `until` included, must see its events: a sequence is a
         # candidate wherever any of its steps could match.
-        per_query = [anchor_clauses(q) for q in _queries(rule)]
+        per_query = [anchor_clauses(q, joins=joins) for q in _queries(rule)]
         if any(c is None for c in per_query):
             always.append(ri)
             diags.append(_diag(rule, Code.NO_ANCHOR, "", Code.NO_ANCHOR.title, "warning"))
@@ -430,16 +440,20 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
     With a cache, a database built earlier from the same patterns is loaded instead of compiled.
     """
     t0 = time.perf_counter()
+    rules, meta = split_meta(rules)
     entry = cache.load() if cache is not None else None
     reused = _reuse(rules, cache, entry)
     kept, layout, (field_db, line_db), diags = reused if reused is not None else _derive(rules, cache, entry)
+    # over the rules that run: a correlation over a skipped rule is skipped too, saying why
+    correlations, filters, mdiags = resolve_meta(meta, kept)
+    diags = diags + mdiags
     regex_confirm = layout.regex_confirm
     single_db = LazyDatabase(single_match(layout.lines.patterns), layout.digest, cache)
 
     fields: set[str] = set(BASE_FIELDS)
     for rule in kept:
-        for q in _queries(rule):
-            fields |= fields_of(q)
+        for expr in _queries(rule):
+            fields |= fields_of(expr)
         if isinstance(rule.query, Sequence):
             for s in rule.query.steps:
                 fields.update(s.by)
@@ -466,6 +480,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
             )
             compiled.append(CompiledRule(ri, rule, None, seq))
         else:
+            assert not isinstance(top, (Correlation, Filter))  # set aside by split_meta
             compiled.append(CompiledRule(ri, rule, build(top), None))
 
     raw_rules, late_rules = _split_candidates(layout)
@@ -479,7 +494,8 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,
         database_bytes=(field_db.size() if field_db else 0) + line_db.size(),
         accessors=acc, cache_status=cache.status if cache is not None else "off", single_database=single_db,
-        text_ids=layout.pred_ids,
+        text_ids=layout.pred_ids, correlations=tuple(correlations),
+        filters=tuple(e for _, e in filters), meta_rules=(*correlations, *(r for r, _ in filters)),
     ), diags
 
 

@@ -11,6 +11,7 @@ from shellsieve.compile.ruleset import CompiledRule, Ruleset
 from shellsieve.diagnostics import printable
 from shellsieve.explain.evaluate import Evaluator, Group, Leaf, Node
 from shellsieve.explain.observe import Observed
+from shellsieve.model.correlation import Correlation, Filter
 from shellsieve.model.expr import LENGTH_OPS, TEXT_OPS, Op
 from shellsieve.model.rule import Sequence
 
@@ -53,6 +54,7 @@ def explain_rules(ruleset: Ruleset, seen: Observed, chosen: list[CompiledRule]) 
                 steps.append(StepReport("until", *ev.explain(q.until.query, ctx)))
             out.append(RuleReport(cr, anchors, False, None, tuple(steps)))
         else:
+            assert not isinstance(q, (Correlation, Filter))  # never compiled (compile/meta.py)
             held, why = ev.explain(q, ctx)
             out.append(RuleReport(cr, anchors, held, why))
     return out

@@ -12,12 +12,16 @@ import datetime
 import msgspec
 
 from shellsieve.diagnostics import Location
+from shellsieve.model.expr import Expr, Op
 
-__all__ = ["OPERATORS", "Condition", "RuleException"]
+__all__ = ["OPERATORS", "EXPR_OPS", "Condition", "RuleException"]
 
 # is, is_one_of: the exact value (case-sensitive); matches: a glob; contains: a substring; both
 # case-insensitive; cidr: an IP address inside a network. See docs/exceptions.md.
 OPERATORS = ("is", "is_one_of", "matches", "contains", "cidr")
+# The predicate ops an entry's `expr` (a Sigma filter's condition) may use: run/exceptions.py evaluates them.
+EXPR_OPS = frozenset({Op.EQ, Op.WILDCARD, Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH, Op.REGEX, Op.CIDR, Op.EXISTS,
+                      Op.LT, Op.LE, Op.GT, Op.GE})
 
 
 class Condition(msgspec.Struct, frozen=True):
@@ -33,3 +37,6 @@ class RuleException(msgspec.Struct, frozen=True):
     comment: str  # why it was granted: required
     location: Location
     expires: datetime.datetime | None = None  # UTC; from then on the entry no longer applies
+    # With `conditions`, an expression that must hold too: a Sigma filter (model/correlation.py
+    # Filter) excepts the events where its condition does not hold, so this is `not condition`.
+    expr: Expr | None = None

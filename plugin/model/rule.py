@@ -7,6 +7,7 @@ import datetime
 import msgspec
 
 from shellsieve.diagnostics import Location
+from shellsieve.model.correlation import Correlation, Filter
 from shellsieve.model.expr import Expr
 
 __all__ = ["Threat", "Step", "Sequence", "Related", "Revision", "Rule"]
@@ -65,7 +66,7 @@ class Rule(msgspec.Struct, frozen=True):
     id: str
     name: str
     ruleset: str  # source format: "wazuh", "elastic", "sigma"
-    query: Expr | Sequence
+    query: Expr | Sequence | Correlation | Filter  # the last two: Sigma meta rules (model/correlation.py)
     location: Location
     severity: str = "medium"  # low / medium / high / critical
     risk_score: int = 47
@@ -85,7 +86,13 @@ class Rule(msgspec.Struct, frozen=True):
     author: tuple[str, ...] = ()
     license: str = ""
     category: str = ""
+    ref_name: str = ""  # Sigma `name`: what a correlation or filter may refer to the rule by
 
     @property
     def is_sequence(self) -> bool:
         return isinstance(self.query, Sequence)
+
+    @property
+    def is_meta(self) -> bool:
+        """A Sigma correlation or filter: run on other rules' hits, not on events."""
+        return isinstance(self.query, (Correlation, Filter))

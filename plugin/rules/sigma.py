@@ -18,10 +18,11 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.correlations import SigmaCorrelationRule
+from sigma.filters import SigmaFilter
 from sigma.exceptions import SigmaConditionError, SigmaError
 from sigma.policy import SigmaPolicy
 from sigma.policy.regex_engine import PythonRegexEngine
-from sigma.rule import SigmaRule
+from sigma.rule import SigmaRule, SigmaRuleBase
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -43,10 +44,12 @@ from sigma.types import (
 
 from shellsieve.diagnostics import Code, Diagnostic, Location
 from shellsieve.errors import UnsupportedError
+from shellsieve.model.correlation import Correlation, Filter
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
 from shellsieve.model.fields import sigma_field
 from shellsieve.model.rule import Related, Revision, Rule, Threat
 from shellsieve.rules.attack import from_id, tactic
+from shellsieve.rules.sigma_meta import correlation, for_pysigma, sigma_filter
 from shellsieve.rules.source import RuleFileError, read_rule_file, rule_text
 
 __all__ = ["load_sigma", "LEVELS"]
@@ -233,7 +236,7 @@ def _condition(node: Any, doc: _Doc) -> Expr:
 # ---------------------------------------------------------------- rules
 
 
-def _threats(rule: SigmaRule) -> tuple[Threat, ...]:
+def _threats(rule: SigmaRuleBase) -> tuple[Threat, ...]:
     out: list[Threat] = []
     for tag in rule.tags:
         if tag.namespace.lower() != "attack":
@@ -287,19 +290,34 @@ def _translate(rule: SigmaRule, doc: _Doc, loc: Location) -> Rule:
         where.append(Predicate("event.category", Op.EQ, (category,), False))
     if where:
         query = all_of([*where, query])
+    return _rule(rule, doc, loc, query, _group(doc.data), str(rule.logsource.category or ""))
+
+
+def _rule(rule: SigmaRuleBase, doc: _Doc, loc: Location, query: Expr | Correlation | Filter, group: str,
+          category: str, rid: str | None = None) -> Rule:
+    """The Rule of a Sigma rule, correlation or filter: its metadata as every Sigma rule's."""
     level = str(rule.level) if rule.level is not None else None
     severity, risk = LEVELS.get(level or "medium", LEVELS["medium"])
     return Rule(
-        id=str(rule.id), name=rule.title, ruleset="sigma", query=query, location=loc,
+        id=rid or str(rule.id), name=rule.title, ruleset="sigma", query=query, location=loc,
         severity=severity, risk_score=risk, level=level, threats=_threats(rule),
         references=tuple(str(r) for r in rule.references), description=(rule.description or "").strip(),
-        language="sigma", group=_group(doc.data),
+        language="sigma", group=group,
         tags=tuple(f"{t.namespace}.{t.name}".lower() for t in rule.tags),
         status=str(rule.status).lower() if rule.status is not None else "",
         revision=_revision(rule), uuid=str(rule.id) if rule.id is not None else "",
         version=str(rule.modified or rule.date or ""), author=_authors(rule.author),
-        license=str(rule.license or ""), category=str(rule.logsource.category or ""),
+        license=str(rule.license or ""), category=category, ref_name=rule.name or "",
     )
+
+
+def _meta(rule: SigmaCorrelationRule | SigmaFilter, doc: _Doc, loc: Location, rid: str) -> Rule:
+    """A correlation or filter as a Rule (UnsupportedError for what is not run)."""
+    if isinstance(rule, SigmaCorrelationRule):
+        corr = correlation(rule, doc.data)
+        return _rule(rule, doc, loc, corr, "correlation", corr.type, rid)
+    cond = any_of([_condition(c.parsed, doc) for c in rule.filter.parsed_condition])
+    return _rule(rule, doc, loc, sigma_filter(rule, cond), "filter", "filter", rid)
 
 
 def _authors(author: str | None) -> tuple[str, ...]:
@@ -307,7 +325,7 @@ def _authors(author: str | None) -> tuple[str, ...]:
     return tuple(a.strip() for a in (author or "").split(",") if a.strip())
 
 
-def _revision(rule: SigmaRule) -> Revision:
+def _revision(rule: SigmaRuleBase) -> Revision:
     """`modified`, `date` and `related` (pySigma has checked them: dates, UUIDs, known types)."""
     related = rule.related.related if rule.related is not None else []
     return Revision(modified=rule.modified, created=rule.date,
@@ -410,28 +428,31 @@ def _load_unit(unit: list[_Doc], path: Path) -> tuple[list[Rule], list[Diagnosti
     diags: list[Diagnostic] = []
     try:
         collection = SigmaCollection.from_dicts(
-            [d.data for d in unit], collect_errors=True, resolve_references=False, policy=_POLICY)
+            [for_pysigma(d.data) for d in unit], collect_errors=True, resolve_references=False, policy=_POLICY)
     except (SigmaError, AttributeError, TypeError, ValueError, KeyError) as exc:
         # pySigma collects most errors; a few malformed shapes (a non-string key) still raise.
         return [], [Diagnostic(Code.PARSE, "error", Location(str(path), unit[0].line), _raw_id(unit[0]),
                                type(exc).__name__, f"pySigma cannot parse the rule: {exc}")]
-    own = {id(e) for r in collection.rules for e in r.errors}
-    diags.extend(Diagnostic(Code.UNSUPPORTED_TYPE, "error", Location(str(path), unit[0].line), _raw_id(unit[0]),
-                            "filter", "Sigma filter documents are not supported") for _ in collection.filters)
+    own = {id(e) for r in [*collection.rules, *collection.filters] for e in r.errors}
     diags.extend(_pysigma_diag(e, path, unit[0], _raw_id(unit[0])) for e in collection.errors if id(e) not in own)
-    for rule, doc in zip(collection.rules, _rule_docs(collection.rules, unit), strict=True):
+    filter_docs = [d for d in unit if "filter" in d.data]
+    pairs: list[tuple[SigmaRuleBase, _Doc]] = [*zip(collection.rules, _rule_docs(collection.rules, unit), strict=True),
+                                               *zip(collection.filters, filter_docs, strict=True)]
+    for rule, doc in pairs:
         loc = Location(str(path), doc.line)
         rid = str(rule.id) if rule.id else _raw_id(doc)
         if rule.errors:
             diags.extend(_pysigma_diag(e, path, doc, rid) for e in rule.errors)
-        elif isinstance(rule, SigmaCorrelationRule):
-            diags.append(Diagnostic(Code.UNSUPPORTED_TYPE, "error", loc, rid, "correlation",
-                                    "Sigma correlation rules are not supported"))
-        elif rule.id is None:
+        elif rule.id is None and not isinstance(rule, SigmaFilter):
             diags.append(Diagnostic(Code.SCHEMA, "error", loc, None, "id", "a Sigma rule needs an `id`"))
         else:
             try:
-                rules.append(_translate(rule, doc, loc))
+                if isinstance(rule, (SigmaCorrelationRule, SigmaFilter)):
+                    # a filter's id is optional: one made of its place stands for it
+                    rules.append(_meta(rule, doc, loc, rid or f"filter:{path.name}:{doc.line}"))
+                else:
+                    assert isinstance(rule, SigmaRule)
+                    rules.append(_translate(rule, doc, loc))
             except UnsupportedError as exc:
                 where = Location(str(path), exc.line or doc.line)
                 diags.append(Diagnostic(Code.UNSUPPORTED_CONSTRUCT, "error", where, rid, exc.construct, exc.message))

@@ -31,6 +31,7 @@ from shellsieve.run.exceptions import Exceptions
 from shellsieve.run.framing import Framer
 from shellsieve.run.longline import LongLines
 from shellsieve.run.match import BlockMatcher
+from shellsieve.run.meta import Correlations
 from shellsieve.run.route import Router
 from shellsieve.run.stats import Stats
 from shellsieve.run.suppress import Suppression, unknown_fields
@@ -49,7 +50,8 @@ class Engine:
         self.compile_seconds = ruleset.compile_seconds  # what the running rules took to load and compile
         self.stats = stats or Stats()
         self.suppression = _suppression(ruleset, settings, self.stats)
-        self.exceptions = Exceptions(exceptions, self.stats) if exceptions else None
+        self.exceptions = _exceptions(ruleset, exceptions, self.stats)
+        self.correlations = _correlations(ruleset, settings)
         self._gates = tuple(gates)
         self.matcher = self._matcher(ruleset)
         passwd = load_passwd(Path(settings.passwd)) if settings.passwd else None
@@ -60,12 +62,15 @@ class Engine:
         # counters of rule sets swapped out, so that no counter goes back at a reload
         self._retired_evictions = 0
         self._retired_timeouts = 0
+        self._retired_correlation_evictions = 0
 
     def _matcher(self, ruleset: Ruleset) -> BlockMatcher:
         settings = self.settings
-        # The order is explicit: exceptions first, then the gates given, suppression last, so an
-        # excepted hit never opens or extends a suppression window.
-        gates: tuple[Gate, ...] = (*([self.exceptions] if self.exceptions is not None else []), *self._gates,
+        # The order is explicit: exceptions first, then correlations (fed what is not excepted),
+        # the gates given, suppression last, so an excepted hit never opens or extends a
+        # suppression window.
+        gates: tuple[Gate, ...] = (*([self.exceptions] if self.exceptions is not None else []),
+                                   *([self.correlations] if self.correlations is not None else []), *self._gates,
                                    *([self.suppression] if self.suppression is not None else []))
         return BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
                             gates=gates, alert_docs=settings.alert_docs == "split")
@@ -83,7 +88,15 @@ class Engine:
             prev = before.get(cr.rule.id)
             if prev is not None and prev.rule.query == cr.rule.query:
                 same[cr.index] = prev.index
-        self.exceptions = Exceptions(exceptions, self.stats) if exceptions else None
+        self.exceptions = _exceptions(ruleset, exceptions, self.stats)
+        old_correlations, self.correlations = self.correlations, _correlations(ruleset, self.settings)
+        correlations_kept = 0
+        if old_correlations is not None:
+            if self.correlations is not None:
+                correlations_kept = self.correlations.adopt(old_correlations)
+            kept_states = self.correlations.states if self.correlations is not None else []
+            self._retired_correlation_evictions += sum(st.evicted for st in old_correlations.states
+                                                       if not any(st is k for k in kept_states))
         matcher = self._matcher(ruleset)
         carried = matcher.adopt(old, same)
         self._retired_evictions += sum(st.evicted for i, st in old.sequences.items() if i not in carried)
@@ -96,7 +109,8 @@ class Engine:
         ids = {cr.rule.id for cr in ruleset.rules}
         return {"rules": len(ruleset.rules), "added": len(ids - before.keys()),
                 "removed": len(before.keys() - ids), "changed": len(ids & before.keys()) - len(same),
-                "unchanged": len(same), "sequences_kept": sum(len(st.open) for st in carried.values())}
+                "unchanged": len(same), "sequences_kept": sum(len(st.open) for st in carried.values()),
+                "correlation_groups_kept": correlations_kept}
 
     def sequence_counts(self) -> tuple[int, int]:
         """(sequences open now, sequences evicted since the start)."""
@@ -141,7 +155,28 @@ class Engine:
             "long_line_candidates": self.long_line_candidates,
             "suppress_keys": len(self.suppression) if self.suppression is not None else 0,
             "suppress_evictions": self.suppression.evicted if self.suppression is not None else 0,
+            **self.correlation_counts(),
         })
+
+    def correlation_counts(self) -> dict[str, int]:
+        """Sigma correlation state (run/meta.py): groups open now, and since the start (of the
+        running correlations) groups evicted for room, hits ignored as too late."""
+        c = self.correlations
+        evicted = self._retired_correlation_evictions + (c.counter("evicted") if c is not None else 0)
+        return {"correlation_groups": len(c) if c is not None else 0, "correlation_evictions": evicted,
+                "correlation_late": c.counter("late") if c is not None else 0}
+
+
+def _exceptions(ruleset: Ruleset, exceptions: Sequence[RuleException], stats: Stats) -> Exceptions | None:
+    """The exceptions gate: the --exceptions entries and the rule set's Sigma filters (None: none)."""
+    entries = [*ruleset.filters, *exceptions]
+    return Exceptions(entries, stats) if entries else None
+
+
+def _correlations(ruleset: Ruleset, settings: Settings) -> Correlations | None:
+    """The Sigma correlations gate (None: the rule set has none); --max-open-sequences bounds the
+    groups of each correlation too."""
+    return Correlations(ruleset.correlations, settings.max_open_sequences) if ruleset.correlations else None
 
 
 def _suppression(ruleset: Ruleset, settings: Settings, stats: Stats) -> Suppression | None:

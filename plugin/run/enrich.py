@@ -23,11 +23,13 @@ FRAMEWORK = "MITRE ATT&CK"
 
 
 class Hit:
-    __slots__ = ("rule", "sequence", "suppressed")
+    __slots__ = ("rule", "sequence", "suppressed", "correlation")
 
-    def __init__(self, rule: Rule, sequence: dict[str, Any] | None = None) -> None:
+    def __init__(self, rule: Rule, sequence: dict[str, Any] | None = None,
+                 correlation: dict[str, Any] | None = None) -> None:
         self.rule = rule
         self.sequence = sequence  # for sequence rules: what the alert quotes of the first event
+        self.correlation = correlation  # for correlations (run/meta.py): its group and what fed it
         # set by suppression on the first alert after a window: what it held back, e.g.
         # {"count": 3, "since": "2026-12-04T09:00:00Z"}
         self.suppressed: dict[str, Any] | None = None
@@ -260,6 +262,9 @@ def enrich(doc: dict[str, Any], hits: list[Hit]) -> dict[str, Any]:
     seqs = [dict(h.sequence, **{"rule.id": h.rule.id}) for h in hits if h.sequence is not None]
     if seqs:
         ours["sequence"] = seqs
+    corrs = [dict(h.correlation, **{"rule.id": h.rule.id}) for h in hits if h.correlation is not None]
+    if corrs:
+        ours["correlation"] = corrs
     if moved is not None:
         ours["input"] = moved
     doc[RESERVED] = ours

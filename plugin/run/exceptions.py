@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from shellsieve.model.exceptions import Condition, RuleException
+from shellsieve.model.expr import AllOf, AnyOf, Expr, Not, Op, Predicate
 from shellsieve.run.enrich import Hit
 from shellsieve.run.stats import Stats
 
@@ -115,8 +116,82 @@ def _check(cond: Condition) -> _Check:
     return lambda doc: any(test(v) for v in read(doc))
 
 
+def _wildcard(value: str, flags: int) -> re.Pattern[str]:
+    """A Sigma wildcard value (`*`, `?`; a backslash makes the next character literal) as a regex."""
+    out, i = [], 0
+    while i < len(value):
+        c = value[i]
+        if c == "\\" and i + 1 < len(value):
+            out.append(re.escape(value[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+        i += 1
+    return re.compile("".join(out), flags | re.DOTALL)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _predicate_test(pred: Predicate) -> _Test:
+    """One predicate's test of one value as text, with the meaning the rule compiler gives it."""
+    op, cased = pred.op, pred.case_sensitive
+    fold: Callable[[str], str] = (lambda t: t) if cased else str.casefold
+    texts = tuple(fold("true" if v is True else "false" if v is False else str(v)) for v in pred.values)
+    if op is Op.EQ:
+        wanted = frozenset(texts)
+        return lambda text: fold(text) in wanted
+    if op is Op.CONTAINS:
+        return lambda text: any(t in fold(text) for t in texts)
+    if op is Op.STARTSWITH:
+        return lambda text: fold(text).startswith(texts)
+    if op is Op.ENDSWITH:
+        return lambda text: fold(text).endswith(texts)
+    if op in (Op.WILDCARD, Op.REGEX):
+        flags = 0 if cased else re.IGNORECASE
+        pats = [_wildcard(str(v), flags) if op is Op.WILDCARD else re.compile(str(v), flags) for v in pred.values]
+        if op is Op.WILDCARD:
+            return lambda text: any(p.fullmatch(text) for p in pats)
+        return lambda text: any(p.search(text) for p in pats)
+    if op is Op.CIDR:
+        return _cidr(texts)
+    if op is Op.EXISTS:
+        return lambda text: True
+    limits = [float(v) for v in pred.values if isinstance(v, (int, float))]
+    compare = {Op.LT: float.__lt__, Op.LE: float.__le__, Op.GT: float.__gt__, Op.GE: float.__ge__}.get(op)
+    if compare is None:
+        raise ValueError(f"{pred.location}: predicate op {op.value} is not evaluated in exceptions")
+
+    def numeric(text: str) -> bool:
+        n = _number(text)
+        return n is not None and any(compare(n, lim) for lim in limits)
+
+    return numeric
+
+
+def _expr(expr: Expr) -> _Check:
+    """An expression over the event dict; a field holds if any of its values does."""
+    if isinstance(expr, Predicate):
+        test, read = _predicate_test(expr), _reader(expr.field)
+        return lambda doc: any(test(v) for v in read(doc))
+    if isinstance(expr, Not):
+        inner = _expr(expr.term)
+        return lambda doc: not inner(doc)
+    terms = [_expr(t) for t in expr.terms]
+    if isinstance(expr, AllOf):
+        return lambda doc: all(t(doc) for t in terms)
+    assert isinstance(expr, AnyOf)
+    return lambda doc: any(t(doc) for t in terms)
+
+
 def _entry(entry: RuleException) -> _Check:
     checks = [_check(c) for c in entry.conditions]
+    if entry.expr is not None:
+        checks.append(_expr(entry.expr))
     return lambda doc: all(check(doc) for check in checks)
 
 

@@ -119,6 +119,11 @@ class Metrics(Collector):
                                 value=open_sequences)
         yield CounterMetricFamily("shellsieve_sequence_evictions", "Open sequences evicted for room",
                                   value=evictions)
+        corr = _settled(lambda: [engine.correlation_counts()])[0]
+        yield GaugeMetricFamily("shellsieve_correlation_groups", "Sigma correlation groups held",
+                                value=corr["correlation_groups"])
+        yield CounterMetricFamily("shellsieve_correlation_evictions", "Sigma correlation groups evicted for room",
+                                  value=corr["correlation_evictions"])
         ruleset = engine.ruleset  # read once: a reload may swap it while this scrape runs
         loaded = Counter(cr.rule.ruleset for cr in ruleset.rules)
         by_format = GaugeMetricFamily("shellsieve_rules_loaded", "Rules running, by rule format", labels=["format"])
