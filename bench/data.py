@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import calendar
 import random
-import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ __all__ = ["events", "write_corpus", "write_audit_corpus", "write_cmdline_corpus
 
 # The templates live with the built-in benign sample that judges noisy anchors (plugin/noise.py):
 # one list, so the sample is the corpus's and the corpus is unchanged.
-from shellsieve.noise import BENIGN, SHELLS, WEB_CHILDREN, WEB_PARENTS, process_event  # noqa: E402
+from shellsieve.noise import BENIGN, SHELLS, WEB_CHILDREN, WEB_PARENTS, process_event  # noqa: E402  after the sys.path insert above
 
 
 def _process(rng: random.Random, i: int, ts: str, name: str, args: list[str], parent: tuple[str, str],

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from corpus import benign  # noqa: E402
-from corpus.budget import BUDGET, COLLECTIONS, RECOMMENDED, Score, corpora, measure  # noqa: E402
+from corpus import benign  # noqa: E402  after the sys.path insert above
+from corpus.budget import BUDGET, COLLECTIONS, RECOMMENDED, Score, corpora, measure  # noqa: E402  after the sys.path insert above
 
 CONFIGS = {
     "a": ("shipped rules", []),

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data import write_corpus  # noqa: E402
+from data import write_corpus  # noqa: E402  after the sys.path insert above
 
 ROOT = Path(__file__).resolve().parents[1]
 RULESETS = ROOT.parent / "shared" / "rulesets"

@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from data import write_audit_corpus, write_cmdline_corpus, write_corpus  # noqa: E402
+from data import write_audit_corpus, write_cmdline_corpus, write_corpus  # noqa: E402  after the sys.path insert above
 
 PUBLIC = [ROOT.parent / "shared" / "rulesets" / "sigma", ROOT.parent / "shared" / "rulesets" / "elastic" / "linux"]
 

@@ -27,13 +27,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from data import write_corpus  # noqa: E402
+from data import write_corpus  # noqa: E402  after the sys.path insert above
 
 CLI = str(Path(sys.executable).parent / "shellsieve")
 

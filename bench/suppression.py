@@ -21,7 +21,7 @@ import shlex
 import subprocess
 import sys
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ SHARED = ROOT.parent / "shared"
 GEN_CORPUS = SHARED / "peers" / "gen_corpus.py"
 COLLECTIONS = [SHARED / "rulesets" / "sigma", SHARED / "rulesets" / "elastic" / "linux"]
 CLI = str(Path(sys.executable).parent / "shellsieve")
-T0 = datetime(2026, 11, 22, 8, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 22, 8, 0, 0, tzinfo=UTC)
 HOST = {"id": "5f1e0c2b9a7d4e31", "name": "web-01", "os": {"type": "linux", "family": "debian"}}
 WWW = {"name": "www-data", "id": "33"}
 C2_IP, C2_PORT = "203.0.113.7", 4444

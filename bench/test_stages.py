@@ -20,16 +20,16 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from data import events, write_audit_corpus  # noqa: E402
-from shellsieve.cli import build  # noqa: E402
-from shellsieve.compile.confirm import EventContext  # noqa: E402
-from shellsieve.compile.ruleset import Ruleset  # noqa: E402
-from shellsieve.run.correlate import SequenceState  # noqa: E402
-from shellsieve.run.enrich import Hit, enrich  # noqa: E402
-from shellsieve.run.framing import Framer  # noqa: E402
-from shellsieve.run.match import BlockMatcher  # noqa: E402
-from shellsieve.run.route import Router  # noqa: E402
-from shellsieve.run.stats import Stats  # noqa: E402
+from data import events, write_audit_corpus  # noqa: E402  after the sys.path insert above
+from shellsieve.cli import build  # noqa: E402  after the sys.path insert above
+from shellsieve.compile.confirm import EventContext  # noqa: E402  after the sys.path insert above
+from shellsieve.compile.ruleset import Ruleset  # noqa: E402  after the sys.path insert above
+from shellsieve.run.correlate import SequenceState  # noqa: E402  after the sys.path insert above
+from shellsieve.run.enrich import Hit, enrich  # noqa: E402  after the sys.path insert above
+from shellsieve.run.framing import Framer  # noqa: E402  after the sys.path insert above
+from shellsieve.run.match import BlockMatcher  # noqa: E402  after the sys.path insert above
+from shellsieve.run.route import Router  # noqa: E402  after the sys.path insert above
+from shellsieve.run.stats import Stats  # noqa: E402  after the sys.path insert above
 
 N = 20_000
 

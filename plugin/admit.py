@@ -22,7 +22,8 @@ from shellsieve.model.fields import known_fields
 from shellsieve.run.suppress import unknown_fields
 from shellsieve.settings import Settings
 
-__all__ = ["Refusal", "Admitted", "admit", "exceptions_for", "bad_selection", "fatal", "new_errors", "new_diagnostics", "error_key"]
+__all__ = ["Refusal", "Admitted", "admit", "exceptions_for", "bad_selection", "fatal", "new_errors", "new_diagnostics",
+           "error_key"]
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class BuildError(Exception):
     """An entry handed over that cannot be used (it does not decode, or holds no rule model)."""
 
 
-def build(paths: list[Path] | None, cache_dir: Path | None = None, selection: Selection = Selection()) -> Built:
+def build(paths: list[Path] | None, cache_dir: Path | None = None, selection: Selection = Selection()) -> Built:  # noqa: B008  frozen: one shared default is safe
     """Load rules from `paths` (default: shipped patterns), keep those `selection` keeps, compile
     them; with `cache_dir`, reuse the database compiled last time from the same files and selection."""
     rules, ruleset, diags, _ = _build(paths, cache_dir, selection)
@@ -64,7 +64,7 @@ def from_entry(blob: bytes) -> Built:
     """The rules, Ruleset and diagnostics of an entry made by `build_entry`: no rule file is read and
     no database compiled (its patterns are the ones the entry was compiled from)."""
     try:
-        handed = msgspec.msgpack.decode(blob, type=HandOver)
+        handed: HandOver = msgspec.msgpack.decode(blob, type=HandOver)
     except msgspec.DecodeError as exc:
         raise BuildError(f"the compiled rules could not be read: {exc}") from None
     entry = handed.entry

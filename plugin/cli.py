@@ -27,7 +27,6 @@ from shellsieve.events.hostos import HOST_OS
 from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.compile.cache import default_cache_dir
 from shellsieve.model.exceptions import RuleException
-from shellsieve.model.fields import known_fields
 from shellsieve.rules.discover import load_rules, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
@@ -115,6 +114,12 @@ def parser() -> Parser:
                                      "events a rule matches leave enriched with the rule and MITRE ATT&CK ids. "
                                      "Logs and stats go to stderr as JSON.")
     _engine_options(run)
+    p.commands = {"run": run, "serve": _serve_options(sub), "check": _check_options(sub),
+                  "rules": _list_options(sub), "explain": _explain_options(sub)}
+    return p
+
+
+def _serve_options(sub: Any) -> Parser:
     srv = sub.add_parser("serve", help="filter events arriving over HTTP, TCP, unix sockets or Fluent forward",
                          description="Listen for events (Vector's http/socket sinks, Fluent Bit's http/tcp/"
                                      "forward outputs), run them through the same engine as `run`, and deliver "
@@ -131,6 +136,11 @@ def parser() -> Parser:
         srv.add_argument(flag, dest=name, type=_setting(name, parse), default=getattr(_SERVE_DEFAULTS, name),
                          metavar=metavar, help=f"{what} (default: %(default)s)")
     _engine_options(srv)
+    serve: Parser = srv  # sub.add_parser is untyped: the parser class is the top-level one's
+    return serve
+
+
+def _check_options(sub: Any) -> Parser:
     chk = sub.add_parser("check", help="load and compile rules; list them and every rule skipped, with the reason",
                          description="Load and compile the rules as `run` would and report: rules by format with "
                                      "their ids, every skipped rule with file, rule id and reason, compile time "
@@ -146,14 +156,19 @@ def parser() -> Parser:
                      help="text: a summary to read; json: JSON lines carrying the same (docs/rules.md#check-json-"
                           "lines); auto: text when stderr is a terminal, else json (default: %(default)s)")
     chk.add_argument("--json", dest="format", action="store_const", const="json", help="the same as --format json")
+    check: Parser = chk  # sub.add_parser is untyped: the parser class is the top-level one's
+    return check
+
+
+def _list_options(sub: Any) -> Parser:
     lst = sub.add_parser("rules", help="list the rules a selection keeps (nothing is compiled)",
                          description="Load the rules and apply the selection options as `run` would, then list "
                                      "id, name, format, severity, status and file:line; --json: JSON lines.")
     _rules_option(lst)
     _selection_options(lst)
     lst.add_argument("--json", action="store_true", help="one JSON object per rule per line")
-    p.commands = {"run": run, "serve": srv, "check": chk, "rules": lst, "explain": _explain_options(sub)}
-    return p
+    rules: Parser = lst  # sub.add_parser is untyped: the parser class is the top-level one's
+    return rules
 
 
 def _explain_options(sub: Any) -> Parser:
@@ -196,6 +211,14 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     _selection_options(p)
     _exceptions_option(p)
     _cache_options(p)
+    _output_options(p)
+    _input_options(p)
+    _suppress_options(p)
+    _operation_options(p)
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    """What leaves on stdout and stderr, and whether a rule that cannot run stops the start."""
     p.add_argument("--only-alerts", action="store_true",
                    help="write only the events a rule matched (default: write every event)")
     p.add_argument("--alert-docs", choices=ALERT_DOCS, default=_DEFAULTS.alert_docs,
@@ -205,6 +228,10 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stats-interval", type=_setting("stats_interval_s", float),
                    default=_DEFAULTS.stats_interval_s, metavar="SECONDS",
                    help="seconds between stats events on stderr; 0 turns them off (default: %(default)s)")
+
+
+def _input_options(p: argparse.ArgumentParser) -> None:
+    """How input lines are read: their size, format, envelope, OS and the auditd state."""
     p.add_argument("--max-line-bytes", type=_setting("max_line_bytes", int),
                    default=_DEFAULTS.max_line_bytes, metavar="N",
                    help="longer lines are forwarded unscanned and counted (default: %(default)s)")
@@ -233,6 +260,10 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pid-table-size", type=_setting("pid_table_size", int),
                    default=_DEFAULTS.pid_table_size, metavar="N",
                    help="pids remembered to name the parent of auditd events (default: %(default)s)")
+
+
+def _suppress_options(p: argparse.ArgumentParser) -> None:
+    """Alert suppression (docs/suppression.md)."""
     p.add_argument("--suppress-window", dest="suppress_window_s", type=_duration("suppress_window_s"),
                    default=_DEFAULTS.suppress_window_s, metavar="DURATION",
                    help="alerts of one rule with the same --suppress-by values within this time of the first "
@@ -245,6 +276,10 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suppress-max-keys", type=_setting("suppress_max_keys", int), metavar="N",
                    default=_DEFAULTS.suppress_max_keys, help="suppression keys held at once; the oldest "
                    "is evicted and counted (default: %(default)s)")
+
+
+def _operation_options(p: argparse.ArgumentParser) -> None:
+    """Running it: reloads, metrics and the log level."""
     p.add_argument("--watch", action="store_true",
                    help="reload the rules when a rule file or --exceptions file changes (polled; a change "
                         "reloads once it held still for one interval). SIGHUP always reloads (docs/reload.md)")
@@ -426,7 +461,7 @@ def _run(args: argparse.Namespace) -> int:
             from shellsieve.run.progress import progress_for
 
             stats = run_filter(started.ruleset, started.settings, sys.stdin.buffer, sys.stdout.buffer, log,
-                               started.exceptions, metrics, progress_for(sys.stdin, sys.stderr),
+                               started.exceptions, metrics, progress_for(sys.stdin.buffer, sys.stderr),
                                reloading.start(started), reloading.latch)
             return EXIT_CODES[stats.stop_reason]
         finally:
@@ -568,7 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         p.error("a command is required (run, serve, check, rules, explain) or --version")
     try:
-        return {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules}[args.command](args)
+        commands = {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules}
+        return commands[args.command](args)
     except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read
         return 130
 

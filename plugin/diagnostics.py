@@ -39,6 +39,9 @@ class Location(msgspec.Struct, frozen=True):
 class Code(enum.Enum):
     """Diagnostic codes: (code, title, help) in one place."""
 
+    # what each member's value holds (a trailing True: `strict`, below); types `.value` for mypy
+    _value_: tuple[str, str, str] | tuple[str, str, str, bool]
+
     PARSE = ("SS101", "cannot parse rule file", "fix the syntax of the file")
     SCHEMA = ("SS102", "rule is missing a required part", "add the missing key or element")
     UNSUPPORTED_TYPE = ("SS201", "unsupported rule type", "this rule type is not run by shellsieve")
@@ -77,20 +80,20 @@ class Code(enum.Enum):
 
     @property
     def code(self) -> str:
-        return self.value[0]
+        return self._value_[0]
 
     @property
     def title(self) -> str:
-        return self.value[1]
+        return self._value_[1]
 
     @property
     def help(self) -> str:
-        return self.value[2]
+        return self._value_[2]
 
     @property
     def strict(self) -> bool:
         """A warning of this code is an error under --strict."""
-        return len(self.value) > 3 and bool(self.value[3])
+        return len(self._value_) > 3 and bool(self._value_[3])
 
 
 class Diagnostic(msgspec.Struct, frozen=True):

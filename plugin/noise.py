@@ -24,7 +24,8 @@ from shellsieve.compile.ruleset import Ruleset
 from shellsieve.diagnostics import Code, Diagnostic
 from shellsieve.run.keys import JoinCheck, under_key
 
-__all__ = ["MOST", "BENIGN", "WEB_PARENTS", "WEB_CHILDREN", "SHELLS", "process_event", "sample", "anchor_rates", "noisy_rules"]
+__all__ = ["MOST", "BENIGN", "WEB_PARENTS", "WEB_CHILDREN", "SHELLS", "process_event", "sample", "anchor_rates",
+           "noisy_rules"]
 
 MOST = 0.5  # an anchor that makes more than this share of the sample candidates is refused
 
@@ -63,7 +64,8 @@ def process_event(i: int, name: str, args: list[str], parent: tuple[str, str], u
         "@timestamp": ts,
         "agent": {"id": "4f1c6e0a-2d4b-4c8e-9a31-0b6f2e1d7c55", "type": "endpoint", "version": "8.15.0"},
         "event": {"action": "exec", "category": ["process"], "dataset": "endpoint.events.process",
-                  "id": f"NqR{i if event_id is None else event_id:012x}", "kind": "event", "module": "endpoint", "type": ["start"]},
+                  "id": f"NqR{i if event_id is None else event_id:012x}", "kind": "event", "module": "endpoint",
+                  "type": ["start"]},
         "host": {"id": f"h{i % 50:03d}-9c1e0b7a", "name": f"web-{i % 50:02d}", "os": {"type": "linux"}},
         "process": {
             "args": args, "args_count": len(args), "command_line": shlex.join(args),
@@ -117,7 +119,7 @@ def anchor_rates(ruleset: Ruleset, lines: list[tuple[bytes, float]]) -> Counter[
     every = range(len(ruleset.rules))
     for line, share in lines:
         hits: list[tuple[int, int]] = []
-        ruleset.database.scan(line, match_event_handler=_on_hit, context=hits)
+        ruleset.database.scan(line, match_event_handler=_on_hit, context=hits)  # type: ignore[arg-type]  # hyperscan's stub types the context as object; the handler gets `hits`
         pids = {pid for pid, end in hits
                 if (k := ruleset.keyed.get(pid)) is None or under_key(line, 0, end, k)}
         if ruleset.marker_id in pids:  # an escape could spell any literal: every rule

@@ -7,6 +7,7 @@ import re
 from typing import Annotated
 
 import msgspec
+import msgspec.inspect
 from msgspec import Meta
 
 from shellsieve.events.envelope import DEFAULT_FIELDS, parse_fields
@@ -119,15 +120,18 @@ class Bound(msgspec.Struct, frozen=True):
 def _bounds(cls: type[msgspec.Struct]) -> dict[str, Bound]:
     """Field name -> its bounds, read from the Meta above (one place says them)."""
     out: dict[str, Bound] = {}
-    for f in msgspec.inspect.type_info(cls).fields:  # type: ignore[attr-defined]
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for f in info.fields:
         t = f.type
         if isinstance(t, (msgspec.inspect.IntType, msgspec.inspect.FloatType)) and t.le is not None:
             lo_open = t.gt is not None
-            out[f.name] = Bound(t.gt if lo_open else t.ge, lo_open, t.le, isinstance(t, msgspec.inspect.IntType))
+            lo = t.gt if t.gt is not None else t.ge
+            out[f.name] = Bound(-math.inf if lo is None else lo, lo_open, t.le, isinstance(t, msgspec.inspect.IntType))
     return out
 
 
-_BOUNDS_BY = {cls: _bounds(cls) for cls in (Settings, ServeSettings)}
+_BOUNDS_BY: dict[type[msgspec.Struct], dict[str, Bound]] = {cls: _bounds(cls) for cls in (Settings, ServeSettings)}
 # field names are unique across both Structs: one table for `within` and `describe`
 _BOUNDS = {**_BOUNDS_BY[Settings], **_BOUNDS_BY[ServeSettings]}
 
@@ -135,7 +139,7 @@ _BOUNDS = {**_BOUNDS_BY[Settings], **_BOUNDS_BY[ServeSettings]}
 def within(name: str, v: object) -> bool:
     """Is `v` a valid value of the numeric setting `name` (finite, of its type, in its bounds)?"""
     b = _BOUNDS[name]
-    if isinstance(v, bool) or not isinstance(v, int if b.integer else (int, float)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (b.integer and not isinstance(v, int)):
         return False
     return math.isfinite(v) and (v > b.lo if b.lo_open else v >= b.lo) and v <= b.hi
 
@@ -143,7 +147,11 @@ def within(name: str, v: object) -> bool:
 def describe(name: str) -> str:
     """The allowed range of a numeric setting, as an error message says it."""
     b = _BOUNDS[name]
-    kind, num = ("an integer", lambda x: str(int(x))) if b.integer else ("a finite number", lambda x: f"{x:g}")
+    kind = "an integer" if b.integer else "a finite number"
+
+    def num(x: float) -> str:
+        return str(int(x)) if b.integer else f"{x:g}"
+
     return f"{kind} {'>' if b.lo_open else '>='} {num(b.lo)} and <= {num(b.hi)}"
 
 

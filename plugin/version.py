@@ -16,7 +16,9 @@ def _engine_version() -> str:
 
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     db.compile(expressions=[b"a"])
-    info = db.info().decode(errors="replace")
+    # bytes at run time, though hyperscan's stub says str
+    raw: bytes | str = db.info()
+    info = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
     found = re.search(r"Version:\s*(\S+)", info)
     return found.group(1) if found else info
 

@@ -204,7 +204,7 @@ def vector_key_problems(cfg: dict[str, Any]) -> list[str]:
                 problems.append(f"{kind}.{name}: type {comp.get('type')!r} not verified")
                 continue
             for key, value in flatten(comp):
-                if key not in allowed and not (key.split(".")[0] + ".*") in allowed:
+                if key not in allowed and (key.split(".")[0] + ".*") not in allowed:
                     problems.append(f"{kind}.{name}: option {key!r} not verified for {comp['type']}")
                 if key in VECTOR_VALUES and value not in VECTOR_VALUES[key]:
                     problems.append(f"{kind}.{name}: {key} = {value!r} not one of {sorted(VECTOR_VALUES[key])}")

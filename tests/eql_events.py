@@ -20,7 +20,8 @@ from typing import Any
 
 from eql import ast
 
-__all__ = ["Leaf", "MISSING", "events_for", "get_path", "hit_value", "leaves", "satisfying", "set_path", "variant_values"]
+__all__ = ["Leaf", "MISSING", "events_for", "get_path", "hit_value", "leaves", "satisfying", "set_path",
+           "variant_values"]
 
 Path = tuple[str | int, ...]
 MISSING: Any = object()  # a field deleted from the event

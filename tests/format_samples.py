@@ -27,7 +27,7 @@ class Exec:
     uid: int = 0
     user: str = "root"
     cwd: str = "/tmp"
-    parent: "Exec | None" = None
+    parent: Exec | None = None
     time: float = 1777800000.100
     serial: int = 1001
     connect: tuple[str, int] | None = None  # a connect() this process makes 0.5 s later
@@ -179,7 +179,7 @@ def auditd(e: Exec) -> list[bytes]:
 # -- Sysmon ----------------------------------------------------------------------------------------------
 
 def _guid(pid: int) -> str:
-    return "{4c9b1a2e-0000-0000-%04x-%012x}" % (pid & 0xFFFF, pid)
+    return f"{{4c9b1a2e-0000-0000-{pid & 0xFFFF:04x}-{pid:012x}}}"
 
 
 def sysmon_data(e: Exec) -> dict[str, str]:

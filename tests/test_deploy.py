@@ -52,7 +52,8 @@ class TestVector:
         assert vector_graph_problems(load_vector(path)) == []
 
     def test_http_pair_agrees_with_serve(self) -> None:
-        """http sink -> serve --listen, serve --forward -> http_server; json + newline; acks and a blocking disk buffer."""
+        """http sink -> serve --listen, serve --forward -> http_server; json + newline; acks and a blocking disk
+        buffer."""
         path = VECTOR / "vector.toml"
         assert vector_http_problems(load_vector(path), serve_line(path)) == []
 
@@ -103,7 +104,8 @@ class TestVectorChecksCanFail:
         """`tail -n +1` and stderr merged into the events are reported."""
         cfg = load_vector(VECTOR / "vector-exec.toml")
         bad = copy.deepcopy(cfg)
-        bad["sources"]["shellsieve"]["command"][-1] = bad["sources"]["shellsieve"]["command"][-1].replace("-n 0", "-n +1")
+        command = bad["sources"]["shellsieve"]["command"]
+        command[-1] = command[-1].replace("-n 0", "-n +1")
         assert any("-n +1" in p for p in vector_exec_problems(bad))
         bad = copy.deepcopy(cfg)
         bad["sinks"]["filter_logs"]["inputs"] = ["events"]
@@ -130,7 +132,8 @@ class TestFluentBit:
 
     @pytest.mark.parametrize("suffix", [".yaml", ".conf"])
     def test_http_pair_agrees_with_serve(self, suffix: str) -> None:
-        """http output (json_lines, unlimited retries) -> serve --listen; serve --forward (a JSON array) -> http input."""
+        """http output (json_lines, unlimited retries) -> serve --listen; serve --forward (a JSON array) -> http
+        input."""
         path = FLUENT / f"fluent-bit{suffix}"
         assert fluent_http_problems(_fluent(path), serve_line(path)) == []
 
@@ -153,7 +156,8 @@ class TestFluentBit:
         fwd_path = FLUENT / "fluent-bit-forward.yaml"
         fcfg = _fluent(fwd_path)
         next(p for p in fcfg["output"] if p["name"] == "forward")["require_ack_response"] = "false"
-        assert fluent_forward_problems(fcfg, serve_line(fwd_path)) == ["forward output: Require_ack_response must be true"]
+        assert fluent_forward_problems(fcfg, serve_line(fwd_path)) == [
+            "forward output: Require_ack_response must be true"]
         fcfg["output"][0]["match"] = "nothing"
         assert fluent_graph_problems(fcfg, serve_line(fwd_path))
 

@@ -55,7 +55,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -159,7 +159,7 @@ def _text(check: Callable[[str, str], bool], sensitive: bool) -> Callable[..., b
     return run
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _network(text: str) -> Any:
     return ipaddress.ip_network(text, strict=False)
 
@@ -361,7 +361,7 @@ def test_single_event_rules_agree_with_eql(corpus: Corpus) -> None:
 # -- sequence rules ----------------------------------------------------------------------------
 
 def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _span(rule: EqlRule) -> float | None:

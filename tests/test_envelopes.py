@@ -240,10 +240,11 @@ class TestNotAnEnvelope:
     def test_sysmon_with_message_is_sysmon(self, shipped: Ruleset) -> None:
         """Winlogbeat's Sysmon events carry a `message` too: they stay Sysmon events."""
         ex = WINDOWS_SCENARIOS[0][1]
-        lines = [_enc({**msgspec.json.decode(x), "message": "Process Create:"}) for x in WRITERS["sysmon-winlogbeat"](ex)]
+        written = WRITERS["sysmon-winlogbeat"](ex)
+        lines = [_enc({**msgspec.json.decode(x), "message": "Process Create:"}) for x in written]
         got, stats = run_raw(shipped, lines)
         assert stats.envelopes == 0 and stats.formats["sysmon"] == len(lines)
-        assert [rule_ids(msgspec.json.decode(x)) for x in got] == ids_per_line(shipped, WRITERS["sysmon-winlogbeat"](ex))
+        assert [rule_ids(msgspec.json.decode(x)) for x in got] == ids_per_line(shipped, written)
 
     def test_forced_format_reads_no_envelope(self, shipped: Ruleset) -> None:
         """Under --format ecs every line is ECS: an envelope is not opened."""

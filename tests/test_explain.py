@@ -48,7 +48,7 @@ def _bytes(event: Any) -> bytes:
     return msgspec.json.encode(event) + b"\n"
 
 
-def explained(ruleset: Ruleset, event: Any, rules: Iterable[str] = (), settings: Settings = Settings()
+def explained(ruleset: Ruleset, event: Any, rules: Iterable[str] = (), settings: Settings = Settings()  # noqa: B008  frozen
               ) -> dict[str, Any]:
     """explain --json on one event; `rules`: --rule ids."""
     chosen = choose(ruleset, [], list(rules))
@@ -59,7 +59,7 @@ def matched(doc: dict[str, Any]) -> set[str]:
     return {r["id"] for r in doc["rules"] if r["verdict"] == "matched"}
 
 
-def run_ids(ruleset: Ruleset, event: Any, settings: Settings = Settings()) -> set[str]:
+def run_ids(ruleset: Ruleset, event: Any, settings: Settings = Settings()) -> set[str]:  # noqa: B008  frozen
     """The rule ids `run` alerts on for the same bytes (the engine run_filter drives)."""
     engine = Engine(ruleset, settings)
     stream = engine.stream()

@@ -18,7 +18,6 @@ from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.tolerant import MAX_DEPTH, may_hide_duplicates, read
 from shellsieve.run.enrich import message_line
 from shellsieve.run.loop import run_filter
-from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
 from shellsieve.settings import Settings
 

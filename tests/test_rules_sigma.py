@@ -51,7 +51,7 @@ def _sel(tmp_path: Path, items: str) -> Expr:
     return _query(tmp_path, "  sel:\n" + items + "  condition: sel\n")
 
 
-def P(field: str, op: Op, *values: str | int | bool, cased: bool = False) -> Predicate:  # noqa: N802
+def P(field: str, op: Op, *values: str | int | bool, cased: bool = False) -> Predicate:  # noqa: N802  short, as the rule tables read it
     return Predicate(field, op, values, cased)
 
 

@@ -213,7 +213,7 @@ class TestOptions:
         with pytest.raises(SystemExit) as exc:
             parser().parse_args(["run", "--suppress-window", bad])
         assert exc.value.code == 2
-        assert f"argument --suppress-window: must be a duration" in capsys.readouterr().err
+        assert "argument --suppress-window: must be a duration" in capsys.readouterr().err
 
     def test_suppress_by_syntax(self) -> None:
         """Comma-separated specs, `a|b` alternatives; rule.id is implicit; a repeat or an empty name is refused."""

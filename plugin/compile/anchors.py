@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import math
 from decimal import Decimal
-from typing import Callable, NamedTuple, TypeGuard
+from typing import NamedTuple, TypeGuard
+from collections.abc import Callable
 
 import msgspec
 
@@ -163,7 +164,13 @@ def _best_spellings(items: list[Node]) -> list[str] | None:
     cands = [c for c in cands if all(c)]  # one empty spelling would match anywhere
     if not cands:
         return None
-    return list(dict.fromkeys(max(cands, key=lambda c: (min(len(x) for x in c), -len(c)))))
+    best = max(cands, key=_rank)
+    return list(dict.fromkeys(best))
+
+
+def _rank(spellings: list[str]) -> tuple[int, int]:
+    """Longest shortest member first, then fewest members."""
+    return min(len(x) for x in spellings), -len(spellings)
 
 
 # Bytes canonical JSON writes as they are inside a string: printable ASCII but `"` and `\`. Any
@@ -245,7 +252,7 @@ def _unparse(items: list[Node], caseless: bool) -> bytes | None:
             alts = [_unparse(list(b), caseless) for b in node.alternatives]
             if any(a is None for a in alts):
                 return None
-            out.append(b"(?:" + b"|".join(alts) + b")")  # type: ignore[arg-type]
+            out.append(b"(?:" + b"|".join(alts) + b")")  # type: ignore[arg-type]  # no None: checked above
         else:
             return None
     return b"".join(out) if out else None

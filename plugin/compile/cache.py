@@ -20,6 +20,7 @@ import os
 import pickle
 import threading
 from collections.abc import Iterable
+from importlib import metadata
 from typing import Any
 from pathlib import Path
 
@@ -82,7 +83,9 @@ def cache_key(rule_files: Iterable[Path], field_maps: Iterable[object]) -> str:
     """Hash of the rule files' paths and bytes, the field maps, the library versions and the code."""
     from shellsieve import __version__
 
-    h = hashlib.sha256(f"shellsieve {__version__} hyperscan {hs.__version__} format {FORMAT}\n".encode())
+    # the distribution's version: hyperscan.__version__ holds the same, but its stub does not declare it
+    hs_version = metadata.version("hyperscan")
+    h = hashlib.sha256(f"shellsieve {__version__} hyperscan {hs_version} format {FORMAT}\n".encode())
     h.update(code_digest())
     for m in field_maps:
         h.update(repr(m).encode())
@@ -238,7 +241,7 @@ class DatabaseCache:
             self.status = payload
             return None
         try:
-            entry = msgspec.msgpack.decode(payload, type=CacheEntry)
+            entry: CacheEntry = msgspec.msgpack.decode(payload, type=CacheEntry)
         except msgspec.DecodeError:
             self.status = "corrupt"
             return None

@@ -23,21 +23,23 @@ ScanFn = Callable[[str], frozenset[int]]
 _NONE: frozenset[str] = frozenset()
 
 
-class _Elements(dict):  # type: ignore[type-arg]
+class _Elements(dict[Accessor, list[Any]]):
     """accessor -> the field's value as a list (an array field holds when any element does);
     worked out on first use. A subscript is one C call on every later use."""
 
     __slots__ = ("view",)
+    view: Any  # the decoded event (a view class made at run time)
 
     def __missing__(self, get: Accessor) -> list[Any]:
         e = self[get] = _elements(get(self.view))
         return e
 
 
-class _Strings(dict):  # type: ignore[type-arg]
+class _Strings(dict[Accessor, frozenset[str]]):
     """accessor -> the field's string elements, as a set."""
 
     __slots__ = ("elements",)
+    elements: _Elements
 
     def __missing__(self, get: Accessor) -> frozenset[str]:
         v = get(self.elements.view)
@@ -51,20 +53,22 @@ class _Strings(dict):  # type: ignore[type-arg]
         return s
 
 
-class _Folded(dict):  # type: ignore[type-arg]
+class _Folded(dict[Accessor, frozenset[str]]):
     """accessor -> the field's string elements casefolded, as a set."""
 
     __slots__ = ("strings",)
+    strings: _Strings
 
     def __missing__(self, get: Accessor) -> frozenset[str]:
         s = self[get] = frozenset(map(str.casefold, self.strings[get]))
         return s
 
 
-class _Scans(dict):  # type: ignore[type-arg]
+class _Scans(dict[str, frozenset[int]]):
     """value -> ids of the field patterns matching it (one Hyperscan scan)."""
 
     __slots__ = ("scan",)
+    scan: ScanFn
 
     def __missing__(self, text: str) -> frozenset[int]:
         h = self[text] = self.scan(text)
@@ -200,7 +204,7 @@ def _number(v: Any) -> float | None:
     return None
 
 
-_CMP = {
+_CMP: dict[Op, Callable[[Any, Any], bool]] = {
     Op.LT: lambda a, b: a < b, Op.LE: lambda a, b: a <= b,
     Op.GT: lambda a, b: a > b, Op.GE: lambda a, b: a >= b,
     Op.LENGTH_LT: lambda a, b: a < b, Op.LENGTH_LE: lambda a, b: a <= b,
@@ -261,24 +265,7 @@ def _build(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[Predi
            confirm: Callable[[int, str], bool] | None) -> tuple[Check, bool]:
     """(closure, whether it may scan a field with Hyperscan), each predicate looked at once."""
     if isinstance(expr, Predicate):
-        get = accessors[expr.field]
-        op = expr.op
-        if op is Op.EQ:
-            return _eq(expr, get), False
-        if op in TEXT_OPS:
-            literal = literal_test(expr)
-            if literal is not None:
-                return _literal_text(*literal, text_ids(expr), get), False
-            return _text(text_ids(expr), get, confirm), True
-        if op is Op.CIDR:
-            return _cidr(expr, get), False
-        if op is Op.EXISTS:
-            return _exists(get), False
-        if op in (Op.LT, Op.LE, Op.GT, Op.GE):
-            return _compare(expr, get), False
-        if op is Op.FIELDREF:
-            return _fieldref(get, accessors[str(expr.values[0])]), False
-        return _length(expr, get), False
+        return _predicate(expr, accessors, text_ids, confirm)
     if isinstance(expr, Not):
         inner, scans = _build(expr.term, accessors, text_ids, confirm)
         return (lambda ctx: not inner(ctx)), scans
@@ -288,20 +275,47 @@ def _build(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[Predi
     # last made no measurable difference.)
     built = sorted((_build(t, accessors, text_ids, confirm) for t in expr.terms), key=lambda b: b[1])
     terms = tuple(check for check, _ in built)
-    scans = any(s for _, s in built)
+    return _combined(terms, isinstance(expr, AllOf)), any(s for _, s in built)
+
+
+def _predicate(expr: Predicate, accessors: dict[str, Accessor], text_ids: Callable[[Predicate], frozenset[int]],
+               confirm: Callable[[int, str], bool] | None) -> tuple[Check, bool]:
+    """One predicate's closure, picked by its operator, and whether it may scan its field."""
+    get = accessors[expr.field]
+    op = expr.op
+    if op is Op.EQ:
+        return _eq(expr, get), False
+    if op in TEXT_OPS:
+        literal = literal_test(expr)
+        if literal is not None:
+            return _literal_text(*literal, text_ids(expr), get), False
+        return _text(text_ids(expr), get, confirm), True
+    if op is Op.CIDR:
+        return _cidr(expr, get), False
+    if op is Op.EXISTS:
+        return _exists(get), False
+    if op in (Op.LT, Op.LE, Op.GT, Op.GE):
+        return _compare(expr, get), False
+    if op is Op.FIELDREF:
+        return _fieldref(get, accessors[str(expr.values[0])]), False
+    return _length(expr, get), False
+
+
+def _combined(terms: tuple[Check, ...], all_of: bool) -> Check:
+    """All (or any) of `terms`, tested in their order; two terms without a loop."""
     if len(terms) == 2:
         a, b = terms
-        if isinstance(expr, AllOf):
-            return (lambda ctx: a(ctx) and b(ctx)), scans
-        return (lambda ctx: a(ctx) or b(ctx)), scans
-    if isinstance(expr, AllOf):
+        if all_of:
+            return lambda ctx: a(ctx) and b(ctx)
+        return lambda ctx: a(ctx) or b(ctx)
+    if all_of:
         def all_hold(ctx: EventContext) -> bool:
             for t in terms:
                 if not t(ctx):
                     return False
             return True
 
-        return all_hold, scans
+        return all_hold
 
     def any_holds(ctx: EventContext) -> bool:
         for t in terms:
@@ -309,4 +323,4 @@ def _build(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[Predi
                 return True
         return False
 
-    return any_holds, scans
+    return any_holds

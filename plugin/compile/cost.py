@@ -10,7 +10,6 @@ and Elastic Linux rules unrolls to 306 positions and is 474 characters long.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from shellsieve.model.expr import Op
 

@@ -180,10 +180,13 @@ def keyed(lit: Literal) -> Keyed | None:
 
 def _needs(lits: tuple[Literal, ...]) -> tuple[Need, ...] | None:
     """A join's set as run/keys.py checks it, when every literal of it is keyed."""
-    keys = [keyed(lit) for lit in lits]
-    if any(k is None for k in keys):
-        return None
-    return tuple(Need(lit.regex, lit.text, lit.caseless, k) for lit, k in zip(lits, keys))  # type: ignore[arg-type]  # None excluded
+    needs = []
+    for lit in lits:
+        k = keyed(lit)
+        if k is None:
+            return None
+        needs.append(Need(lit.regex, lit.text, lit.caseless, k))
+    return tuple(needs)
 
 
 class Need(NamedTuple):

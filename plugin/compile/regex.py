@@ -172,7 +172,7 @@ def _user_regex(pattern: str) -> bytes:
     are rewritten to match the sentinel itself: exact, only slower in the block scan.
     """
     raw = pattern.encode("utf-8")
-    lead = _LEAD_FLAGS.match(raw).group()  # type: ignore[union-attr]
+    lead = _LEAD_FLAGS.match(raw).group()  # type: ignore[union-attr]  # matches "" too: never None
     body = raw[len(lead):]
     multiline = b"m" in lead or b"(?m" in body
     if body.startswith(b"^") or body.startswith(b"\\A"):

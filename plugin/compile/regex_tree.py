@@ -16,7 +16,6 @@ from __future__ import annotations
 import enum
 import unicodedata
 from dataclasses import dataclass
-from typing import Union
 
 __all__ = ["At", "AnyChar", "Assert", "Atomic", "Branch", "Category", "Char", "Flag", "Group", "GroupRef",
            "GroupRefExists", "MAXREPEAT", "MAXWIDTH", "Node", "NotChar", "Parsed", "Range", "Repeat", "RepeatKind",
@@ -88,7 +87,7 @@ class Range:
     hi: int
 
 
-SetItem = Union[Char, Range, Category]
+SetItem = Char | Range | Category
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,7 @@ class GroupRefExists:
     no: tuple[Node, ...] | None
 
 
-Node = Union[Char, NotChar, AnyChar, Set, At, Group, Branch, Repeat, Atomic, Assert, GroupRef, GroupRefExists]
+Node = Char | NotChar | AnyChar | Set | At | Group | Branch | Repeat | Atomic | Assert | GroupRef | GroupRefExists
 
 # Nodes CPython compares by value when it factors a common first node out of alternatives; any
 # node holding a subpattern compares by identity there, so is never factored.
@@ -511,66 +510,23 @@ def _parse_group(source: _Source, state: _State, verbose: bool, nested: int, fir
         if char is None:
             raise _Error("unexpected end of pattern")
         if char == "P":
-            if source.match("<"):
-                name = source.getuntil(">")
-                _check_name(name)
-            elif source.match("="):
-                name = source.getuntil(")")
-                _check_name(name)
-                gid = state.names.get(name)
-                if gid is None or not state.checkgroup(gid):
-                    raise _Error("unknown or open group")
-                state.checklookbehind(gid)
-                out.append(GroupRef(gid, state.widths[gid]))  # type: ignore[arg-type]  # closed
+            if source.match("="):
+                out.append(_named_backref(source, state))
                 return True
-            else:
+            if not source.match("<"):
                 raise _Error("unknown extension ?P")
+            name = source.getuntil(">")
+            _check_name(name)
         elif char == ":":
             capture = False
         elif char == "#":
-            while True:
-                if source.next is None:
-                    raise _Error("missing ), unterminated comment")
-                if source.get() == ")":
-                    return True
+            _skip_comment(source)
+            return True
         elif char in ("=", "!", "<"):
-            behind = char == "<"
-            outer = state.lookbehind
-            if behind:
-                char = source.get()
-                if char not in ("=", "!"):
-                    raise _Error("unknown extension ?<")
-                if outer is None:
-                    state.lookbehind = state.groups
-            p = _parse_sub(source, state, verbose, nested + 1)
-            if behind and outer is None:
-                state.lookbehind = None
-            if not source.match(")"):
-                raise _Error("missing ), unterminated subpattern")
-            out.append(Assert(behind, char == "!", tuple(p)))
+            out.append(_lookaround(source, state, verbose, nested, char))
             return True
         elif char == "(":
-            condname = source.getuntil(")")
-            if condname.isidentifier():
-                cond = state.names.get(condname)
-                if cond is None:
-                    raise _Error("unknown group name")
-            else:
-                # CPython also takes non-ASCII digits here, with a DeprecationWarning: refused
-                if not (condname.isdecimal() and condname.isascii()) or not int(condname):
-                    raise _Error("bad group number")
-                cond = int(condname)
-                state.condrefs.add(cond)
-            state.checklookbehind(cond)
-            yes = _parse(source, state, verbose, nested + 1)
-            no = None
-            if source.match("|"):
-                no = _parse(source, state, verbose, nested + 1)
-                if source.next == "|":
-                    raise _Error("conditional backref with more than two branches")
-            if not source.match(")"):
-                raise _Error("missing ), unterminated subpattern")
-            out.append(GroupRefExists(cond, tuple(yes), None if no is None else tuple(no)))
+            out.append(_conditional(source, state, verbose, nested))
             return True
         elif char == ">":
             capture = False
@@ -596,6 +552,70 @@ def _parse_group(source: _Source, state: _State, verbose: bool, nested: int, fir
     return True
 
 
+def _named_backref(source: _Source, state: _State) -> GroupRef:
+    """After `(?P=`: the back-reference to a named group, closed before it."""
+    name = source.getuntil(")")
+    _check_name(name)
+    gid = state.names.get(name)
+    if gid is None or not state.checkgroup(gid):
+        raise _Error("unknown or open group")
+    state.checklookbehind(gid)
+    return GroupRef(gid, state.widths[gid])  # type: ignore[arg-type]  # closed: a width
+
+
+def _skip_comment(source: _Source) -> None:
+    """After `(?#`: up to and with the closing `)`."""
+    while True:
+        if source.next is None:
+            raise _Error("missing ), unterminated comment")
+        if source.get() == ")":
+            return
+
+
+def _lookaround(source: _Source, state: _State, verbose: bool, nested: int, char: str) -> Assert:
+    """After `(?=`, `(?!` or `(?<`: the assertion, to its `)`."""
+    behind = char == "<"
+    outer = state.lookbehind
+    if behind:
+        after = source.get()
+        if after not in ("=", "!"):
+            raise _Error("unknown extension ?<")
+        char = after
+        if outer is None:
+            state.lookbehind = state.groups
+    p = _parse_sub(source, state, verbose, nested + 1)
+    if behind and outer is None:
+        state.lookbehind = None
+    if not source.match(")"):
+        raise _Error("missing ), unterminated subpattern")
+    return Assert(behind, char == "!", tuple(p))
+
+
+def _conditional(source: _Source, state: _State, verbose: bool, nested: int) -> GroupRefExists:
+    """After `(?(`: `(?(group)yes|no)`, to its `)`."""
+    condname = source.getuntil(")")
+    if condname.isidentifier():
+        cond = state.names.get(condname)
+        if cond is None:
+            raise _Error("unknown group name")
+    else:
+        # CPython also takes non-ASCII digits here, with a DeprecationWarning: refused
+        if not (condname.isdecimal() and condname.isascii()) or not int(condname):
+            raise _Error("bad group number")
+        cond = int(condname)
+        state.condrefs.add(cond)
+    state.checklookbehind(cond)
+    yes = _parse(source, state, verbose, nested + 1)
+    no = None
+    if source.match("|"):
+        no = _parse(source, state, verbose, nested + 1)
+        if source.next == "|":
+            raise _Error("conditional backref with more than two branches")
+    if not source.match(")"):
+        raise _Error("missing ), unterminated subpattern")
+    return GroupRefExists(cond, tuple(yes), None if no is None else tuple(no))
+
+
 def _parse(source: _Source, state: _State, verbose: bool, nested: int, first: bool = False) -> list[Node]:
     """A sequence, up to `|`, `)` or the end."""
     out: list[Node] = []
@@ -618,29 +638,7 @@ def _parse(source: _Source, state: _State, verbose: bool, nested: int, first: bo
         elif this == "[":
             out.append(_parse_class(source))
         elif this in _REPEAT_CHARS:
-            if this == "{":
-                if source.next == "}":
-                    out.append(Char(ord("{")))
-                    continue
-                here = source.tell()
-                count = _parse_count(source)
-                if count is None:
-                    out.append(Char(ord("{")))
-                    source.seek(here)
-                    continue
-                lo, hi = count
-            else:
-                lo, hi = {"?": (0, 1), "*": (0, MAXREPEAT), "+": (1, MAXREPEAT)}[this]
-            if not out or isinstance(out[-1], At):
-                raise _Error("nothing to repeat")
-            item = out[-1]
-            if isinstance(item, Repeat):
-                raise _Error("multiple repeat")
-            items = (item.items if isinstance(item, Group) and item.index is None and not item.add_flags
-                     and not item.del_flags else (item,))
-            kind = (RepeatKind.LAZY if source.match("?") else
-                    RepeatKind.POSSESSIVE if source.match("+") else RepeatKind.GREEDY)
-            out[-1] = Repeat(lo, None if hi == MAXREPEAT else hi, items, kind)
+            _repeat(source, this, out)
         elif this == ".":
             out.append(AnyChar())
         elif this == "(":
@@ -650,7 +648,39 @@ def _parse(source: _Source, state: _State, verbose: bool, nested: int, first: bo
             out.append(At.BEGINNING)
         elif this == "$":
             out.append(At.END)
-    # a group that neither captures nor changes flags is spliced into its sequence
+    return _spliced(out)
+
+
+def _repeat(source: _Source, this: str, out: list[Node]) -> None:
+    """After `?`, `*`, `+` or `{`: the last node of `out` becomes its repeat (a `{` that opens no
+    count is a literal `{`)."""
+    if this == "{":
+        if source.next == "}":
+            out.append(Char(ord("{")))
+            return
+        here = source.tell()
+        count = _parse_count(source)
+        if count is None:
+            out.append(Char(ord("{")))
+            source.seek(here)
+            return
+        lo, hi = count
+    else:
+        lo, hi = {"?": (0, 1), "*": (0, MAXREPEAT), "+": (1, MAXREPEAT)}[this]
+    if not out or isinstance(out[-1], At):
+        raise _Error("nothing to repeat")
+    item = out[-1]
+    if isinstance(item, Repeat):
+        raise _Error("multiple repeat")
+    items = (item.items if isinstance(item, Group) and item.index is None and not item.add_flags
+             and not item.del_flags else (item,))
+    kind = (RepeatKind.LAZY if source.match("?") else
+            RepeatKind.POSSESSIVE if source.match("+") else RepeatKind.GREEDY)
+    out[-1] = Repeat(lo, None if hi == MAXREPEAT else hi, items, kind)
+
+
+def _spliced(out: list[Node]) -> list[Node]:
+    """A group that neither captures nor changes flags is spliced into its sequence."""
     spliced: list[Node] = []
     for node in out:
         if isinstance(node, Group) and node.index is None and not node.add_flags and not node.del_flags:

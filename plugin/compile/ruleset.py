@@ -127,7 +127,7 @@ class Ruleset:
         if self.field_database is None:  # rules of equality tests alone
             return frozenset()
         self.field_database.scan(SENTINEL + text.encode("utf-8", "surrogatepass"),
-                                 match_event_handler=_on_field_match, context=hits)
+                                 match_event_handler=_on_field_match, context=hits)  # type: ignore[arg-type]  # hyperscan's stub types the context as object; the handler gets `hits`
         return frozenset(hits)
 
 
@@ -259,7 +259,7 @@ def _layout(kept: Kept) -> _Layout:
     # A pattern many rules share (`?*`, "any non-empty value", is in hundreds of Elastic rules) gets
     # one id: each field scan then reports it once, not once per rule.
     shared: dict[tuple[bytes, int, str | None], int] = {}
-    for ri, (rule, fps) in enumerate(kept):
+    for ri, (_rule, fps) in enumerate(kept):
         for pred, lst in fps:
             ids = []
             for fp in lst:
@@ -401,7 +401,7 @@ def _empty_matches(kept: Kept, layout: _Layout, field_db: hs.Database | None) ->
     any value, so the rule alerts on every event with the field. One field scan of the empty value."""
     hits: list[int] = []
     if field_db is not None:
-        field_db.scan(SENTINEL, match_event_handler=_on_field_match, context=hits)
+        field_db.scan(SENTINEL, match_event_handler=_on_field_match, context=hits)  # type: ignore[arg-type]  # hyperscan's stub types the context as object; the handler gets `hits`
     empty = {pid for pid in hits if layout.regex_confirm(pid, "")}  # a prefilter hit: its regex decides
     if not empty:
         return []
@@ -467,21 +467,21 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
 
     compiled: list[CompiledRule] = []
     for ri, rule in enumerate(kept):
-        build: Callable[[Expr], Check] = lambda e: build_check(e, acc, text_ids, regex_confirm)  # noqa: E731
-        q = rule.query
-        if isinstance(q, Sequence):
+        build: Callable[[Expr], Check] = lambda e: build_check(e, acc, text_ids, regex_confirm)  # noqa: E731  a lambda typed by its annotation
+        top = rule.query
+        if isinstance(top, Sequence):
             seq = CompiledSequence(
-                steps=tuple(build(s.query) for s in q.steps),
-                by=tuple(tuple(acc[f] for f in s.by) for s in q.steps),
-                maxspan=q.maxspan,
-                until=build(q.until.query) if q.until else None,
-                until_by=tuple(acc[f] for f in q.until.by) if q.until else (),
+                steps=tuple(build(s.query) for s in top.steps),
+                by=tuple(tuple(acc[f] for f in s.by) for s in top.steps),
+                maxspan=top.maxspan,
+                until=build(top.until.query) if top.until else None,
+                until_by=tuple(acc[f] for f in top.until.by) if top.until else (),
                 query_ids=layout.query_ids.get(ri),
             )
             compiled.append(CompiledRule(ri, rule, None, seq))
         else:
-            assert not isinstance(q, (Correlation, Filter))  # set aside by split_meta
-            compiled.append(CompiledRule(ri, rule, build(q), None))
+            assert not isinstance(top, (Correlation, Filter))  # set aside by split_meta
+            compiled.append(CompiledRule(ri, rule, build(top), None))
 
     raw_rules, late_rules = _split_candidates(layout)
     seconds = time.perf_counter() - t0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 __all__ = ["nest", "iso_time", "basename", "to_int"]
@@ -29,7 +29,7 @@ def iso_time(epoch: float) -> str | None:
     """Epoch seconds -> `2026-11-22T10:00:00.123Z`, the @timestamp shape Elastic writes; None for a
     time no datetime holds (an audit header's seconds are digits the input chose: year 540678, inf)."""
     try:
-        dt = datetime.fromtimestamp(epoch, timezone.utc)
+        dt = datetime.fromtimestamp(epoch, UTC)
     except (ValueError, OverflowError, OSError):
         return None
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

@@ -44,7 +44,7 @@ def all_ecs(block: bytes) -> bool:
     db, scratch = _probe()
     found: list[int] = []
     try:
-        db.scan(block, match_event_handler=_stop, context=found, scratch=scratch)
+        db.scan(block, match_event_handler=_stop, context=found, scratch=scratch)  # type: ignore[arg-type]  # hyperscan's stub types the context as object; the handler gets `found`
     except hs.error:
         pass  # the scan was halted by _stop (HS_SCAN_TERMINATED)
     return not found

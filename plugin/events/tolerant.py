@@ -148,7 +148,7 @@ def _float_hook(reasons: _Reasons) -> Any:
 def _scalars(run: bytes, reasons: _Reasons) -> list[Any] | None:
     """The values of `a, b, c` (scalars only), or None if msgspec refuses them (bad bytes, an escape
     or an integer it cannot take): the token loop then reads them one by one."""
-    decoder = msgspec.json.Decoder(list[Any], float_hook=_float_hook(reasons))
+    decoder: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(list[Any], float_hook=_float_hook(reasons))
     try:
         return decoder.decode(b"[" + run + b"]")
     except _STRICT_ERRORS:
@@ -227,36 +227,15 @@ def read(line: bytes, merge_duplicates: bool = False) -> tuple[dict[str, Any] | 
     skip = 0  # depth inside a skipped (too deep) container
     pos, end = 0, len(line)
     match = _TOKEN.match
-    run = _SCALAR_RUN.match
-    pair = _PAIR.match
     refused = 0  # the end of a run msgspec refused: read token by token, not matched again
     while pos < end:
         if pos >= refused and stack and not skip and type(stack[-1][0]) is list:
-            # An array's run of scalars (the shape of a JSON bomb of numbers) in one msgspec call
-            r = run(line, pos)
-            if r is not None and r.end() - pos >= 64:
-                values = _scalars(line[pos:r.end() - 1], reasons)
-                if values is not None:
-                    stack[-1][0].extend(values)
-                    pos = r.end()
-                    continue
-                refused = r.end()
+            done, refused = _array_run(line, pos, stack[-1][0], reasons, refused)
+            if done:
+                pos = done
+                continue
         elif stack and not skip and stack[-1][2] and type(stack[-1][0]) is dict:
-            # An object's `"key": scalar,` pairs, one regex match each instead of four tokens
-            container = stack[-1][0]
-            p = pair(line, pos)
-            while p is not None:
-                kb, sv, nv, lv = p.group(1, 2, 3, 4)
-                key = _string(kb, reasons)
-                value = (_string(sv, reasons) if sv is not None
-                         else _number(nv, reasons) if nv is not None else _LITERALS[lv])
-                if merge_duplicates and key in container:
-                    reasons.add("duplicate_key")
-                    container[key] = _gather(container[key], value)
-                else:
-                    container[key] = value
-                pos = p.end()
-                p = pair(line, pos)
+            pos = _pairs(line, pos, stack[-1][0], reasons, merge_duplicates)
         m = match(line, pos)
         if m is None:  # only trailing blanks are left
             break
@@ -266,21 +245,10 @@ def read(line: bytes, merge_duplicates: bool = False) -> tuple[dict[str, Any] | 
             continue
         if kind == "junk":
             reasons.add("invalid_json")
-            if stack and stack[-1][2] is False:  # junk for a value: the key is dropped
-                stack[-1][1], stack[-1][2] = None, True
+            _drop_key(stack)  # junk for a value
             continue
         if skip:
-            if kind == "open" or kind == "close":
-                skip += 1 if kind == "open" else -1
-            if skip:
-                # In bulk: the next `skip` bytes (to a quote) cannot close every open level, and the
-                # scalars and junk between brackets are nothing to skip one by one. Linear overall.
-                q = line.find(b'"', pos, pos + skip)
-                seg = line[pos:pos + skip if q < 0 else q]
-                skip += seg.count(b"[") + seg.count(b"{") - seg.count(b"]") - seg.count(b"}")
-                pos += len(seg)
-                if skip:
-                    pos = _SCALARS.match(line, pos).end()  # type: ignore[union-attr]
+            skip, pos = _skipped(line, pos, skip, kind)
             continue
         if kind == "close":
             if stack:
@@ -288,68 +256,135 @@ def read(line: bytes, merge_duplicates: bool = False) -> tuple[dict[str, Any] | 
             else:
                 reasons.add("invalid_json")
             continue
-        # A value (or an object's key)
-        if kind == "str" or kind == "open_str":
-            if kind == "open_str":
-                reasons.add("invalid_json")
-                body = m.group("open_str")[1:]
-                if body.endswith(b"\\") and not body.endswith(b"\\\\"):
-                    body = body[:-1]
-            else:
-                body = m.group("str")[1:-1]
-            value: Any = _string(body, reasons)
-        elif kind == "num":
-            value = _number(m.group("num"), reasons)
-        elif kind == "lit":
-            value = _LITERALS[m.group("lit")]
-        else:  # open
-            if len(stack) >= MAX_DEPTH:
-                reasons.add("too_deep")
-                skip = 1
-                if stack and stack[-1][2] is False and isinstance(stack[-1][0], dict):
-                    stack[-1][1], stack[-1][2] = None, True  # the key's value is dropped
-                continue
-            value = {} if m.group("open") == b"{" else []
-        if not stack:
-            if root is None and isinstance(value, dict):
-                root = value
-                stack.append([value, None, True])
-            elif isinstance(value, (dict, list)):
-                reasons.add("invalid_json" if root is not None else "not_object")
-                stack.append([value, None, True])  # read and dropped: a second top-level value
-            else:
-                reasons.add("invalid_json" if root is not None else "not_object")
-            continue
-        frame = stack[-1]
-        container = frame[0]
-        if type(container) is list:
-            container.append(value)
-        elif frame[2]:  # a key is awaited
-            if isinstance(value, str):
-                frame[1], frame[2] = value, False
-                continue
-            reasons.add("invalid_json")  # a value where a key belongs: dropped
-            if isinstance(value, (dict, list)):
-                stack.append([value, None, True])
+        if kind != "open":
+            value = _scalar(m, kind, reasons)
+        elif len(stack) >= MAX_DEPTH:
+            reasons.add("too_deep")
+            skip = 1
+            _drop_key(stack)  # the key's value is skipped
             continue
         else:
-            key = frame[1]
-            frame[1], frame[2] = None, True
-            if merge_duplicates and key in container:
-                reasons.add("duplicate_key")
-                old = container[key]
-                if type(value) is type(old) and isinstance(value, (dict, list)):
-                    value = old  # the later object's keys (array's elements) go into the earlier one
-                else:
-                    container[key] = _gather(old, value)
-                    continue
-            else:
-                container[key] = value  # without merging, the last occurrence wins, as in msgspec
-        if isinstance(value, (dict, list)):
-            stack.append([value, None, True])
+            value = {} if m.group("open") == b"{" else []
+        if stack:
+            _place(stack, value, reasons, merge_duplicates)
+        else:
+            root = _top_level(stack, value, root, reasons)
     if stack or skip:
         reasons.add("invalid_json")  # unclosed containers: closed here
     return root, reasons.found
+
+
+def _drop_key(stack: list[list[Any]]) -> None:
+    """The key awaiting its value in the innermost object gets none: dropped, a key is awaited again."""
+    if stack and stack[-1][2] is False:
+        stack[-1][1], stack[-1][2] = None, True
+
+
+def _array_run(line: bytes, pos: int, items: list[Any], reasons: _Reasons, refused: int) -> tuple[int, int]:
+    """An array's run of scalars (the shape of a JSON bomb of numbers) in one msgspec call:
+    (where the run ends, or 0 if it was not read here; the end of a run msgspec refused)."""
+    r = _SCALAR_RUN.match(line, pos)
+    if r is None or r.end() - pos < 64:
+        return 0, refused
+    values = _scalars(line[pos:r.end() - 1], reasons)
+    if values is None:
+        return 0, r.end()
+    items.extend(values)
+    return r.end(), refused
+
+
+def _pairs(line: bytes, pos: int, container: dict[str, Any], reasons: _Reasons, merge_duplicates: bool) -> int:
+    """An object's `"key": scalar,` pairs, one regex match each instead of four tokens; where they end."""
+    pair = _PAIR.match
+    p = pair(line, pos)
+    while p is not None:
+        kb, sv, nv, lv = p.group(1, 2, 3, 4)
+        key = _string(kb, reasons)
+        value: Any = (_string(sv, reasons) if sv is not None
+                      else _number(nv, reasons) if nv is not None else _LITERALS[lv])
+        if merge_duplicates and key in container:
+            reasons.add("duplicate_key")
+            container[key] = _gather(container[key], value)
+        else:
+            container[key] = value
+        pos = p.end()
+        p = pair(line, pos)
+    return pos
+
+
+def _skipped(line: bytes, pos: int, skip: int, kind: str | None) -> tuple[int, int]:
+    """Inside a container too deep to build: (the depth still to close, where reading goes on)."""
+    if kind == "open" or kind == "close":
+        skip += 1 if kind == "open" else -1
+    if skip:
+        # In bulk: the next `skip` bytes (to a quote) cannot close every open level, and the
+        # scalars and junk between brackets are nothing to skip one by one. Linear overall.
+        q = line.find(b'"', pos, pos + skip)
+        seg = line[pos:pos + skip if q < 0 else q]
+        skip += seg.count(b"[") + seg.count(b"{") - seg.count(b"]") - seg.count(b"}")
+        pos += len(seg)
+        if skip:
+            pos = _SCALARS.match(line, pos).end()  # type: ignore[union-attr]  # matches "" too: never None
+    return skip, pos
+
+
+def _scalar(m: re.Match[bytes], kind: str | None, reasons: _Reasons) -> Any:
+    """The value of a string (closed or running to the end of the line), number or literal token."""
+    if kind == "str":
+        return _string(m.group("str")[1:-1], reasons)
+    if kind == "open_str":
+        reasons.add("invalid_json")
+        body = m.group("open_str")[1:]
+        if body.endswith(b"\\") and not body.endswith(b"\\\\"):
+            body = body[:-1]
+        return _string(body, reasons)
+    if kind == "num":
+        return _number(m.group("num"), reasons)
+    return _LITERALS[m.group("lit")]
+
+
+def _top_level(stack: list[list[Any]], value: Any, root: dict[str, Any] | None,
+               reasons: _Reasons) -> dict[str, Any] | None:
+    """A value outside every container: the first object is the root; anything else is read (a
+    container) and dropped. The root, as it now is."""
+    if root is None and isinstance(value, dict):
+        stack.append([value, None, True])
+        return value
+    reasons.add("invalid_json" if root is not None else "not_object")
+    if isinstance(value, (dict, list)):
+        stack.append([value, None, True])  # read and dropped: a second top-level value
+    return root
+
+
+def _place(stack: list[list[Any]], value: Any, reasons: _Reasons, merge_duplicates: bool) -> None:
+    """A value (or an object's key) into the innermost open container; a new container opens."""
+    frame = stack[-1]
+    container = frame[0]
+    if type(container) is list:
+        container.append(value)
+    elif frame[2]:  # a key is awaited
+        if isinstance(value, str):
+            frame[1], frame[2] = value, False
+            return
+        reasons.add("invalid_json")  # a value where a key belongs: dropped
+        if isinstance(value, (dict, list)):
+            stack.append([value, None, True])
+        return
+    else:
+        key = frame[1]
+        frame[1], frame[2] = None, True
+        if merge_duplicates and key in container:
+            reasons.add("duplicate_key")
+            old = container[key]
+            if type(value) is type(old) and isinstance(value, (dict, list)):
+                value = old  # the later object's keys (array's elements) go into the earlier one
+            else:
+                container[key] = _gather(old, value)
+                return
+        else:
+            container[key] = value  # without merging, the last occurrence wins, as in msgspec
+    if isinstance(value, (dict, list)):
+        stack.append([value, None, True])
 
 
 _strict = msgspec.json.decode

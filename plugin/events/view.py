@@ -48,7 +48,8 @@ class ViewSchema:
         self._attrs: dict[int, dict[str, str]] = {}  # id(struct class) -> JSON key -> attribute
         tree = _tree(self.fields)
         self.type = self._struct("View", tree, flat=[f for f in self.fields if "." in f])
-        self.decoder = msgspec.json.Decoder(self.type)
+        # the view class is made at run time, so its instances are read through accessors, untyped
+        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.type)
         self.accessors: dict[str, Accessor] = {f: self._accessor(f) for f in self.fields}
 
     def _attr(self) -> str:

@@ -7,7 +7,7 @@ matcher's; only the and/or/not around the conditions is walked here, in the rule
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
@@ -32,10 +32,10 @@ class Group(msgspec.Struct, frozen=True):
     `not` held (or failed), which decides the `not` the other way."""
 
     kind: str
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
 
 
-Node = Union[Leaf, Group]
+Node = Leaf | Group
 
 
 def plain(value: Any) -> Any:

@@ -143,7 +143,7 @@ def render_text(reports: list[RuleReport], seen: Observed) -> str:
         out.append(printable(f"  {rule.location.path}:{rule.location.line}  ({rule.ruleset})"))
         verdict = r.verdict.upper() if r.anchors else f"({r.verdict})"
         if r.steps:
-            n = len(rule.query.steps)  # type: ignore[union-attr]
+            n = len(rule.query.steps)  # type: ignore[union-attr]  # steps are traced for a sequence rule only
             held = [s.step for s in r.steps if s.held]
             out.append(f"  {verdict}: a sequence of {n} steps needs {n} events; this event satisfies "
                        f"{_steps(held)}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from typing import Union
 
 import msgspec
 
@@ -40,7 +39,7 @@ TEXT_OPS = frozenset({Op.WILDCARD, Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH, Op.R
 NUMERIC_OPS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
 LENGTH_OPS = frozenset({Op.LENGTH_LT, Op.LENGTH_LE, Op.LENGTH_GT, Op.LENGTH_GE, Op.LENGTH_EQ})
 
-Value = Union[str, int, float, bool]
+Value = str | int | float | bool
 
 
 class Predicate(msgspec.Struct, frozen=True):
@@ -54,18 +53,18 @@ class Predicate(msgspec.Struct, frozen=True):
 
 
 class AllOf(msgspec.Struct, frozen=True):
-    terms: tuple["Expr", ...]
+    terms: tuple[Expr, ...]
 
 
 class AnyOf(msgspec.Struct, frozen=True):
-    terms: tuple["Expr", ...]
+    terms: tuple[Expr, ...]
 
 
 class Not(msgspec.Struct, frozen=True):
-    term: "Expr"
+    term: Expr
 
 
-Expr = Union[Predicate, AllOf, AnyOf, Not]
+Expr = Predicate | AllOf | AnyOf | Not
 
 
 def all_of(terms: list[Expr] | tuple[Expr, ...]) -> Expr:

@@ -186,6 +186,7 @@ class Reloader:
                 if self._closed:
                     return
                 trigger, requests = self._pending, self._pending_requests
+                assert trigger is not None  # the wait above ends on a trigger or on closing
                 self._pending, self._pending_requests = None, 0
                 self._busy = True
             outcome = self._reload(trigger, requests)

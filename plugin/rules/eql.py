@@ -11,7 +11,7 @@ from eql.errors import EqlSyntaxError
 from eql.parser import LarkToEQL, lark_parser
 from eql.types import NodeInfo
 from eql.utils import load_extensions
-from lark.exceptions import LarkError
+from lark.exceptions import UnexpectedInput
 
 from shellsieve.errors import UnsupportedError
 from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
@@ -23,7 +23,7 @@ MAX_RUNS = 100  # `[...] with runs=N`: a bound on the steps one sequence rule ma
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-class _CaseAwareWalker(LarkToEQL):  # type: ignore[misc]
+class _CaseAwareWalker(LarkToEQL):  # type: ignore[misc]  # eql is untyped: its base class is Any
     """eql folds `:`, `like`, `like~` into one `wildcard` call and `in~` into `in`, losing the case
     rule each one has in Elasticsearch. This walker keeps it in the function name it emits."""
 
@@ -61,7 +61,7 @@ def _walk(text: str) -> Any:
     walker = _CaseAwareWalker(text)
     try:
         tree = lark_parser.parse(text, start="piped_query")
-    except LarkError as e:
+    except UnexpectedInput as e:  # the syntax errors, which carry line and column
         width = len(e.token) if hasattr(e, "token") else 1
         raise EqlSyntaxError("Invalid syntax", line=e.line - 1, column=e.column - 1, width=width,
                              source="\n".join(walker.lines[e.line - 2:e.line])) from None

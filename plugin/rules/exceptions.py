@@ -50,7 +50,8 @@ def _text(node: yaml.Node, what: str) -> str:
     """A scalar as text (a YAML bool as `true`/`false`, as JSON writes it); _Bad for anything else."""
     if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
         raise _Bad(Code.EXC_SCHEMA, node, what, f"{what} must be a value")
-    return node.value.lower() if node.tag == _BOOL else node.value
+    text: str = node.value  # a scalar node's value is its text (the stub types it Any)
+    return text.lower() if node.tag == _BOOL else text
 
 
 def _texts(node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
@@ -83,13 +84,13 @@ def _expires(node: yaml.Node) -> datetime.datetime:
     except ValueError:
         pass
     else:
-        return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc) + datetime.timedelta(1)
+        return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC) + datetime.timedelta(1)
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise _Bad(Code.EXC_VALUE, node, f"expires: {text}",
                    "expires must be a date (2027-03-31) or date and time (2027-03-31T18:00:00Z)") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
 
 
 def _condition(node: yaml.Node, path: str, fields: frozenset[str] | None) -> Condition:
@@ -163,7 +164,7 @@ def load_exceptions(path: Path, rule_ids: frozenset[str] | set[str] | None = Non
     diagnostic per problem. `rule_ids` / `fields`: the running rules' ids and the fields the engine
     can read (None: not checked)."""
     name = str(path)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (OSError, UnicodeDecodeError) as exc:

@@ -20,7 +20,7 @@ import ipaddress
 import re
 
 from shellsieve.errors import UnsupportedError
-from shellsieve.model.expr import Expr, Not, Op, Predicate, all_of, any_of
+from shellsieve.model.expr import Expr, Not, Op, Predicate, Value, all_of, any_of
 
 __all__ = ["parse_kql"]
 
@@ -312,14 +312,14 @@ def _merge_any(expr: Expr) -> Expr:
 
     if not isinstance(expr, AnyOf):
         return expr
-    merged: dict[tuple[str, Op, bool], list[object]] = {}
+    merged: dict[tuple[str, Op, bool], list[Value]] = {}
     rest: list[Expr] = []
     for t in expr.terms:
         if isinstance(t, Predicate) and t.op in (Op.EQ, Op.WILDCARD):
             merged.setdefault((t.field, t.op, t.case_sensitive), []).extend(t.values)
         else:
             rest.append(t)
-    preds: list[Expr] = [Predicate(f, op, tuple(dict.fromkeys(v)), cs)  # type: ignore[arg-type]
+    preds: list[Expr] = [Predicate(f, op, tuple(dict.fromkeys(v)), cs)
                          for (f, op, cs), v in merged.items()]
     return any_of(preds + rest)
 

@@ -70,8 +70,8 @@ class Engine:
         # the gates given, suppression last, so an excepted hit never opens or extends a
         # suppression window.
         gates: tuple[Gate, ...] = (*([self.exceptions] if self.exceptions is not None else []),
-                 *([self.correlations] if self.correlations is not None else []), *self._gates,
-                 *([self.suppression] if self.suppression is not None else []))
+                                   *([self.correlations] if self.correlations is not None else []), *self._gates,
+                                   *([self.suppression] if self.suppression is not None else []))
         return BlockMatcher(ruleset, self.stats, settings.only_alerts, settings.max_open_sequences,
                             gates=gates, alert_docs=settings.alert_docs == "split")
 
@@ -238,7 +238,7 @@ class Stream:
         stream was cut off (a stop signal, a connection reset), so a last line that is not a whole
         JSON object is forwarded as `{"message": ...}` under the malformed reason `partial_line`."""
         engine = self.engine
-        stats, router = engine.stats, engine.router
+        stats = engine.stats
         before = stats.lines_in
         last = self._framer.finish()
         out = b""
@@ -297,7 +297,7 @@ def _strip_bom(block: bytes, stats: Stats) -> bytes:
     return block.replace(b"\n" + _BOM, b"\n")
 
 
-_raw = msgspec.json.Decoder(msgspec.Raw)
+_raw: msgspec.json.Decoder[msgspec.Raw] = msgspec.json.Decoder(msgspec.Raw)
 
 
 def _is_object(line: bytes) -> bool:

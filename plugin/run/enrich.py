@@ -67,8 +67,9 @@ def _rule_object(r: Rule) -> dict[str, Any]:
     return obj
 
 
-def _ref(ident: str | None, name: str | None, reference: str | None) -> dict[str, str]:
-    out = {"id": ident or ""}
+def _ref(ident: str | None, name: str | None, reference: str | None) -> dict[str, Any]:
+    """An ATT&CK reference (id, name, reference); a technique's gets its sub-techniques added."""
+    out: dict[str, Any] = {"id": ident or ""}
     if name:
         out["name"] = name
     if reference:

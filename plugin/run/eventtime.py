@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 __all__ = ["event_time", "iso"]
@@ -26,6 +26,6 @@ def event_time(value: Any) -> float | None:
 def iso(ts: float) -> str:
     """Epoch seconds as ISO 8601 in UTC, to the millisecond, as ECS writes `@timestamp`."""
     try:
-        return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     except (OverflowError, OSError, ValueError):  # a year past 9999: the number itself says more
         return str(ts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from shellsieve.compile.ruleset import Ruleset
@@ -42,7 +42,7 @@ class Reloads(Protocol):
     def apply(self, engine: Engine) -> int: ...
 
 
-def _reader(stdin: BinaryIO) -> tuple[Any, int | None]:
+def _reader(stdin: BinaryIO) -> tuple[Callable[[int], bytes], int | None]:
     """read(n) that returns what the pipe has, and the fd to wait on (None: never blocks, e.g. BytesIO).
 
     A real pipe is read with os.read on its fd: no hidden buffer, so select() tells the truth about
@@ -73,80 +73,122 @@ def run_filter(ruleset: Ruleset, settings: Settings, stdin: BinaryIO, stdout: Bi
     `progress`: a bar updated after each batch and closed at the stop; `reloads`: asked for new
     rules on SIGHUP (None: SIGHUP is logged and ignored); `latch`: SIGHUPs caught before the loop."""
     engine = Engine(ruleset, settings, exceptions=exceptions)
-    observe = metrics.batch_seconds.observe if metrics is not None else None
-    stats = engine.stats
-    stream = engine.stream()
-    read, fd = _reader(stdin)
-    output = Output(stdout, stats, settings.alert_docs == "split")
-    write = output.write
-    next_stats = time.monotonic() + settings.stats_interval_s if settings.stats_interval_s > 0 else None
-    grace_end: float | None = None
-    hangups = 0
-    reason = "end_of_input"
-    eof = False
-    waits = [] if reloads is None else [reloads.wake_fd]
+    loop = _Loop(engine, stdin, stdout, log, metrics, progress, reloads)
     with StopSignals(latch) as sig:
-        if sig.wake_fd is not None:
-            waits.append(sig.wake_fd)
         if metrics is not None:
             metrics.attach(engine)
-        while not output.closed:
-            if sig.hangups != hangups:
-                if reloads is None:
-                    log.warning("signal_ignored", signal="SIGHUP", count=sig.hangups,
-                                detail="no rules to reload here; stop the filter with SIGTERM or end its input")
-                else:
-                    log.info("reload_requested", trigger="sighup", signals=sig.hangups - hangups,
-                             state=reloads.request("sighup"))
-                hangups = sig.hangups
-            if reloads is not None and reloads.ready:
-                reloads.apply(engine)  # between batches: the rules swap whole
-            if sig.reason is not None:
-                reason = sig.reason
-                if grace_end is None:
-                    grace_end = time.monotonic() + STOP_GRACE_S
-                if not stream.partial or time.monotonic() >= grace_end:
-                    break  # a line begun may still get its newline within the grace: read on till then
-            if fd is not None:
-                wait = _wait(engine.deadline(), grace_end)
-                ready = select.select([fd, *waits], [], [], wait)[0]
-                if sig.wake_fd in ready:
-                    sig.drain()
-                if fd not in ready:
-                    write(engine.tick(time.monotonic()))  # held auditd events time out
-                    continue
-            chunk = read(settings.read_bytes)
-            if not chunk:
-                eof = True
-                break
-            began = time.monotonic()
-            write(stream.feed(chunk, began))
-            if observe is not None:
-                observe(time.monotonic() - began)
-            if progress is not None:
-                progress.update(stats)
-            if next_stats is not None and time.monotonic() >= next_stats:
-                log.info("stats", **engine.snapshot())
-                next_stats = time.monotonic() + settings.stats_interval_s
+        loop.run(sig)
         if metrics is not None:
             metrics.stopping()
-        # Everything read leaves (or, with stdout gone, is counted undelivered); no held event waits.
-        write(stream.close(time.monotonic(), torn=not eof and reason != "end_of_input"))
+        loop.close(sig)  # the handlers stay until `stopped` is logged
+    return engine.stats
+
+
+class _Loop:
+    """One run of the batch loop: the state kept between batches, and a method per job (signals,
+    waiting for input, one batch, the stop)."""
+
+    def __init__(self, engine: Engine, stdin: BinaryIO, stdout: BinaryIO, log: Any, metrics: Metrics | None,
+                 progress: Progress | None, reloads: Reloads | None) -> None:
+        settings = engine.settings
+        self.engine, self.settings, self.log = engine, settings, log
+        self.stdout, self.progress, self.reloads = stdout, progress, reloads
+        self.observe = metrics.batch_seconds.observe if metrics is not None else None
+        self.stream = engine.stream()
+        self.read, self.fd = _reader(stdin)
+        self.output = Output(stdout, engine.stats, settings.alert_docs == "split")
+        interval = settings.stats_interval_s
+        self.next_stats = time.monotonic() + interval if interval > 0 else None
+        self.grace_end: float | None = None
+        self.hangups = 0  # SIGHUPs handled so far
+        self.reason = "end_of_input"
+        self.eof = False
+
+    def run(self, sig: StopSignals) -> None:
+        """Batches until the end of input, a stop signal (and its grace) or a closed stdout."""
+        waits = [] if self.reloads is None else [self.reloads.wake_fd]
+        if sig.wake_fd is not None:
+            waits.append(sig.wake_fd)
+        while not self.output.closed:
+            self._hangups(sig)
+            if self.reloads is not None and self.reloads.ready:
+                self.reloads.apply(self.engine)  # between batches: the rules swap whole
+            if self._stop_due(sig):
+                break
+            if self.fd is not None and not self._input_ready(sig, waits):
+                continue
+            chunk = self.read(self.settings.read_bytes)
+            if not chunk:
+                self.eof = True
+                break
+            self._batch(chunk)
+
+    def _hangups(self, sig: StopSignals) -> None:
+        """New SIGHUPs ask for a reload (or are logged as ignored, with nothing to reload)."""
+        if sig.hangups == self.hangups:
+            return
+        if self.reloads is None:
+            self.log.warning("signal_ignored", signal="SIGHUP", count=sig.hangups,
+                             detail="no rules to reload here; stop the filter with SIGTERM or end its input")
+        else:
+            self.log.info("reload_requested", trigger="sighup", signals=sig.hangups - self.hangups,
+                          state=self.reloads.request("sighup"))
+        self.hangups = sig.hangups
+
+    def _stop_due(self, sig: StopSignals) -> bool:
+        """After a stop signal: stop now, unless a line begun may still get its newline (the grace)."""
+        if sig.reason is None:
+            return False
+        self.reason = sig.reason
+        if self.grace_end is None:
+            self.grace_end = time.monotonic() + STOP_GRACE_S
+        return not self.stream.partial or time.monotonic() >= self.grace_end
+
+    def _input_ready(self, sig: StopSignals, waits: list[int]) -> bool:
+        """Wait for input, a signal or a reload outcome, at most until the next deadline; without
+        input, held auditd events whose time is up leave."""
+        assert self.fd is not None
+        wait = _wait(self.engine.deadline(), self.grace_end)
+        ready = select.select([self.fd, *waits], [], [], wait)[0]
+        if sig.wake_fd in ready:
+            sig.drain()
+        if self.fd not in ready:
+            self.output.write(self.engine.tick(time.monotonic()))
+            return False
+        return True
+
+    def _batch(self, chunk: bytes) -> None:
+        """One batch through the engine and out in one write; then the latency sample, the bar and,
+        when due, the periodic `stats` event."""
+        began = time.monotonic()
+        self.output.write(self.stream.feed(chunk, began))
+        if self.observe is not None:
+            self.observe(time.monotonic() - began)
+        if self.progress is not None:
+            self.progress.update(self.engine.stats)
+        if self.next_stats is not None and time.monotonic() >= self.next_stats:
+            self.log.info("stats", **self.engine.snapshot())
+            self.next_stats = time.monotonic() + self.settings.stats_interval_s
+
+    def close(self, sig: StopSignals) -> None:
+        """The stop: everything read leaves (or, with stdout gone, is counted undelivered), no held
+        event waits; `stopped` is logged with the reason."""
+        engine, stats, write = self.engine, self.engine.stats, self.output.write
+        write(self.stream.close(time.monotonic(), torn=not self.eof and self.reason != "end_of_input"))
         write(engine.finish())
-        if progress is not None:
-            progress.update(stats)
-            progress.close()  # before `stopped`, so the log line is not drawn over
+        if self.progress is not None:
+            self.progress.update(stats)
+            self.progress.close()  # before `stopped`, so the log line is not drawn over
         # A signal and the end of input can come together (a supervisor signals, then closes the
-        # pipe): the signal names the stop. The handlers stay until `stopped` is logged.
-        reason = sig.reason or reason
-        if output.closed:
+        # pipe): the signal names the stop.
+        reason = sig.reason or self.reason
+        if self.output.closed:
             reason = "stdout_closed"
             stats.stdout_closed = True
-            log.warning("stdout_closed", detail="the reader went away; stopping", error=output.error)
-            _silence_stdout(stdout)
+            self.log.warning("stdout_closed", detail="the reader went away; stopping", error=self.output.error)
+            _silence_stdout(self.stdout)
         stats.stop_reason = reason
-        log.info("stopped", reason=reason, **engine.snapshot())
-    return stats
+        self.log.info("stopped", reason=reason, **engine.snapshot())
 
 
 def _wait(*deadlines: float | None) -> float | None:

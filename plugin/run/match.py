@@ -29,8 +29,9 @@ class _Any(msgspec.Struct):
     """Decodes any JSON object while skipping every field: a syntax check for lines without hits."""
 
 
-_validator = msgspec.json.Decoder(_Any)
-_block_raw = msgspec.json.Decoder(list[msgspec.Raw])  # a whole block as one JSON array, in one C call
+_validator: msgspec.json.Decoder[_Any] = msgspec.json.Decoder(_Any)
+# a whole block as one JSON array, in one C call
+_block_raw: msgspec.json.Decoder[list[msgspec.Raw]] = msgspec.json.Decoder(list[msgspec.Raw])
 _decode_plain = msgspec.json.decode
 _first = itemgetter(0)
 _encode = msgspec.json.Encoder().encode
@@ -405,7 +406,7 @@ class BlockMatcher:
         with the patterns in SINGLEMATCH mode, at most one callback per pattern per line."""
         hits = _Hits(block, self.line_patterns)
         try:
-            self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)
+            self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)  # type: ignore[arg-type]  # hyperscan's stub types the context as object; the handler gets `hits`
             return hits, False
         except hs.ScanTerminated:
             pass
@@ -619,7 +620,7 @@ class BlockMatcher:
                 out.append([])
                 continue
             self.stats.candidates += 1
-            out.append(self._hits(view, rules, cand[1], view))  # type: ignore[index]
+            out.append(self._hits(view, rules, cand[1], view))  # type: ignore[index]  # rules: cand is not None
         self.expire_sequences()
         return out
 
@@ -650,7 +651,7 @@ class BlockMatcher:
         # A query whose anchors did not fire in this line cannot hold on it: its check is skipped.
         ids = None if pids is None else seq.query_ids
         n = len(seq.steps)
-        if (seq.until is not None and state.open and (ids is None or not ids[n].isdisjoint(pids))
+        if (seq.until is not None and state.open and (ids is None or not ids[n].isdisjoint(pids))  # type: ignore[arg-type]  # ids is None when pids is
                 and seq.until(ctx)):
             key = _key(view, seq.until_by)
             if key is not None:
@@ -662,7 +663,7 @@ class BlockMatcher:
         for step in range(n - 1, -1, -1):
             if step and not waiting[step - 1]:
                 continue
-            if ids is not None and ids[step].isdisjoint(pids):  # type: ignore[arg-type]
+            if ids is not None and ids[step].isdisjoint(pids):  # type: ignore[arg-type]  # ids is None when pids is
                 continue
             if not seq.steps[step](ctx):
                 continue

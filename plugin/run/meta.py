@@ -175,11 +175,33 @@ class CorrelationState:
         if ts > self.now:
             self.now = ts
             self.expire()
+        fed = self._fed(rule_id, doc, ts, value_field)
+        if fed is None:
+            return None
+        hits = self._group(key, fed)
+        start = bisect.bisect_left(hits, ts - span, key=lambda f: f.ts)
+        stop = bisect.bisect_right(hits, ts, key=lambda f: f.ts)
+        window = hits[start:stop]
+        measured = self._measure(window, fed)
+        if not self._holds(measured):
+            return None
+        del hits[start:stop]  # the window is consumed: the next alert needs new hits
+        if not hits:
+            del self.groups[key]
+        quoted = window if len(window) <= 2 * QUOTED else [*window[:QUOTED], *window[-QUOTED:]]
+        group = {g: (list(v) if isinstance(v, tuple) else v) for g, v in zip(corr.group_by, key)}
+        return Hit(self.rule, correlation={
+            "type": corr.type, "group": group, "value": measured, "events": len(window),
+            "start": window[0].quote.get("@timestamp"), "quoted": [f.quote for f in quoted]})
+
+    def _fed(self, rule_id: str, doc: dict[str, Any], ts: float, value_field: str | None) -> Fed | None:
+        """The hit as its group keeps it: the value measured and the fields quoted; None when the
+        measure needs a value the event lacks."""
         value = None
         if value_field is not None:
             vals = field_values(doc, value_field)
             if not vals:
-                if corr.type != "value_count":
+                if self.corr.type != "value_count":
                     return None  # value_* over a number the event lacks: nothing to add
             else:
                 value = vals[0]
@@ -190,7 +212,12 @@ class CorrelationState:
             vals = field_values(doc, f)
             if vals:
                 quote[f] = vals[0]
-        fed = Fed(ts, self.seq, self._order[rule_id], value, quote)
+        return Fed(ts, self.seq, self._order[rule_id], value, quote)
+
+    def _group(self, key: tuple[Any, ...], fed: Fed) -> list[Fed]:
+        """`fed` into its group's hits, kept in event-time order (a new group may evict the least
+        recently fed one; a full group drops its oldest hit); the group's hits."""
+        span, ts = self.corr.timespan, fed.ts
         hits = self.groups.get(key)
         if hits and hits[0].ts < self.now - 2 * span:  # a group fed again after a while
             del hits[:bisect.bisect_left(hits, self.now - 2 * span, key=lambda f: f.ts)]
@@ -208,20 +235,7 @@ class CorrelationState:
         if len(hits) > MAX_GROUP_HITS:
             del hits[0]
             self.dropped += 1
-        start = bisect.bisect_left(hits, ts - span, key=lambda f: f.ts)
-        stop = bisect.bisect_right(hits, ts, key=lambda f: f.ts)
-        window = hits[start:stop]
-        measured = self._measure(window, fed)
-        if not self._holds(measured):
-            return None
-        del hits[start:stop]  # the window is consumed: the next alert needs new hits
-        if not hits:
-            del self.groups[key]
-        quoted = window if len(window) <= 2 * QUOTED else [*window[:QUOTED], *window[-QUOTED:]]
-        group = {g: (list(v) if isinstance(v, tuple) else v) for g, v in zip(corr.group_by, key)}
-        return Hit(self.rule, correlation={
-            "type": corr.type, "group": group, "value": measured, "events": len(window),
-            "start": window[0].quote.get("@timestamp"), "quoted": [f.quote for f in quoted]})
+        return hits
 
     def expire(self) -> None:
         """Drop the least recently fed groups while their newest hit is older than 2 x timespan

@@ -126,10 +126,10 @@ class Metrics(Collector):
                                   value=corr["correlation_evictions"])
         ruleset = engine.ruleset  # read once: a reload may swap it while this scrape runs
         loaded = Counter(cr.rule.ruleset for cr in ruleset.rules)
-        fam = GaugeMetricFamily("shellsieve_rules_loaded", "Rules running, by rule format", labels=["format"])
+        by_format = GaugeMetricFamily("shellsieve_rules_loaded", "Rules running, by rule format", labels=["format"])
         for fmt, n in sorted(loaded.items()):
-            fam.add_metric([fmt], n)
-        yield fam
+            by_format.add_metric([fmt], n)
+        yield by_format
         yield GaugeMetricFamily("shellsieve_compile_seconds",
                                 "Seconds the running rules took to load and compile (at the start or the last "
                                 "reload)", value=engine.compile_seconds)
@@ -176,7 +176,8 @@ class MetricsThread:
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             health = metrics.health(environ.get("PATH_INFO", ""))
             if health is None:
-                return library(environ, start_response)
+                page: Iterable[bytes] = library(environ, start_response)  # the stub types it Any
+                return page
             status, body = health
             start_response(f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
                            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
@@ -184,7 +185,9 @@ class MetricsThread:
 
         server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
         self.server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
-        self.address = self.server.server_address[:2]
+        bound_host, bound_port = self.server.server_address[:2]
+        assert isinstance(bound_host, str)  # an IP server's (the stub allows bytes, for AF_UNIX)
+        self.address = (bound_host, bound_port)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="metrics", daemon=True)
 

@@ -53,7 +53,8 @@ class _Slot:
         """The raw line this slot stands for: the envelope's, else its own."""
         if self.env is not None:
             doc, field = self.env
-            return doc[field].rstrip("\r\n")  # type: ignore[no-any-return]
+            text: str = doc[field]  # the envelope's field was checked to hold a string
+            return text.rstrip("\r\n")
         assert self.line is not None
         return self.line.rstrip(b"\r").decode("utf-8", "replace")
 
@@ -247,7 +248,8 @@ class Router:
         slot = _Slot(line)
         self._queue.append(slot)
         if fmt == "envelope":
-            self._unwrap(slot, *payload, now)
+            doc, field = payload
+            self._unwrap(slot, doc, field, now)
             return
         self.stats.formats[fmt] += 1
         self._event(slot, fmt, payload, malformed, now)
@@ -300,7 +302,8 @@ class Router:
             flat = from_wazuh(payload, self.pids, self.passwd)
         elif fmt == "sysmon":
             doc = payload
-            flat = from_evtx_json(payload) if "Event" in payload and "winlog" not in payload else from_winlogbeat(payload)
+            flat = (from_evtx_json(payload) if "Event" in payload and "winlog" not in payload
+                    else from_winlogbeat(payload))
         elif fmt == "sysmon-syslog":
             parsed = from_syslog_xml(payload)
             if parsed is None:
@@ -330,6 +333,7 @@ class Router:
         elif slot.env is not None:
             out = self._envelope_line(slot, [], {})  # valid JSON: forwarded as it came
         else:
+            assert slot.line is not None  # a slot without a line is never decoded
             out = message_line(slot.line, malformed=reason)
         self._emit(slot, out)
         return False
@@ -369,7 +373,8 @@ class Router:
                    ) -> bytes:
         """The output of a text line: `{"message": ...}`, or its envelope."""
         if slot.env is None:
-            return message_line(slot.line, hits, fields, split=self.matcher.alert_docs)  # type: ignore[arg-type]
+            assert slot.line is not None  # a slot without a line is never decoded
+            return message_line(slot.line, hits, fields, split=self.matcher.alert_docs)
         return self._envelope_line(slot, hits or [], fields or {})
 
     def _envelope_line(self, slot: _Slot, hits: list[Hit], parsed: dict[str, Any]) -> bytes:
@@ -391,6 +396,7 @@ class Router:
 
     def _json_out(self, item: _Pending, hits: list[Hit]) -> bytes:
         line, reason = item.slots[0].line, item.malformed
+        assert line is not None  # a slot without a line is never decoded
         if item.slots[0].env is not None:  # JSON carried in an envelope (always read strictly)
             if self.only_alerts and not hits:
                 return b""
@@ -428,9 +434,11 @@ class Router:
         q = self._queue
         out: list[bytes] = []
         released = 0
-        while q and q[0].out is not None:
-            slot = q.popleft()
-            out.append(slot.out)  # type: ignore[arg-type]
-            released += slot.lines
+        while q:
+            done = q[0].out
+            if done is None:  # the oldest line waits for its event: nothing after it may leave yet
+                break
+            out.append(done)
+            released += q.popleft().lines
         self.released += released
         return b"".join(out)

@@ -15,12 +15,18 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
+from typing import Any
 
 __all__ = ["StopSignals", "HangupLatch"]
 
 _STOP = {signal.SIGTERM: "sigterm", signal.SIGINT: "sigint"}
 _HANGUP = (signal.SIGHUP,)
+
+# What signal.signal takes and returns (typeshed's alias for it is private); None: a handler that
+# was not set from Python
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class HangupLatch:
@@ -28,7 +34,7 @@ class HangupLatch:
 
     def __init__(self) -> None:
         self.count = 0
-        self._old: object = None
+        self._old: _Handler = None
         self._installed = False
 
     def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
@@ -42,7 +48,7 @@ class HangupLatch:
 
     def close(self) -> None:
         if self._installed:
-            signal.signal(signal.SIGHUP, self._old if self._old is not None else signal.SIG_DFL)  # type: ignore[arg-type]
+            signal.signal(signal.SIGHUP, self._old if self._old is not None else signal.SIG_DFL)
             self._installed = False
 
 
@@ -56,7 +62,7 @@ class StopSignals:
         self._latch = latch
         self.wake_fd: int | None = None  # readable once a signal arrived (only in the main thread)
         self._write_fd: int | None = None
-        self._old: dict[int, object] = {}
+        self._old: dict[int, _Handler] = {}
         self._old_wakeup = -1
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -94,8 +100,9 @@ class StopSignals:
             return
         for sig, old in self._old.items():
             if old is not None:  # None: a handler not set from Python; there is nothing to put back
-                signal.signal(sig, old)  # type: ignore[arg-type]
+                signal.signal(sig, old)
         signal.set_wakeup_fd(self._old_wakeup)
         os.close(self.wake_fd)
-        os.close(self._write_fd)  # type: ignore[arg-type]
+        if self._write_fd is not None:  # made with wake_fd, one pipe
+            os.close(self._write_fd)
         self.wake_fd = self._write_fd = None

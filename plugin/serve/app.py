@@ -128,7 +128,21 @@ class _Server:
         return snap
 
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
+        self._install_handlers(asyncio.get_running_loop())
+        self.stopping_hard = asyncio.Event()  # the drain gave up: outputs stop retrying
+        if not await self._listen():
+            return 1
+        if self.metrics is not None:
+            await self.metrics.start()
+        self.log.info("listening", listen=[ls.ep.name for ls in self.listeners], forward=self.forward.name,
+                      buffer_events=self.serve.buffer_events)
+        deliver = asyncio.create_task(self._deliver())
+        tick = asyncio.create_task(self._tick())
+        await self.stopping.wait()
+        return await self._stop(deliver, tick)
+
+    def _install_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop signals, SIGHUP and the reload outcomes, handled on the event loop."""
         for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
             loop.add_signal_handler(sig, self._on_stop, name)
         loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
@@ -138,7 +152,9 @@ class _Server:
             loop.add_reader(reloads.wake_fd, reloads.apply, self.engine)
         if self.latch is not None and self.latch.count:  # SIGHUP while the first rules compiled
             self._on_hangup(self.latch.count)
-        self.stopping_hard = asyncio.Event()  # the drain gave up: outputs stop retrying
+
+    async def _listen(self) -> bool:
+        """Every listener bound and accepting; False (and all closed) if one cannot listen."""
         for ls in self.listeners:
             try:
                 await ls.start()
@@ -146,14 +162,12 @@ class _Server:
                 self.log.error("startup_failed", reason="cannot listen", listen=ls.ep.name, error=str(exc))
                 for other in self.listeners:
                     await other.close()
-                return 1
-        if self.metrics is not None:
-            await self.metrics.start()
-        self.log.info("listening", listen=[ls.ep.name for ls in self.listeners], forward=self.forward.name,
-                      buffer_events=self.serve.buffer_events)
-        deliver = asyncio.create_task(self._deliver())
-        tick = asyncio.create_task(self._tick())
-        await self.stopping.wait()
+                return False
+        return True
+
+    async def _stop(self, deliver: asyncio.Task[None], tick: asyncio.Task[None]) -> int:
+        """The stop: no new input, what was read goes through, the buffer drains; `stopped` is logged.
+        The exit code: 0 when everything was delivered."""
         if self.metrics is not None:
             self.metrics.state.stopping()
         # Stop taking input; what was read goes through; held events leave; the buffer drains.

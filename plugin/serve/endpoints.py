@@ -62,7 +62,8 @@ def _parse(text: str, schemes: tuple[str, ...], allowed: dict[str, tuple[str, ..
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme not in schemes or scheme == "stdout":
-        raise EndpointError(f"{text!r}: the scheme must be one of {', '.join(s + '://' for s in schemes if s != 'stdout')}"
+        listed = ", ".join(s + "://" for s in schemes if s != "stdout")
+        raise EndpointError(f"{text!r}: the scheme must be one of {listed}"
                             + (" or stdout" if "stdout" in schemes else ""))
     options: dict[str, str] = {}
     try:
@@ -86,7 +87,8 @@ def _parse(text: str, schemes: tuple[str, ...], allowed: dict[str, tuple[str, ..
         raise EndpointError(f"{text!r}: the port must be a number from 1 to 65535") from None
     host = parts.hostname or ""
     if not host or port is None or port == 0:
-        raise EndpointError(f"{text!r}: give a host and a port, e.g. {scheme}://127.0.0.1:{DEFAULT_PORTS.get(scheme, 9700)}")
+        example = f"{scheme}://127.0.0.1:{DEFAULT_PORTS.get(scheme, 9700)}"
+        raise EndpointError(f"{text!r}: give a host and a port, e.g. {example}")
     if scheme != "http" and parts.path not in ("", "/"):
         raise EndpointError(f"{text!r}: a {scheme} address has no path")
     return Endpoint(scheme, host, port, parts.path or "/" if scheme == "http" else "", options, text)

@@ -321,7 +321,8 @@ class ForwardDecoder:
         tag, second = root[0], root[1]
         body_len = 3 if isinstance(second, (int, float)) and not isinstance(second, bool) else 2
         if len(root) > body_len + 1 or len(root) < body_len:
-            raise ForwardError(f"a forward message of this mode has {body_len} or {body_len + 1} items, not {len(root)}")
+            raise ForwardError(f"a forward message of this mode has {body_len} or {body_len + 1} items, "
+                               f"not {len(root)}")
         option = root[body_len] if len(root) > body_len else None
         if option is None:
             option = {}

@@ -19,7 +19,8 @@ import time
 from typing import Any
 
 from shellsieve.serve.endpoints import Endpoint
-from shellsieve.serve.fluent import AckReader, ForwardDecoder, ForwardError, ack, encode_forward, new_chunk_id, record_line
+from shellsieve.serve.fluent import (AckReader, ForwardDecoder, ForwardError, ack, encode_forward, new_chunk_id,
+                                     record_line)
 from shellsieve.serve.listeners import StreamListener
 from shellsieve.serve.outputs import Reporting
 

@@ -33,7 +33,7 @@ import random
 import shlex
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,7 +43,7 @@ __all__ = ["Proc", "CATEGORIES", "events", "main"]
 
 SEED = 20261204
 COUNT = 4000
-T0 = datetime(2026, 12, 1, 0, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 1, 0, 0, 0, tzinfo=UTC)
 
 
 class Proc(NamedTuple):

@@ -46,7 +46,7 @@ INSTALLERS = [
     "curl -sL https://deb.nodesource.com/setup_20.x | sudo -E bash -",
     "curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3 | bash",
     "curl -sS https://getcomposer.org/installer | php",
-    "curl -L https://github.com/docker/compose/releases/download/v2.24.5/docker-compose-linux-x86_64 -o /usr/local/bin/docker-compose && chmod +x /usr/local/bin/docker-compose",
+    "curl -L https://github.com/docker/compose/releases/download/v2.24.5/docker-compose-linux-x86_64 -o /usr/local/bin/docker-compose && chmod +x /usr/local/bin/docker-compose",  # noqa: E501  a verbatim command line
 ]
 
 
@@ -90,9 +90,9 @@ def commands() -> list[tuple[str, tuple[str, str], tuple[str, str]]]:
             ("xxd -p /tmp/blob.bin | head", LOGIN, dev),
             ("printf '%s\\n' hello", LOGIN, dev),
             ("python3 -c 'import socket; print(socket.gethostname())'", LOGIN, dev),
-            ("python3 -c 'import socket;s=socket.socket();s.settimeout(2);s.connect((\"db-01.internal\",5432));print(\"ok\")'",
+            ("python3 -c 'import socket;s=socket.socket();s.settimeout(2);s.connect((\"db-01.internal\",5432));print(\"ok\")'",  # noqa: E501  a verbatim command line
              LOGIN, dev),
-            ("perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(PeerAddr=>\"db-01.internal:5432\") ? \"up\" : \"down\"'",
+            ("perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(PeerAddr=>\"db-01.internal:5432\") ? \"up\" : \"down\"'",  # noqa: E501  a verbatim command line
              LOGIN, dev),
             ("php -r 'echo gethostname();'", LOGIN, dev),
             ("php -r '$f=@fsockopen(\"db-01.internal\",3306,$e,$s,2); echo $f ? \"ok\" : \"down\";'", LOGIN, dev),

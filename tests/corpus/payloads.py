@@ -280,7 +280,7 @@ def payloads() -> list[Payload]:
     return out
 
 
-def execs() -> list[tuple[Payload, "object"]]:
+def execs() -> list[tuple[Payload, object]]:
     """Each payload with its process start as a format_samples.Exec (its parent an Exec too)."""
     from format_samples import Exec
 

@@ -21,7 +21,7 @@ import itertools
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,7 +32,7 @@ __all__ = ["Shell", "shells", "seed_shells", "peer_shells", "sample_shells", "PE
 TESTS = Path(__file__).resolve().parents[1]
 PEER_CORPUS = TESTS.parents[1] / "shared" / "peers" / "gen_corpus.py"
 PEER_EVENTS = 50_000  # about 46 reverse shells of all ten families with the generator's default seed
-T0 = datetime(2026, 11, 1, 0, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 0, 0, 0, tzinfo=UTC)
 
 
 class Shell(NamedTuple):

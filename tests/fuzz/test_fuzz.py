@@ -19,7 +19,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # targets.py is imported by name here and by run_atheris.py alike
 
-from targets import TARGETS, _NullLog, _shipped, seeds  # noqa: E402
+from targets import TARGETS, _NullLog, _shipped, seeds  # noqa: E402  after the sys.path insert above
 HAVE_ATHERIS = importlib.util.find_spec("atheris") is not None
 SECONDS = 1  # per target in the default run: libFuzzer stops after 1-2 s; 14 targets in ~30 s
 

@@ -183,7 +183,8 @@ class TestPartialLastLine:
         corpus = make_corpus(200, seed=7)
         rng = random.Random(3)
         last = {"ecs": lambda: ecs_event(200, rng, False), "alert": lambda: ecs_event(200, rng, True),
-                "fragment": lambda: ecs_event(200, rng, False)[:37], "cmdline": lambda: odd_line("cmdline", 200)}[kind]()
+                "fragment": lambda: ecs_event(200, rng, False)[:37],
+                "cmdline": lambda: odd_line("cmdline", 200)}[kind]()
         corpus.lines.append(last)
         corpus.kinds.append({"fragment": "invalid_json"}.get(kind, kind))
         corpus.seqs.append(200)

@@ -9,13 +9,13 @@ process nor is lost.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import msgspec
 import pytest
@@ -110,7 +110,7 @@ class TestUnderLoad:
         for k in range(1, reloads + 1):
             _marker(rules, f"zz-token-{k}")
             f.proc.send_signal(signal.SIGHUP)
-            _wait(f, lambda logs: _outcomes(logs) >= k)
+            _wait(f, lambda logs: _outcomes(logs) >= k)  # noqa: B023  called within this iteration
         feed.stop.set()
         feed.join(10)
         os.write(f.stdin_fd, _marker_line(f"zz-token-{reloads}") + _marker_line("zz-token-0"))

@@ -226,7 +226,8 @@ class Serve:
                                    f"{self.err_path.read_bytes()[-3000:]!r}")
             if time.monotonic() > deadline:
                 self.proc.kill()
-                raise TimeoutError(f"serve did not log `started` in {timeout} s: {self.err_path.read_bytes()[-3000:]!r}")
+                tail = self.err_path.read_bytes()[-3000:]
+                raise TimeoutError(f"serve did not log `started` in {timeout} s: {tail!r}")
             time.sleep(0.05)
         self.started = next((x for x in self.logs() if x.get("event") == "started"), {})
 

@@ -123,7 +123,7 @@ class VectorHttpSink:
                     if not (resp.status in (408, 429) or (resp.status >= 500 and resp.status != 501)):
                         self.report.dropped += len(lines)
                         return False
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 self.report.errors.append(type(e).__name__)
             self.report.retries += 1
             await asyncio.sleep(next(delays))
@@ -179,7 +179,7 @@ class FluentBitHttpOutput(VectorHttpSink):
                     if 400 <= resp.status < 500 and resp.status not in (429, 408):
                         self.report.dropped += len(lines)
                         return False
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 self.report.errors.append(type(e).__name__)
             tries += 1
             if self.retry_limit is not None and tries > self.retry_limit:

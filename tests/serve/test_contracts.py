@@ -93,7 +93,7 @@ class TestEnvelopes:
             for lines in (bare, vector, fluent):
                 before = len(sink.lines)
                 await send("vector_tcp", ls, Stream("x", lines, ["?"] * len(lines)))
-                await await_for(lambda: len(sink.lines) >= before + len(lines), 20)
+                await await_for(lambda: len(sink.lines) >= before + len(lines), 20)  # noqa: B023  awaited here
                 outs.append([json.loads(x) for x in sink.lines[before:]])
             await asyncio.to_thread(srv.stop)
             await sink.stop()

@@ -93,7 +93,8 @@ class TestHostile:
             good = [stream("g_http", 3000), stream("g_tcp", 3000)]
             extra = await asyncio.gather(
                 send("vector_http", ls, good[0], batch_events=100), send("vector_tcp", ls, good[1]),
-                raw_exchange(ls.http, b"\x16\x03\x01\x02\x00garbage\r\n\r\n"), raw_exchange(ls.tcp, garbage, read=False),
+                raw_exchange(ls.http, b"\x16\x03\x01\x02\x00garbage\r\n\r\n"),
+                raw_exchange(ls.tcp, garbage, read=False),
                 big_body(False), big_body(True), slowloris(), gzip_bomb())
             results["garbage_http"] = extra[2][:40]
             await await_for(lambda: sum(1 for e in sink.events if str(e.get("labels", {}).get("conn", ""))
