@@ -115,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
         srv.add_argument(flag, dest=name, type=_setting(name, parse), default=getattr(_SERVE_DEFAULTS, name),
                          metavar=metavar, help=f"{what} (default: %(default)s)")
     _engine_options(srv)
+    _consume_parser(sub)
     chk = sub.add_parser("check", help="load and compile rules; list them and every rule skipped, with the reason",
                          description="Load and compile the rules as `run` would and report: rules by format with "
                                      "their ids, every skipped rule with file, rule id and reason, compile time "
@@ -170,6 +171,38 @@ def _rules_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules", action="append", type=Path, metavar="PATH",
                    help="rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
                         "default: the rules shipped with shellsieve")
+
+
+def _consume_parser(sub: Any) -> None:
+    con = sub.add_parser("consume", help="filter events from a NATS JetStream stream, as one of N workers",
+                         description="Pull events from a JetStream stream with a durable consumer, run them through "
+                                     "the same engine as `run`, publish every event to --output-subject (alerts also "
+                                     "to --alerts-subject) and ack each input once JetStream acknowledged its "
+                                     "output (docs/nats.md). Needs pip install 'shellsieve[nats]'.")
+    con.add_argument("--nats-url", default="nats://127.0.0.1:4222", metavar="URL",
+                     help="the server, nats://HOST:PORT or tls://HOST:PORT (default: %(default)s)")
+    con.add_argument("--stream", default="EVENTS", help="the input stream (default: %(default)s)")
+    con.add_argument("--consumer", metavar="NAME",
+                     help="the durable pull consumer (default: shellsieve-{partition}, or shellsieve unpartitioned)")
+    con.add_argument("--subject", metavar="FILTER",
+                     help="the consumer's filter subject (default: events.p.{partition}.> with --partitions, "
+                          "else events.>)")
+    con.add_argument("--partition", metavar="I|auto",
+                     help="this worker's partition, 0..N-1; auto: the host name's ordinal (a StatefulSet pod)")
+    con.add_argument("--partitions", type=int, metavar="N",
+                     help="the partition count of the stream's {{partition(N,1)}} mapping; checked against the "
+                          "stream at start and while running")
+    con.add_argument("--output-subject", default="shellsieve.events", metavar="SUBJECT",
+                     help="where every event is published (default: %(default)s)")
+    con.add_argument("--alerts-subject", default="shellsieve.alerts", metavar="SUBJECT",
+                     help="where alerts are also published; \"\" turns this off (default: %(default)s)")
+    con.add_argument("--batch", type=int, default=256, metavar="N", help="messages per fetch (default: %(default)s)")
+    con.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
+                     help="the consumer's ack wait when --create makes it (default: %(default)s)")
+    con.add_argument("--create", action="store_true",
+                     help="create the input stream (with the partition mapping), the output stream and the "
+                          "consumer when missing, instead of refusing to start")
+    _engine_options(con)
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
@@ -506,6 +539,50 @@ def _serve(args: argparse.Namespace) -> int:
                 metrics_sock.close()
 
 
+def _consume(args: argparse.Namespace) -> int:
+    logmod.configure(args.log_level)
+    log = logmod.get_logger()
+    try:
+        from shellsieve.consume.worker import consume
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("nats"):
+            raise
+        log.error("startup_failed", reason="the NATS client is not installed: pip install 'shellsieve[nats]'",
+                  missing=exc.name)
+        return 2
+    import asyncio
+
+    from shellsieve.consume.options import OptionError, resolve
+
+    try:
+        opts = resolve(args.nats_url, args.stream, args.consumer, args.subject, args.partition, args.partitions,
+                       args.output_subject, args.alerts_subject, args.batch, args.ack_wait, args.create)
+    except OptionError as exc:
+        log.error("startup_failed", reason=str(exc), option=exc.option)
+        return 2
+    with _Reloading(args, log) as reloading:
+        metrics, server = None, None
+        if args.metrics_addr is not None:
+            from shellsieve.run.metrics import Metrics, MetricsThread
+
+            metrics = Metrics()
+            try:
+                server = MetricsThread(metrics, *args.metrics_addr)
+            except OSError as exc:
+                return _metrics_failed(log, args.metrics_addr, exc)
+            server.start()
+            log.info("metrics_listening", address=_addr_text(server.address))
+        try:
+            started = _start(args, log)
+            if isinstance(started, int):
+                return started
+            return asyncio.run(consume(opts, started.ruleset, started.settings, log, started.exceptions, metrics,
+                                       reloading.start(started), reloading.latch))
+        finally:
+            if server is not None:
+                server.close()
+
+
 def _explain(args: argparse.Namespace) -> int:
     from shellsieve.explain.command import ExplainError, choose, explain, read_event
 
@@ -548,9 +625,10 @@ def main(argv: list[str] | None = None) -> int:
         print(render_versions())
         return 0
     if args.command is None:
-        p.error("a command is required (run, serve, check, rules, explain) or --version")
+        p.error("a command is required (run, serve, consume, check, rules, explain) or --version")
     try:
-        return {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules}[args.command](args)
+        return {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules,
+                "consume": _consume}[args.command](args)
     except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read
         return 130
 

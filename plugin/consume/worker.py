@@ -1,0 +1,301 @@
+"""The worker loop: fetch a batch, feed it in order, publish the output, then ack.
+
+Per batch: every fetched message is fed to one engine stream in stream order (one event per message;
+a payload of several NDJSON lines works too); the output is published in order with message ids
+(publishes.py); the inputs whose lines were all released are acked in order only once JetStream
+acknowledged every publish made so far. A publish that fails (the output stream is full, the server
+is gone) is retried from the first one not acknowledged, with backoff, while the inputs are kept
+alive with in-progress acks; nothing more is fetched meanwhile. A crash at any point leaves the
+unacked inputs to be redelivered, and their republished output is dropped by the duplicate window.
+
+Undecodable payload bytes go through the engine like any line: forwarded as a malformed event,
+published, acked: a poison message is never redelivered forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
+
+from shellsieve.compile.ruleset import Ruleset
+from shellsieve.consume.options import ConsumeOptions
+from shellsieve.consume.publishes import Labeller, Publish
+from shellsieve.consume.setup import SetupError, partitions_now, prepare
+from shellsieve.model.exceptions import RuleException
+from shellsieve.run.engine import Engine
+from shellsieve.run.signals import HangupLatch
+from shellsieve.settings import Settings
+
+if TYPE_CHECKING:
+    from shellsieve.run.loop import Reloads
+    from shellsieve.run.metrics import Metrics
+
+__all__ = ["consume", "EXIT_CODES"]
+
+EXIT_CODES = {"sigterm": 0, "sigint": 130, "partitions_changed": 2, "setup_failed": 2}
+FETCH_WAIT_S = 1.0  # the longest a fetch waits for input: a stop or an auditd timeout is seen within it
+PUBLISH_TIMEOUT_S = 5.0  # how long JetStream may take to acknowledge a batch of publishes
+BACKOFF_MAX_S = 5.0
+DRAIN_S = 10.0  # after a stop signal, how long a batch that cannot be published may keep trying
+CHECK_EVERY_S = 30.0  # how often the stream's partition count is read again
+
+
+class _Counters:
+    """The consume-side counters of `stats` and `stopped` (the engine's own are in Stats)."""
+
+    def __init__(self) -> None:
+        self.messages_in = 0
+        self.messages_acked = 0
+        self.redelivered = 0  # messages fetched that had been delivered before
+        self.publishes = 0  # publishes JetStream acknowledged (events, documents and alert copies)
+        self.duplicates = 0  # of those, dropped by the duplicate window (a redelivery's republish)
+        self.alerts_published = 0  # alert copies to the alerts subject
+        self.publish_failures = 0  # attempts that did not go through, each retried
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+class _Worker:
+    def __init__(self, opts: ConsumeOptions, engine: Engine, nc: Client, js: JetStreamContext, log: Any,
+                 metrics: Metrics | None) -> None:
+        self.opts, self.engine, self.nc, self.js, self.log = opts, engine, nc, js, log
+        self.metrics = metrics
+        self.stream = engine.stream()
+        self.labeller = Labeller(opts.stream, opts.output_subject, opts.alerts_subject)
+        self.unacked: deque[tuple[Msg, int]] = deque()  # (input, engine line count after it)
+        self.counters = _Counters()
+        self.reason: str | None = None
+        self.stop_at = 0.0
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason, self.stop_at = reason, time.monotonic()
+            self.log.info("stopping", reason=reason)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**self.engine.snapshot(), **self.counters.snapshot(), "unacked": len(self.unacked)}
+
+    def feed(self, msgs: Sequence[Msg]) -> list[Publish]:
+        engine, labeller, counters = self.engine, self.labeller, self.counters
+        now = time.monotonic()
+        pubs: list[Publish] = []
+        for msg in msgs:
+            meta = msg.metadata
+            counters.messages_in += 1
+            counters.redelivered += meta.num_delivered > 1
+            labeller.fed(meta.sequence.stream)
+            data = msg.data if msg.data.endswith(b"\n") else msg.data + b"\n"
+            pubs += labeller.label(self.stream.feed(data, now))
+            self.unacked.append((msg, engine.stats.lines_in))
+        deadline = engine.deadline()
+        if deadline is not None and deadline <= now:  # held auditd events whose end never came
+            pubs += labeller.label(engine.tick(now))
+        return pubs
+
+    async def publish(self, pubs: list[Publish]) -> bool:
+        """Publish all, in order; retried until JetStream acknowledged each. False: given up (a stop
+        signal and the drain time passed): nothing more is acked."""
+        done, delay = 0, 0.1
+        while done < len(pubs):
+            if self.reason is not None and time.monotonic() - self.stop_at > DRAIN_S:
+                return False
+            got, error = await self._attempt(pubs[done:])
+            self._count(pubs[done:done + got[0]], got[1])
+            done += got[0]
+            if done == len(pubs):
+                break
+            self.counters.publish_failures += 1
+            self.log.warning("publish_failed", published=done, waiting=len(pubs) - done, error=error,
+                             retry_in_s=round(delay, 2))
+            for msg, _ in self.unacked:  # keep them ours while we wait: no redelivery meanwhile
+                try:
+                    await msg.in_progress()
+                except nats.errors.Error:
+                    break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX_S)
+        return True
+
+    async def _attempt(self, pubs: list[Publish]) -> tuple[tuple[int, int], str]:
+        """One try: ((publishes acknowledged from the first on, of them duplicates), the error)."""
+        futures: list[asyncio.Future[Any]] = []
+        error = ""
+        try:
+            for p in pubs:
+                futures.append(await self.js.publish_async(p.subject, p.payload, headers={"Nats-Msg-Id": p.msg_id}))
+            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), PUBLISH_TIMEOUT_S)
+        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+            results = [f.result() if f.done() and not f.cancelled() and f.exception() is None else exc
+                       for f in futures]
+            error = error or f"{type(exc).__name__}: {exc}"
+        ok = dups = 0
+        for r in results:
+            if isinstance(r, BaseException):
+                error = f"{type(r).__name__}: {r}"
+                break
+            ok += 1
+            dups += bool(getattr(r, "duplicate", False))
+        return (ok, dups), error or "not all publishes were acknowledged"
+
+    def _count(self, pubs: list[Publish], duplicates: int) -> None:
+        stats, counters = self.engine.stats, self.counters
+        for p in pubs:
+            if p.copy:
+                counters.alerts_published += 1
+            elif p.doc:
+                stats.alert_docs_out += 1
+            else:
+                stats.lines_delivered += 1
+        counters.publishes += len(pubs)
+        counters.duplicates += duplicates
+
+    async def ack(self) -> None:
+        """Ack, in order, every input whose lines have all left the engine (and were published)."""
+        released = self.engine.released
+        while self.unacked and self.unacked[0][1] <= released:
+            msg, _ = self.unacked.popleft()
+            await msg.ack()
+            self.counters.messages_acked += 1
+
+
+async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, log: Any,
+                  exceptions: Sequence[RuleException] = (), metrics: Metrics | None = None,
+                  reloads: Reloads | None = None, latch: HangupLatch | None = None) -> int:
+    """Run the worker until a stop signal; the exit status (EXIT_CODES)."""
+    engine = Engine(ruleset, settings, exceptions=exceptions)
+    loop = asyncio.get_running_loop()
+    reason: list[str] = []
+
+    def on_signal(name: str) -> None:
+        reason.append(name)
+        if worker is not None:
+            worker.stop(name)
+
+    worker: _Worker | None = None
+    for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
+        loop.add_signal_handler(sig, on_signal, name)
+    nc = await _connect(opts, log, reason, metrics)
+    if nc is None:
+        log.info("stopped", reason=reason[0], **engine.snapshot())
+        return EXIT_CODES[reason[0]]
+    try:
+        js = nc.jetstream()
+        try:
+            await prepare(js, opts, log)
+        except SetupError as exc:
+            log.error("startup_failed", reason=str(exc), option=exc.option, **exc.fields)
+            return 2
+        sub = await js.pull_subscribe_bind(durable=opts.consumer, stream=opts.stream)
+        worker = _Worker(opts, engine, nc, js, log, metrics)
+        if reason:
+            worker.stop(reason[0])
+        if metrics is not None:
+            metrics.attach(engine)
+        log.info("consuming", stream=opts.stream, consumer=opts.consumer, subject=opts.subject,
+                 partition=opts.partition, partitions=opts.partitions, output_subject=opts.output_subject,
+                 alerts_subject=opts.alerts_subject or None)
+        await _loop(worker, sub, engine, settings, log, reloads, latch)
+        if metrics is not None:
+            metrics.stopping()
+        # nothing more comes: what the engine holds leaves, and the inputs behind it are acked
+        tail = worker.labeller.label(worker.stream.close(time.monotonic()) + engine.finish())
+        if await worker.publish(tail):
+            await worker.ack()
+        await nc.flush(timeout=2)
+        final = worker.reason or "sigterm"
+        log.info("stopped", reason=final, **worker.snapshot())
+        return EXIT_CODES[final]
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        if not nc.is_closed:
+            try:
+                await nc.close()
+            except nats.errors.Error:
+                pass
+
+
+async def _loop(worker: _Worker, sub: JetStreamContext.PullSubscription, engine: Engine, settings: Settings,
+                log: Any, reloads: Reloads | None, latch: HangupLatch | None) -> None:
+    opts = worker.opts
+    interval = settings.stats_interval_s
+    next_stats = time.monotonic() + interval if interval > 0 else None
+    next_check = time.monotonic() + CHECK_EVERY_S
+    hangups = latch.count if latch is not None else 0
+    while worker.reason is None:
+        if latch is not None and latch.count != hangups:
+            if reloads is None:
+                log.warning("signal_ignored", signal="SIGHUP", count=latch.count)
+            else:
+                log.info("reload_requested", trigger="sighup", signals=latch.count - hangups,
+                         state=reloads.request("sighup"))
+            hangups = latch.count
+        if reloads is not None and reloads.ready:
+            reloads.apply(engine)  # between batches: the rules swap whole
+        try:
+            msgs = await sub.fetch(opts.batch, timeout=FETCH_WAIT_S)
+        except nats.errors.TimeoutError:
+            msgs = []
+        except nats.errors.Error as exc:  # the connection is down: the client reconnects meanwhile
+            log.warning("fetch_failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(1.0)
+            msgs = []
+        pubs = worker.feed(msgs)
+        if not await worker.publish(pubs):
+            break  # stopping and still unable to publish: the unacked inputs will be redelivered
+        await worker.ack()
+        now = time.monotonic()
+        if next_stats is not None and now >= next_stats:
+            log.info("stats", **worker.snapshot())
+            next_stats = now + interval
+        if opts.partitions is not None and now >= next_check:
+            next_check = now + CHECK_EVERY_S
+            found = await partitions_now(worker.js, opts.stream)
+            if found is not None and found != opts.partitions:
+                log.error("partitions_changed", option="--partitions", partitions=opts.partitions, stream=opts.stream,
+                          stream_partitions=found,
+                          detail="the stream maps its subjects to another partition count: restart every "
+                                 "worker with the new --partitions")
+                worker.stop("partitions_changed")
+
+
+async def _connect(opts: ConsumeOptions, log: Any, reason: list[str], metrics: Metrics | None) -> Client | None:
+    """A connection, retried with backoff while the server is not there (None: stopped meanwhile)."""
+    delay = 0.2
+
+    async def disconnected() -> None:
+        log.warning("nats_disconnected", url=opts.url)
+        if metrics is not None:
+            metrics.ready = False
+
+    async def reconnected() -> None:
+        log.info("nats_reconnected", url=opts.url)
+        if metrics is not None:
+            metrics.ready = True
+
+    async def error(exc: Exception) -> None:
+        log.debug("nats_error", error=f"{type(exc).__name__}: {exc}")
+
+    while not reason:
+        try:
+            return await nats.connect(opts.url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1,
+                                      disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
+                                      name=f"shellsieve {opts.consumer}")
+        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+            log.warning("nats_unreachable", url=opts.url, error=f"{type(exc).__name__}: {exc}",
+                        retry_in_s=round(delay, 2))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX_S)
+    return None
