@@ -30,6 +30,7 @@ from nats.js.client import JetStreamContext
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.consume.options import ConsumeOptions
+from shellsieve.consume.payload import lines_of
 from shellsieve.consume.publishes import Labeller, Publish
 from shellsieve.consume.setup import SetupError, partitions_now, prepare
 from shellsieve.model.exceptions import RuleException
@@ -48,7 +49,7 @@ FETCH_WAIT_S = 1.0  # the longest a fetch waits for input: a stop or an auditd t
 PUBLISH_TIMEOUT_S = 5.0  # how long JetStream may take to acknowledge a batch of publishes
 BACKOFF_MAX_S = 5.0
 DRAIN_S = 10.0  # after a stop signal, how long a batch that cannot be published may keep trying
-CHECK_EVERY_S = 30.0  # how often the stream's partition count is read again
+CHECK_EVERY_S = 5.0  # how often the stream's partition count is read again (one small request)
 
 
 class _Counters:
@@ -96,8 +97,7 @@ class _Worker:
             counters.messages_in += 1
             counters.redelivered += meta.num_delivered > 1
             labeller.fed(meta.sequence.stream)
-            data = msg.data if msg.data.endswith(b"\n") else msg.data + b"\n"
-            pubs += labeller.label(self.stream.feed(data, now))
+            pubs += labeller.label(self.stream.feed(lines_of(msg.data), now))
             self.unacked.append((msg, engine.stats.lines_in))
         deadline = engine.deadline()
         if deadline is not None and deadline <= now:  # held auditd events whose end never came
@@ -125,7 +125,8 @@ class _Worker:
                 except nats.errors.Error:
                     break
             await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX_S)
+            # in-progress acks go out every wait: well within the consumer's ack wait
+            delay = min(delay * 2, BACKOFF_MAX_S, self.opts.ack_wait_s / 3)
         return True
 
     async def _attempt(self, pubs: list[Publish]) -> tuple[tuple[int, int], str]:
@@ -215,6 +216,7 @@ async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, lo
             await worker.ack()
         await nc.flush(timeout=2)
         final = worker.reason or "sigterm"
+        reason.append(final)  # the close that follows is ours: not logged as a disconnection
         log.info("stopped", reason=final, **worker.snapshot())
         return EXIT_CODES[final]
     finally:
@@ -276,6 +278,8 @@ async def _connect(opts: ConsumeOptions, log: Any, reason: list[str], metrics: M
     delay = 0.2
 
     async def disconnected() -> None:
+        if reason:  # our own close at the stop
+            return
         log.warning("nats_disconnected", url=opts.url)
         if metrics is not None:
             metrics.ready = False
