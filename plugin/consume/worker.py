@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from urllib.parse import urlsplit
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -236,6 +237,7 @@ async def _loop(worker: _Worker, sub: JetStreamContext.PullSubscription, engine:
     next_stats = time.monotonic() + interval if interval > 0 else None
     next_check = time.monotonic() + CHECK_EVERY_S
     hangups = latch.count if latch is not None else 0
+    await _await_redelivery(worker, sub, log)
     while worker.reason is None:
         if latch is not None and latch.count != hangups:
             if reloads is None:
@@ -248,7 +250,7 @@ async def _loop(worker: _Worker, sub: JetStreamContext.PullSubscription, engine:
             reloads.apply(engine)  # between batches: the rules swap whole
         try:
             msgs = await sub.fetch(opts.batch, timeout=FETCH_WAIT_S)
-        except nats.errors.TimeoutError:
+        except asyncio.TimeoutError:  # nothing came (nats.errors.TimeoutError is one too)
             msgs = []
         except nats.errors.Error as exc:  # the connection is down: the client reconnects meanwhile
             log.warning("fetch_failed", error=f"{type(exc).__name__}: {exc}")
@@ -273,6 +275,21 @@ async def _loop(worker: _Worker, sub: JetStreamContext.PullSubscription, engine:
                 worker.stop("partitions_changed")
 
 
+async def _await_redelivery(worker: _Worker, sub: JetStreamContext.PullSubscription, log: Any) -> None:
+    """Inputs a previous worker fetched and never acked come back only after the consumer's ack wait,
+    and JetStream would hand out newer ones first meanwhile: wait for them, so that the partition's
+    order holds across a crash (redeliveries are served before new messages)."""
+    info = await sub.consumer_info()
+    if not info.num_ack_pending:
+        return
+    wait = float(info.config.ack_wait or 30.0) + 0.5
+    log.info("awaiting_redelivery", unacked=info.num_ack_pending, wait_s=wait,
+             detail="inputs a stopped worker did not ack come back after the consumer's ack wait")
+    deadline = time.monotonic() + wait
+    while worker.reason is None and time.monotonic() < deadline:
+        await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
 async def _connect(opts: ConsumeOptions, log: Any, reason: list[str], metrics: Metrics | None) -> Client | None:
     """A connection, retried with backoff while the server is not there (None: stopped meanwhile)."""
     delay = 0.2
@@ -292,8 +309,13 @@ async def _connect(opts: ConsumeOptions, log: Any, reason: list[str], metrics: M
     async def error(exc: Exception) -> None:
         log.debug("nats_error", error=f"{type(exc).__name__}: {exc}")
 
+    parts = urlsplit(opts.url)
     while not reason:
         try:
+            # the client retries an unreachable server forever inside connect() when reconnects are
+            # unlimited, and says nothing: a plain TCP connection first tells us, and we log it
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 4222), 2)
+            writer.close()
             return await nats.connect(opts.url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1,
                                       disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
                                       name=f"shellsieve {opts.consumer}")

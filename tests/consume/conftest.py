@@ -125,7 +125,7 @@ class Layout:
     def worker_args(self, url: str, partition: int | None = None) -> list[str]:
         args = ["--nats-url", url, "--stream", self.name, "--output-subject", f"{self.prefix}.out.{{partition}}"
                 if partition is not None else f"{self.prefix}.out.all", "--alerts-subject", f"{self.prefix}.alerts",
-                "--ack-wait", "5", "--create", "--stats-interval", "0"]
+                "--ack-wait", "2", "--create", "--stats-interval", "0"]
         if partition is not None:
             args += ["--partition", str(partition), "--partitions", str(self.partitions),
                      "--subject", f"{self.prefix}.events.p.{{partition}}.>"]
@@ -213,11 +213,18 @@ class Worker:
         raise AssertionError(f"no {name!r} in the worker's log: {self.log.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the worker (SIGCONT: only wait for it) and return its exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         code = self.proc.wait(timeout)
         self.err.close()
         return code
+
+    def stopped(self, sig: int = signal.SIGTERM, expect: int = 0) -> dict[str, Any]:
+        """Stop it; its `stopped` event, after checking the exit status."""
+        code = self.stop(sig)
+        assert code == expect, self.log.read_text()[-3000:]
+        return self.wait_event("stopped")
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:

@@ -37,10 +37,6 @@ def _n(stored: Stored) -> int:
     return int(stored.doc["labels"]["n"])
 
 
-def _stopped(worker: Worker) -> dict[str, Any]:
-    return worker.wait_event("stopped")
-
-
 def _adds_up(stopped: dict[str, Any]) -> None:
     assert stopped["events_in"] == stopped["events_out"] + stopped["events_dropped"] + stopped["events_pending"]
     assert stopped["events_pending"] == 0 and stopped["messages_in"] == stopped["messages_acked"]
@@ -64,9 +60,7 @@ class TestPartitionsAndOrder:
         items.append((layout.input_subject("alpha"), POISON))
         seqs = run(with_js(server.url, lambda js: publish(js, items)))
         wait_until(lambda: stored_count(server.url, "PARTS_OUT") >= len(items) + len(HOSTS), what="the output")
-        codes = [w.stop() for w in workers]
-        assert codes == [0, 0]
-        stopped = [_stopped(w) for w in workers]
+        stopped = [w.stopped() for w in workers]
 
         inputs = run(with_js(server.url, lambda js: read_stream(js, "PARTS")))
         partition_of = {seq: int(m.subject.split(".")[3]) for seq, m in zip(seqs, inputs)}
@@ -104,30 +98,29 @@ class TestPartitionsAndOrder:
 
 class TestCrash:
     def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(self, server: Server, tmp_path: Path) -> None:
-        """A worker killed with SIGKILL while working through 4000 events, then restarted: the output
+        """A worker killed with SIGKILL while working through 2000 events, then restarted: the output
         stream holds every input exactly once, in input order (message ids and the events' own numbers)."""
         layout = Layout("CRASH", partitions=1)
         run(with_js(server.url, layout.create))
-        total = 4000
+        total = 2000
         items = [(layout.input_subject(f"h{n % 7}"), _labelled(proc(host__id=f"h{n % 7}"), n)) for n in range(total)]
         seqs = run(with_js(server.url, lambda js: publish(js, items)))
         args = [*layout.worker_args(server.url), "--batch", "20"]
         first = Worker(args, tmp_path / "first.log")
-        wait_until(lambda: stored_count(server.url, "CRASH_OUT") >= 400, what="some output", timeout=60)
+        wait_until(lambda: stored_count(server.url, "CRASH_OUT") >= 200, what="some output", timeout=60)
         first.stop(signal.SIGKILL)
         at_kill = stored_count(server.url, "CRASH_OUT")
         assert at_kill < total  # it died mid-stream
         second = Worker(args, tmp_path / "second.log")
         wait_until(lambda: stored_count(server.url, "CRASH_OUT") >= total, what="all the output", timeout=90)
-        assert second.stop() == 0
-        stopped = _stopped(second)
+        stopped = second.stopped()
         _adds_up(stopped)
         stored = run(with_js(server.url, lambda js: read_stream(js, "CRASH_OUT")))
         assert len(stored) == total
         assert [m.input_seq for m in stored] == seqs
         assert [_n(m) for m in stored] == list(range(total))
-        # what the first worker had published and not acked came again and was dropped as a duplicate
-        assert stopped["messages_in"] == total - (at_kill - stopped["duplicates"]) or stopped["messages_in"] <= total
+        # the second worker took up at the first one's ack floor: what it republished was dropped
+        assert stopped["messages_in"] - stopped["duplicates"] == total - at_kill
 
 
 class TestCannotPublish:
@@ -157,8 +150,7 @@ class TestCannotPublish:
         run(with_js(server.url, lift))
         wait_until(lambda: stored_count(server.url, "FULL_OUT") >= total, what="the rest of the output")
         wait_until(lambda: run(with_js(server.url, ack_floor)) == seqs[-1], what="the acks")
-        assert worker.stop() == 0
-        stopped = _stopped(worker)
+        stopped = worker.stopped()
         _adds_up(stopped)
         assert stopped["publish_failures"] >= 1
         stored = run(with_js(server.url, lambda js: read_stream(js, "FULL_OUT")))
@@ -182,8 +174,7 @@ class TestCannotPublish:
             second = [(f"events.h{n % 3}", _labelled(proc(host__id=f"h{n % 3}"), n)) for n in range(50, 100)]
             run(with_js(srv.url, lambda js: publish(js, second)))
             wait_until(lambda: stored_count(srv.url, "SHELLSIEVE") >= 100, what="the second output", timeout=60)
-            assert worker.stop() == 0
-            _adds_up(_stopped(worker))
+            _adds_up(worker.stopped())
             stored = run(with_js(srv.url, lambda js: read_stream(js, "SHELLSIEVE")))
             assert [_n(m) for m in stored if m.subject == "shellsieve.events"] == list(range(100))
         finally:
@@ -200,8 +191,8 @@ class TestStartChecks:
         failed = worker.wait_event("startup_failed")
         assert failed["option"] == "--stream" and "NOSUCH" in failed["reason"]
 
-    def test_partition_count_checked_at_start_and_while_running(self, server: Server, tmp_path: Path) -> None:
-        """--partitions 3 against a 2-way stream is refused; a worker whose stream is remapped stops, exit 2."""
+    def test_partition_count_checked_at_start(self, server: Server, tmp_path: Path) -> None:
+        """--partitions 3 against a 2-way stream is refused at start, naming --partitions."""
         layout = Layout("REMAP", partitions=2)
         run(with_js(server.url, layout.create))
         args = layout.worker_args(server.url, 0)
@@ -209,12 +200,18 @@ class TestStartChecks:
                        tmp_path / "wrong.log")
         assert wrong.stop(signal.SIGCONT) == 2
         assert wrong.wait_event("startup_failed")["option"] == "--partitions"
-        worker = Worker(args, tmp_path / "w.log")
+
+    @pytest.mark.slow
+    def test_partition_count_changed_under_a_running_worker(self, server: Server, tmp_path: Path) -> None:
+        """A worker whose stream is remapped to another partition count stops within the check interval, exit 2."""
+        layout = Layout("REMAP2", partitions=2)
+        run(with_js(server.url, layout.create))
+        worker = Worker(layout.worker_args(server.url, 0), tmp_path / "w.log")
         worker.wait_event("consuming")
 
         async def remap(js: Any) -> None:
-            config = (await js.stream_info("REMAP")).config
-            config.subject_transform.dest = "remap.events.p.{{partition(4,1)}}.{{wildcard(1)}}"
+            config = (await js.stream_info("REMAP2")).config
+            config.subject_transform.dest = "remap2.events.p.{{partition(4,1)}}.{{wildcard(1)}}"
             await js.update_stream(config)
 
         run(with_js(server.url, remap))
