@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-__all__ = ["ConsumeOptions", "OptionError", "resolve", "partition_from_hostname", "partitions_of_transform"]
+__all__ = ["ConsumeOptions", "OptionError", "partition_from_hostname", "partitions_of_transform", "resolve"]
 
 # JetStream names (streams, consumers) may hold no whitespace, `.`, `*`, `>`, path separators
 _NAME = re.compile(r"[^\s.*>/\\]{1,255}")

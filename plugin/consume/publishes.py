@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import msgspec
-
 from shellsieve.run.doclines import is_doc
 
-__all__ = ["Publish", "Labeller", "is_alert"]
+__all__ = ["Labeller", "Publish", "is_alert"]
 
 
 class _Ours(msgspec.Struct):

@@ -11,10 +11,9 @@ from typing import Any
 import nats.js.errors
 from nats.js import api
 from nats.js.client import JetStreamContext
-
 from shellsieve.consume.options import ConsumeOptions, partitions_of_transform
 
-__all__ = ["SetupError", "prepare", "partitions_now", "INPUT_SUBJECTS", "partition_transform", "OUTPUT_STREAM"]
+__all__ = ["INPUT_SUBJECTS", "OUTPUT_STREAM", "SetupError", "partition_transform", "partitions_now", "prepare"]
 
 INPUT_SUBJECTS = "events.*"  # events.<host>, as the shippers publish them (deploy/nats/)
 OUTPUT_STREAM = "SHELLSIEVE"  # the stream --create makes for the output and alerts subjects

@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from urllib.parse import urlsplit
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -28,7 +28,6 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
-
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.consume.options import ConsumeOptions
 from shellsieve.consume.payload import lines_of
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
     from shellsieve.run.loop import Reloads
     from shellsieve.run.metrics import Metrics
 
-__all__ = ["consume", "EXIT_CODES"]
+__all__ = ["EXIT_CODES", "consume"]
 
 EXIT_CODES = {"sigterm": 0, "sigint": 130, "partitions_changed": 2, "setup_failed": 2}
 FETCH_WAIT_S = 1.0  # the longest a fetch waits for input: a stop or an auditd timeout is seen within it
@@ -138,7 +137,7 @@ class _Worker:
             for p in pubs:
                 futures.append(await self.js.publish_async(p.subject, p.payload, headers={"Nats-Msg-Id": p.msg_id}))
             results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), PUBLISH_TIMEOUT_S)
-        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
             results = [f.result() if f.done() and not f.cancelled() and f.exception() is None else exc
                        for f in futures]
             error = error or f"{type(exc).__name__}: {exc}"
@@ -250,7 +249,7 @@ async def _loop(worker: _Worker, sub: JetStreamContext.PullSubscription, engine:
             reloads.apply(engine)  # between batches: the rules swap whole
         try:
             msgs = await sub.fetch(opts.batch, timeout=FETCH_WAIT_S)
-        except asyncio.TimeoutError:  # nothing came (nats.errors.TimeoutError is one too)
+        except TimeoutError:  # nothing came (nats.errors.TimeoutError is one too)
             msgs = []
         except nats.errors.Error as exc:  # the connection is down: the client reconnects meanwhile
             log.warning("fetch_failed", error=f"{type(exc).__name__}: {exc}")
@@ -319,7 +318,7 @@ async def _connect(opts: ConsumeOptions, log: Any, reason: list[str], metrics: M
             return await nats.connect(opts.url, connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1,
                                       disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error,
                                       name=f"shellsieve {opts.consumer}")
-        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
             log.warning("nats_unreachable", url=opts.url, error=f"{type(exc).__name__}: {exc}",
                         retry_in_s=round(delay, 2))
             await asyncio.sleep(delay)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 nats = pytest.importorskip("nats", reason="nats-py is not installed (pip install -e '.[test]')")
-from nats.js import api  # noqa: E402
+from nats.js import api
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "nats"

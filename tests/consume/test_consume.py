@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import REVERSE_SHELL_SEQUENCE, rule_ids
 from test_seeds import NC, exec_of, net, proc
 
