@@ -417,33 +417,53 @@ def _start(args: argparse.Namespace, log: Any) -> _Started | int:
     return _Started(settings, ruleset, exceptions, diags)
 
 
+def _metrics_thread(args: argparse.Namespace, log: Any) -> tuple[Any, Any] | int:
+    """--metrics-addr for `run` and `consume`: (Metrics, its serving thread), both None without the
+    option; or exit 2 when the address cannot be bound. Bound before the rules compile: a taken port
+    stops the start before anything is read."""
+    if args.metrics_addr is None:
+        return None, None
+    from shellsieve.run.metrics import Metrics, MetricsThread
+
+    metrics = Metrics()
+    try:
+        server = MetricsThread(metrics, *args.metrics_addr)
+    except OSError as exc:
+        return _metrics_failed(log, args.metrics_addr, exc)
+    server.start()
+    host, port = server.address[0], server.address[1]
+    log.info("metrics_listening", address=_addr_text((str(host), port)))
+    return metrics, server
+
+
 def _run(args: argparse.Namespace) -> int:
     logmod.configure(args.log_level)
     log = logmod.get_logger()
-    with _Reloading(args, log) as reloading:
-        metrics, server = None, None
-        if args.metrics_addr is not None:
-            # bound before the rules compile: a taken port stops the start before anything is read
-            from shellsieve.run.metrics import Metrics, MetricsThread
 
-            metrics = Metrics()
-            try:
-                server = MetricsThread(metrics, *args.metrics_addr)
-            except OSError as exc:
-                return _metrics_failed(log, args.metrics_addr, exc)
-            server.start()
-            log.info("metrics_listening", address=_addr_text(server.address))
+    def filter_stdin(started: _Started, metrics: Any, reloads: Any, latch: Any) -> int:
+        from shellsieve.run.loop import EXIT_CODES, run_filter
+        from shellsieve.run.progress import progress_for
+
+        stats = run_filter(started.ruleset, started.settings, sys.stdin.buffer, sys.stdout.buffer, log,
+                           started.exceptions, metrics, progress_for(sys.stdin, sys.stderr), reloads, latch)
+        return EXIT_CODES[stats.stop_reason]
+
+    return _filtering(args, log, filter_stdin)
+
+
+def _filtering(args: argparse.Namespace, log: Any, go: Callable[[_Started, Any, Any, Any], int]) -> int:
+    """`run` and `consume` around their loop: hot reload, --metrics-addr, the rules started; then
+    go(started, metrics or None, the reloader, the SIGHUP latch), whose status is returned."""
+    with _Reloading(args, log) as reloading:
+        served = _metrics_thread(args, log)
+        if isinstance(served, int):
+            return served
+        metrics, server = served
         try:
             started = _start(args, log)
             if isinstance(started, int):
                 return started
-            from shellsieve.run.loop import EXIT_CODES, run_filter
-            from shellsieve.run.progress import progress_for
-
-            stats = run_filter(started.ruleset, started.settings, sys.stdin.buffer, sys.stdout.buffer, log,
-                               started.exceptions, metrics, progress_for(sys.stdin, sys.stderr),
-                               reloading.start(started), reloading.latch)
-            return EXIT_CODES[stats.stop_reason]
+            return go(started, metrics, reloading.start(started), reloading.latch)
         finally:
             if server is not None:
                 server.close()
@@ -560,27 +580,12 @@ def _consume(args: argparse.Namespace) -> int:
     except OptionError as exc:
         log.error("startup_failed", reason=str(exc), option=exc.option)
         return 2
-    with _Reloading(args, log) as reloading:
-        metrics, server = None, None
-        if args.metrics_addr is not None:
-            from shellsieve.run.metrics import Metrics, MetricsThread
 
-            metrics = Metrics()
-            try:
-                server = MetricsThread(metrics, *args.metrics_addr)
-            except OSError as exc:
-                return _metrics_failed(log, args.metrics_addr, exc)
-            server.start()
-            log.info("metrics_listening", address=_addr_text(server.address))
-        try:
-            started = _start(args, log)
-            if isinstance(started, int):
-                return started
-            return asyncio.run(consume(opts, started.ruleset, started.settings, log, started.exceptions, metrics,
-                                       reloading.start(started), reloading.latch))
-        finally:
-            if server is not None:
-                server.close()
+    def work(started: _Started, metrics: Any, reloads: Any, latch: Any) -> int:
+        return asyncio.run(consume(opts, started.ruleset, started.settings, log, started.exceptions, metrics,
+                                   reloads, latch))
+
+    return _filtering(args, log, work)
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -172,9 +172,10 @@ class _Worker:
 
 
 async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, log: Any,
-                  exceptions: Sequence[RuleException] = (), metrics: Metrics | None = None,
-                  reloads: Reloads | None = None, latch: HangupLatch | None = None) -> int:
-    """Run the worker until a stop signal; the exit status (EXIT_CODES)."""
+                  exceptions: Sequence[RuleException], metrics: Metrics | None, reloads: Reloads,
+                  latch: HangupLatch) -> int:
+    """Run the worker until a stop signal; the exit status (EXIT_CODES). `reloads`: asked for new
+    rules on SIGHUP (counted by `latch`), applied between batches."""
     engine = Engine(ruleset, settings, exceptions=exceptions)
     loop = asyncio.get_running_loop()
     reason: list[str] = []
@@ -230,23 +231,20 @@ async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, lo
 
 
 async def _loop(worker: _Worker, sub: JetStreamContext.PullSubscription, engine: Engine, settings: Settings,
-                log: Any, reloads: Reloads | None, latch: HangupLatch | None) -> None:
+                log: Any, reloads: Reloads, latch: HangupLatch) -> None:
     opts = worker.opts
     interval = settings.stats_interval_s
     next_stats = time.monotonic() + interval if interval > 0 else None
     next_check = time.monotonic() + CHECK_EVERY_S
-    hangups = latch.count if latch is not None else 0
+    hangups = latch.count
     await _await_redelivery(worker, sub, log)
     while worker.reason is None:
-        if latch is not None and latch.count != hangups:
-            if reloads is None:
-                log.warning("signal_ignored", signal="SIGHUP", count=latch.count)
-            else:
-                log.info("reload_requested", trigger="sighup", signals=latch.count - hangups,
-                         state=reloads.request("sighup"))
+        if latch.count != hangups:  # SIGHUP: new rules are compiled aside, swapped in between batches
+            log.info("reload_requested", trigger="sighup", signals=latch.count - hangups,
+                     state=reloads.request("sighup"))
             hangups = latch.count
-        if reloads is not None and reloads.ready:
-            reloads.apply(engine)  # between batches: the rules swap whole
+        if reloads.ready:
+            reloads.apply(engine)
         try:
             msgs = await sub.fetch(opts.batch, timeout=FETCH_WAIT_S)
         except TimeoutError:  # nothing came (nats.errors.TimeoutError is one too)
