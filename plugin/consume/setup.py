@@ -45,10 +45,12 @@ async def partitions_now(js: JetStreamContext, stream: str) -> int | None:
     return partitions_of_transform(transform.dest or "") if transform is not None else None
 
 
-async def prepare(js: JetStreamContext, opts: ConsumeOptions, log: Any) -> None:
+async def prepare(js: JetStreamContext, opts: ConsumeOptions, log: Any) -> bool:
+    """Check (or make) the streams and the consumer; whether the consumer acks all up to a message
+    (AckAll: one ack per batch) rather than each message."""
     await _input_stream(js, opts, log)
     await _output_streams(js, opts, log)
-    await _consumer(js, opts, log)
+    return await _consumer(js, opts, log)
 
 
 async def _input_stream(js: JetStreamContext, opts: ConsumeOptions, log: Any) -> None:
@@ -104,7 +106,7 @@ async def _output_streams(js: JetStreamContext, opts: ConsumeOptions, log: Any) 
     log.info("stream_created", stream=OUTPUT_STREAM, subjects=subjects)
 
 
-async def _consumer(js: JetStreamContext, opts: ConsumeOptions, log: Any) -> None:
+async def _consumer(js: JetStreamContext, opts: ConsumeOptions, log: Any) -> bool:
     try:
         info = await js.consumer_info(opts.stream, opts.consumer)
     except nats.js.errors.NotFoundError:
@@ -113,7 +115,7 @@ async def _consumer(js: JetStreamContext, opts: ConsumeOptions, log: Any) -> Non
                                            "(create it as deploy/nats/ shows, or pass --create)",
                              stream=opts.stream, consumer=opts.consumer) from None
         config = api.ConsumerConfig(durable_name=opts.consumer, filter_subject=opts.subject,
-                                    ack_policy=api.AckPolicy.EXPLICIT, deliver_policy=api.DeliverPolicy.ALL,
+                                    ack_policy=api.AckPolicy.ALL, deliver_policy=api.DeliverPolicy.ALL,
                                     ack_wait=opts.ack_wait_s, max_ack_pending=max(1000, 4 * opts.batch))
         info = await js.add_consumer(opts.stream, config)
         log.info("consumer_created", stream=opts.stream, consumer=opts.consumer, subject=opts.subject,
@@ -122,8 +124,10 @@ async def _consumer(js: JetStreamContext, opts: ConsumeOptions, log: Any) -> Non
     if filters != {opts.subject}:
         raise SetupError("--subject", f"consumer {opts.consumer!r} filters {sorted(filters)}, not {opts.subject!r}",
                          consumer=opts.consumer, consumer_filter=sorted(filters), subject=opts.subject)
-    if info.config.ack_policy is not api.AckPolicy.EXPLICIT and info.config.ack_policy != "explicit":
-        raise SetupError("--consumer", f"consumer {opts.consumer!r} does not ack explicitly: an input would count "
-                                       "as done before its output was published", consumer=opts.consumer)
+    policy = api.AckPolicy(info.config.ack_policy) if info.config.ack_policy else api.AckPolicy.NONE
+    if policy is api.AckPolicy.NONE:
+        raise SetupError("--consumer", f"consumer {opts.consumer!r} takes no acks: an input would count as done "
+                                       "before its output was published", consumer=opts.consumer)
     if info.config.durable_name is None:
         raise SetupError("--consumer", f"consumer {opts.consumer!r} is not durable", consumer=opts.consumer)
+    return policy is api.AckPolicy.ALL

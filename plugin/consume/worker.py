@@ -32,6 +32,7 @@ from shellsieve.compile.ruleset import Ruleset
 from shellsieve.consume.options import ConsumeOptions
 from shellsieve.consume.payload import lines_of
 from shellsieve.consume.publishes import Labeller, Publish
+from shellsieve.consume.pull import Puller
 from shellsieve.consume.setup import SetupError, partitions_now, prepare
 from shellsieve.model.exceptions import RuleException
 from shellsieve.run.engine import Engine
@@ -70,9 +71,9 @@ class _Counters:
 
 class _Worker:
     def __init__(self, opts: ConsumeOptions, engine: Engine, nc: Client, js: JetStreamContext, log: Any,
-                 metrics: Metrics | None) -> None:
+                 ack_all: bool) -> None:
         self.opts, self.engine, self.nc, self.js, self.log = opts, engine, nc, js, log
-        self.metrics = metrics
+        self.ack_all = ack_all  # AckAll consumer: one ack, of the last input done, covers those before it
         self.stream = engine.stream()
         self.labeller = Labeller(opts.stream, opts.output_subject, opts.alerts_subject)
         self.unacked: deque[tuple[Msg, int]] = deque()  # (input, engine line count after it)
@@ -165,10 +166,14 @@ class _Worker:
     async def ack(self) -> None:
         """Ack, in order, every input whose lines have all left the engine (and were published)."""
         released = self.engine.released
+        last = None
         while self.unacked and self.unacked[0][1] <= released:
-            msg, _ = self.unacked.popleft()
-            await msg.ack()
+            last, _ = self.unacked.popleft()
             self.counters.messages_acked += 1
+            if not self.ack_all:
+                await last.ack()
+        if last is not None and self.ack_all:
+            await last.ack()
 
 
 async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, log: Any,
@@ -195,12 +200,13 @@ async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, lo
     try:
         js = nc.jetstream()
         try:
-            await prepare(js, opts, log)
+            ack_all = await prepare(js, opts, log)
         except SetupError as exc:
             log.error("startup_failed", reason=str(exc), option=exc.option, **exc.fields)
             return 2
-        sub = await js.pull_subscribe_bind(durable=opts.consumer, stream=opts.stream)
-        worker = _Worker(opts, engine, nc, js, log, metrics)
+        puller = Puller(nc, opts.stream, opts.consumer)
+        await puller.start()
+        worker = _Worker(opts, engine, nc, js, log, ack_all)
         if reason:
             worker.stop(reason[0])
         if metrics is not None:
@@ -208,7 +214,7 @@ async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, lo
         log.info("consuming", stream=opts.stream, consumer=opts.consumer, subject=opts.subject,
                  partition=opts.partition, partitions=opts.partitions, output_subject=opts.output_subject,
                  alerts_subject=opts.alerts_subject or None)
-        await _loop(worker, sub, engine, settings, log, reloads, latch)
+        await _loop(worker, puller, engine, settings, log, reloads, latch)
         if metrics is not None:
             metrics.stopping()
         # nothing more comes: what the engine holds leaves, and the inputs behind it are acked
@@ -230,14 +236,14 @@ async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, lo
                 pass
 
 
-async def _loop(worker: _Worker, sub: JetStreamContext.PullSubscription, engine: Engine, settings: Settings,
+async def _loop(worker: _Worker, puller: Puller, engine: Engine, settings: Settings,
                 log: Any, reloads: Reloads, latch: HangupLatch) -> None:
     opts = worker.opts
     interval = settings.stats_interval_s
     next_stats = time.monotonic() + interval if interval > 0 else None
     next_check = time.monotonic() + CHECK_EVERY_S
     hangups = latch.count
-    await _await_redelivery(worker, sub, log)
+    await _await_redelivery(worker, log)
     while worker.reason is None:
         if latch.count != hangups:  # SIGHUP: new rules are compiled aside, swapped in between batches
             log.info("reload_requested", trigger="sighup", signals=latch.count - hangups,
@@ -246,9 +252,7 @@ async def _loop(worker: _Worker, sub: JetStreamContext.PullSubscription, engine:
         if reloads.ready:
             reloads.apply(engine)
         try:
-            msgs = await sub.fetch(opts.batch, timeout=FETCH_WAIT_S)
-        except TimeoutError:  # nothing came (nats.errors.TimeoutError is one too)
-            msgs = []
+            msgs = await puller.fetch(opts.batch, FETCH_WAIT_S)
         except nats.errors.Error as exc:  # the connection is down: the client reconnects meanwhile
             log.warning("fetch_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(1.0)
@@ -272,11 +276,11 @@ async def _loop(worker: _Worker, sub: JetStreamContext.PullSubscription, engine:
                 worker.stop("partitions_changed")
 
 
-async def _await_redelivery(worker: _Worker, sub: JetStreamContext.PullSubscription, log: Any) -> None:
+async def _await_redelivery(worker: _Worker, log: Any) -> None:
     """Inputs a previous worker fetched and never acked come back only after the consumer's ack wait,
     and JetStream would hand out newer ones first meanwhile: wait for them, so that the partition's
     order holds across a crash (redeliveries are served before new messages)."""
-    info = await sub.consumer_info()
+    info = await worker.js.consumer_info(worker.opts.stream, worker.opts.consumer)
     if not info.num_ack_pending:
         return
     wait = float(info.config.ack_wait or 30.0) + 0.5
