@@ -33,6 +33,7 @@ from shellsieve.consume.options import ConsumeOptions
 from shellsieve.consume.payload import lines_of
 from shellsieve.consume.publishes import Labeller, Publish
 from shellsieve.consume.pull import Puller
+from shellsieve.consume.push import Pusher
 from shellsieve.consume.setup import SetupError, partitions_now, prepare
 from shellsieve.model.exceptions import RuleException
 from shellsieve.run.engine import Engine
@@ -70,9 +71,9 @@ class _Counters:
 
 
 class _Worker:
-    def __init__(self, opts: ConsumeOptions, engine: Engine, nc: Client, js: JetStreamContext, log: Any,
+    def __init__(self, opts: ConsumeOptions, engine: Engine, js: JetStreamContext, pusher: Pusher, log: Any,
                  ack_all: bool) -> None:
-        self.opts, self.engine, self.nc, self.js, self.log = opts, engine, nc, js, log
+        self.opts, self.engine, self.js, self.pusher, self.log = opts, engine, js, pusher, log
         self.ack_all = ack_all  # AckAll consumer: one ack, of the last input done, covers those before it
         self.stream = engine.stream()
         self.labeller = Labeller(opts.stream, opts.output_subject, opts.alerts_subject)
@@ -112,13 +113,13 @@ class _Worker:
         while done < len(pubs):
             if self.reason is not None and time.monotonic() - self.stop_at > DRAIN_S:
                 return False
-            got, error = await self._attempt(pubs[done:])
-            self._count(pubs[done:done + got[0]], got[1])
-            done += got[0]
+            outcome = await self.pusher.publish(pubs[done:], PUBLISH_TIMEOUT_S)
+            self._count(pubs[done:done + outcome.stored], outcome.duplicates)
+            done += outcome.stored
             if done == len(pubs):
                 break
             self.counters.publish_failures += 1
-            self.log.warning("publish_failed", published=done, waiting=len(pubs) - done, error=error,
+            self.log.warning("publish_failed", published=done, waiting=len(pubs) - done, error=outcome.error,
                              retry_in_s=round(delay, 2))
             for msg, _ in self.unacked:  # keep them ours while we wait: no redelivery meanwhile
                 try:
@@ -129,27 +130,6 @@ class _Worker:
             # in-progress acks go out every wait: well within the consumer's ack wait
             delay = min(delay * 2, BACKOFF_MAX_S, self.opts.ack_wait_s / 3)
         return True
-
-    async def _attempt(self, pubs: list[Publish]) -> tuple[tuple[int, int], str]:
-        """One try: ((publishes acknowledged from the first on, of them duplicates), the error)."""
-        futures: list[asyncio.Future[Any]] = []
-        error = ""
-        try:
-            for p in pubs:
-                futures.append(await self.js.publish_async(p.subject, p.payload, headers={"Nats-Msg-Id": p.msg_id}))
-            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), PUBLISH_TIMEOUT_S)
-        except (TimeoutError, nats.errors.Error, OSError) as exc:
-            results = [f.result() if f.done() and not f.cancelled() and f.exception() is None else exc
-                       for f in futures]
-            error = error or f"{type(exc).__name__}: {exc}"
-        ok = dups = 0
-        for r in results:
-            if isinstance(r, BaseException):
-                error = f"{type(r).__name__}: {r}"
-                break
-            ok += 1
-            dups += bool(getattr(r, "duplicate", False))
-        return (ok, dups), error or "not all publishes were acknowledged"
 
     def _count(self, pubs: list[Publish], duplicates: int) -> None:
         stats, counters = self.engine.stats, self.counters
@@ -204,9 +184,10 @@ async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, lo
         except SetupError as exc:
             log.error("startup_failed", reason=str(exc), option=exc.option, **exc.fields)
             return 2
-        puller = Puller(nc, opts.stream, opts.consumer)
+        puller, pusher = Puller(nc, opts.stream, opts.consumer), Pusher(nc)
         await puller.start()
-        worker = _Worker(opts, engine, nc, js, log, ack_all)
+        await pusher.start()
+        worker = _Worker(opts, engine, js, pusher, log, ack_all)
         if reason:
             worker.stop(reason[0])
         if metrics is not None:
