@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,19 @@ import pytest
 from conftest import REVERSE_SHELL_SEQUENCE, rule_ids
 from test_seeds import NC, exec_of, net, proc
 
-from .conftest import Layout, Server, Stored, Worker, publish, read_stream, run, stored_count, wait_until, with_js
+from .conftest import (
+    Layout,
+    Server,
+    Stored,
+    Worker,
+    free_port,
+    publish,
+    read_stream,
+    run,
+    stored_count,
+    wait_until,
+    with_js,
+)
 
 HOSTS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
 POISON = b"\xff\xfe\x00 not utf-8 \xc3\x28"
@@ -39,6 +53,14 @@ def _n(stored: Stored) -> int:
 def _adds_up(stopped: dict[str, Any]) -> None:
     assert stopped["events_in"] == stopped["events_out"] + stopped["events_dropped"] + stopped["events_pending"]
     assert stopped["events_pending"] == 0 and stopped["messages_in"] == stopped["messages_acked"]
+
+
+def _readyz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 class TestPartitionsAndOrder:
@@ -156,15 +178,18 @@ class TestCannotPublish:
         assert [_n(m) for m in stored] == list(range(total))
 
     def test_server_absent_at_start_and_restarted_mid_run(self, nats_binary: str, tmp_path: Path) -> None:
-        """Started before the server exists it retries; --create makes the deploy/ streams and the consumer;
-        a server restart mid-run loses and duplicates nothing."""
+        """Started before the server exists it retries (/readyz 503 meanwhile); --create makes the deploy/
+        streams and the consumer; a server restart mid-run loses and duplicates nothing."""
         srv = Server(nats_binary, tmp_path / "store")
+        metrics = free_port()
         worker = Worker(["--nats-url", srv.url, "--partitions", "1", "--partition", "0", "--create",
-                         "--stats-interval", "0"], tmp_path / "w.log")
+                         "--stats-interval", "0", "--metrics-addr", f"127.0.0.1:{metrics}"], tmp_path / "w.log")
         try:
             worker.wait_event("nats_unreachable")
+            assert _readyz(metrics) == 503  # up, not ready: no server
             srv.start()
             worker.wait_event("consuming")
+            assert _readyz(metrics) == 200
             first = [(f"events.h{n % 3}", _labelled(proc(host__id=f"h{n % 3}"), n)) for n in range(50)]
             run(with_js(srv.url, lambda js: publish(js, first)))
             wait_until(lambda: stored_count(srv.url, "SHELLSIEVE") >= 50, what="the first output")
