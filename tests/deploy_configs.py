@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from shellsieve.serve.endpoints import Endpoint, parse_forward, parse_listen
 
 ROOT = Path(__file__).resolve().parents[1]

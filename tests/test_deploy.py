@@ -8,26 +8,13 @@ import shlex
 from pathlib import Path
 
 import pytest
-from deploy_configs import (
-    DEPLOY,
-    ROOT,
-    Serve,
-    fluent_forward_problems,
-    fluent_graph_problems,
-    fluent_http_problems,
-    fluent_key_problems,
-    load_fluent_classic,
-    load_fluent_yaml,
-    load_vector,
-    read_unit,
-    serve_line,
-    vector_exec_problems,
-    vector_graph_problems,
-    vector_http_problems,
-    vector_key_problems,
-    vector_socket_problems,
-)
+
 from shellsieve.cli import parser
+
+from deploy_configs import (DEPLOY, ROOT, fluent_forward_problems, fluent_graph_problems, fluent_http_problems,
+                            fluent_key_problems, load_fluent_classic, load_fluent_yaml, load_vector, read_unit,
+                            serve_line, Serve, vector_exec_problems, vector_graph_problems, vector_http_problems,
+                            vector_key_problems, vector_socket_problems)
 
 VECTOR = DEPLOY / "vector"
 FLUENT = DEPLOY / "fluent-bit"
