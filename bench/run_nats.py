@@ -33,7 +33,6 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import nats

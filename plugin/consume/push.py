@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import msgspec
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -17,7 +18,11 @@ from shellsieve.consume.publishes import Publish
 
 __all__ = ["Outcome", "Pusher"]
 
-_DUPLICATE = b'"duplicate":true'
+_DUPLICATE = b'"duplicate"'  # the server writes `"duplicate": true`, and only on a duplicate
+
+
+class _PubAck(msgspec.Struct):
+    duplicate: bool = False
 
 
 class Outcome:
@@ -78,5 +83,5 @@ class Pusher:
                 error = ack.decode(errors="replace")
                 break
             stored += 1
-            duplicates += _DUPLICATE in ack
+            duplicates += _DUPLICATE in ack and msgspec.json.decode(ack, type=_PubAck).duplicate
         return Outcome(stored, duplicates, error)
