@@ -184,6 +184,10 @@ async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, lo
         except SetupError as exc:
             log.error("startup_failed", reason=str(exc), option=exc.option, **exc.fields)
             return 2
+        except (TimeoutError, nats.errors.Error) as exc:  # e.g. a server without JetStream
+            log.error("startup_failed", reason=f"JetStream did not answer: {type(exc).__name__}: {exc}",
+                      option="--nats-url", url=opts.url)
+            return 2
         puller, pusher = Puller(nc, opts.stream, opts.consumer), Pusher(nc)
         await puller.start()
         await pusher.start()
@@ -202,7 +206,12 @@ async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, lo
         tail = worker.labeller.label(worker.stream.close(time.monotonic()) + engine.finish())
         if await worker.publish(tail):
             await worker.ack()
-        await nc.flush(timeout=2)
+        try:
+            await nc.flush(timeout=2)  # the acks leave before the connection closes
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning("acks_not_flushed", error=f"{type(exc).__name__}: {exc}",
+                        detail="the inputs not acked come again to the next worker; their output is not "
+                               "published twice within the duplicate window")
         final = worker.reason or "sigterm"
         reason.append(final)  # the close that follows is ours: not logged as a disconnection
         log.info("stopped", reason=final, **worker.snapshot())
@@ -210,6 +219,8 @@ async def consume(opts: ConsumeOptions, ruleset: Ruleset, settings: Settings, lo
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if not reason:
+            reason.append("setup_failed")  # the close below is ours: not logged as a disconnection
         if not nc.is_closed:
             try:
                 await nc.close()
@@ -261,7 +272,10 @@ async def _await_redelivery(worker: _Worker, log: Any) -> None:
     """Inputs a previous worker fetched and never acked come back only after the consumer's ack wait,
     and JetStream would hand out newer ones first meanwhile: wait for them, so that the partition's
     order holds across a crash (redeliveries are served before new messages)."""
-    info = await worker.js.consumer_info(worker.opts.stream, worker.opts.consumer)
+    try:
+        info = await worker.js.consumer_info(worker.opts.stream, worker.opts.consumer)
+    except (TimeoutError, nats.errors.Error):
+        return  # the server went away again: the redeliveries come when it is back
     if not info.num_ack_pending:
         return
     wait = float(info.config.ack_wait or 30.0) + 0.5
