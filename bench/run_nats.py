@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from data import write_corpus  # noqa: E402
+from run_serve import run_pipe  # noqa: E402  (the same `run` row as bench/run_serve.py)
 
 ROOT = HERE.parent
 DEPLOY = ROOT / "deploy" / "nats"
@@ -157,22 +158,6 @@ def consume_row(url: str, server_pid: int, name: str, partitions: int | None, wa
     if any(p.returncode for p in procs):
         raise SystemExit(f"{name}: a worker failed")
     return cpu, server, wall
-
-
-def run_pipe(corpus: Path | None) -> float:
-    """`cat corpus | shellsieve run | cat > /dev/null`."""
-    feeder = subprocess.Popen(["cat", str(corpus or os.devnull)], stdout=subprocess.PIPE)
-    with open(os.devnull, "wb") as null:
-        drain = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=null)
-        proc = subprocess.Popen([CLI, "run", "--stats-interval", "0"], stdin=feeder.stdout, stdout=drain.stdin,
-                                stderr=subprocess.DEVNULL)
-        assert feeder.stdout is not None and drain.stdin is not None
-        feeder.stdout.close()
-        drain.stdin.close()
-        cpu = _cpu(proc)
-        feeder.wait()
-        drain.wait()
-    return cpu
 
 
 def main() -> None:
