@@ -66,6 +66,9 @@ class Server:
                 return
             except OSError:
                 time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
         raise RuntimeError("nats-server did not start")
 
     def stop(self) -> None:
