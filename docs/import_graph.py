@@ -13,9 +13,9 @@ from pathlib import Path
 PLUGIN = Path(__file__).resolve().parent.parent / "plugin"
 
 # Top to bottom: a layer imports only layers after it.
-LAYERS = ["__main__", "cli", "serve", "reload", "admit", "build", "explain", "check_output", "listing", "coverage",
-          "noise", "__init__", "rules", "run", "compile", "settings", "events", "model", "diagnostics", "log",
-          "errors", "version", "data"]
+LAYERS = ["__main__", "cli", "serve", "consume", "reload", "admit", "build", "explain", "check_output", "listing",
+          "coverage", "noise", "__init__", "rules", "run", "compile", "settings", "events", "model", "diagnostics",
+          "log", "errors", "version", "data"]
 
 
 def layer_of(path: Path, root: Path = PLUGIN) -> str:

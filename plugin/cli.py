@@ -114,8 +114,8 @@ def parser() -> Parser:
                                      "events a rule matches leave enriched with the rule and MITRE ATT&CK ids. "
                                      "Logs and stats go to stderr as JSON.")
     _engine_options(run)
-    p.commands = {"run": run, "serve": _serve_options(sub), "check": _check_options(sub),
-                  "rules": _list_options(sub), "explain": _explain_options(sub)}
+    p.commands = {"run": run, "serve": _serve_options(sub), "consume": _consume_parser(sub),
+                  "check": _check_options(sub), "rules": _list_options(sub), "explain": _explain_options(sub)}
     return p
 
 
@@ -203,6 +203,40 @@ def _rules_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules", action="append", type=Path, metavar="PATH",
                    help="rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
                         "default: the rules shipped with shellsieve")
+
+
+def _consume_parser(sub: Any) -> Parser:
+    con = sub.add_parser("consume", help="filter events from a NATS JetStream stream, as one of N workers",
+                         description="Pull events from a JetStream stream with a durable consumer, run them through "
+                                     "the same engine as `run`, publish every event to --output-subject (alerts also "
+                                     "to --alerts-subject) and ack each input once JetStream acknowledged its "
+                                     "output (docs/nats.md). Needs pip install 'shellsieve[nats]'.")
+    con.add_argument("--nats-url", default="nats://127.0.0.1:4222", metavar="URL",
+                     help="the server, nats://HOST:PORT or tls://HOST:PORT (default: %(default)s)")
+    con.add_argument("--stream", default="EVENTS", help="the input stream (default: %(default)s)")
+    con.add_argument("--consumer", metavar="NAME",
+                     help="the durable pull consumer (default: shellsieve-{partition}, or shellsieve unpartitioned)")
+    con.add_argument("--subject", metavar="FILTER",
+                     help="the consumer's filter subject (default: events.p.{partition}.> with --partitions, "
+                          "else events.>)")
+    con.add_argument("--partition", metavar="INDEX",
+                     help="this worker's partition, 0..N-1, or auto: the host name's ordinal (a StatefulSet pod)")
+    con.add_argument("--partitions", type=int, metavar="N",
+                     help="the partition count of the stream's {{partition(N,1)}} mapping; checked against the "
+                          "stream at start and while running")
+    con.add_argument("--output-subject", default="shellsieve.events", metavar="SUBJECT",
+                     help="where every event is published (default: %(default)s)")
+    con.add_argument("--alerts-subject", default="shellsieve.alerts", metavar="SUBJECT",
+                     help="where alerts are also published; \"\" turns this off (default: %(default)s)")
+    con.add_argument("--batch", type=int, default=256, metavar="N", help="messages per fetch (default: %(default)s)")
+    con.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
+                     help="the consumer's ack wait when --create makes it (default: %(default)s)")
+    con.add_argument("--create", action="store_true",
+                     help="create the input stream (with the partition mapping), the output stream and the "
+                          "consumer when missing, instead of refusing to start")
+    _engine_options(con)
+    consume: Parser = con  # sub.add_parser is untyped: the parser class is the top-level one's
+    return consume
 
 
 def _engine_options(p: argparse.ArgumentParser) -> None:
@@ -437,33 +471,53 @@ def _start(args: argparse.Namespace, log: Any) -> _Started | int:
     return _Started(settings, ruleset, exceptions, diags)
 
 
+def _metrics_thread(args: argparse.Namespace, log: Any) -> tuple[Any, Any] | int:
+    """--metrics-addr for `run` and `consume`: (Metrics, its serving thread), both None without the
+    option; or exit 2 when the address cannot be bound. Bound before the rules compile: a taken port
+    stops the start before anything is read."""
+    if args.metrics_addr is None:
+        return None, None
+    from shellsieve.run.metrics import Metrics, MetricsThread
+
+    metrics = Metrics()
+    try:
+        server = MetricsThread(metrics, *args.metrics_addr)
+    except OSError as exc:
+        return _metrics_failed(log, args.metrics_addr, exc)
+    server.start()
+    host, port = server.address[0], server.address[1]
+    log.info("metrics_listening", address=_addr_text((str(host), port)))
+    return metrics, server
+
+
 def _run(args: argparse.Namespace) -> int:
     logmod.configure(args.log_level)
     log = logmod.get_logger()
-    with _Reloading(args, log) as reloading:
-        metrics, server = None, None
-        if args.metrics_addr is not None:
-            # bound before the rules compile: a taken port stops the start before anything is read
-            from shellsieve.run.metrics import Metrics, MetricsThread
 
-            metrics = Metrics()
-            try:
-                server = MetricsThread(metrics, *args.metrics_addr)
-            except OSError as exc:
-                return _metrics_failed(log, args.metrics_addr, exc)
-            server.start()
-            log.info("metrics_listening", address=_addr_text(server.address))
+    def filter_stdin(started: _Started, metrics: Any, reloads: Any, latch: Any) -> int:
+        from shellsieve.run.loop import EXIT_CODES, run_filter
+        from shellsieve.run.progress import progress_for
+
+        stats = run_filter(started.ruleset, started.settings, sys.stdin.buffer, sys.stdout.buffer, log,
+                           started.exceptions, metrics, progress_for(sys.stdin.buffer, sys.stderr), reloads, latch)
+        return EXIT_CODES[stats.stop_reason]
+
+    return _filtering(args, log, filter_stdin)
+
+
+def _filtering(args: argparse.Namespace, log: Any, go: Callable[[_Started, Any, Any, Any], int]) -> int:
+    """`run` and `consume` around their loop: hot reload, --metrics-addr, the rules started; then
+    go(started, metrics or None, the reloader, the SIGHUP latch), whose status is returned."""
+    with _Reloading(args, log) as reloading:
+        served = _metrics_thread(args, log)
+        if isinstance(served, int):
+            return served
+        metrics, server = served
         try:
             started = _start(args, log)
             if isinstance(started, int):
                 return started
-            from shellsieve.run.loop import EXIT_CODES, run_filter
-            from shellsieve.run.progress import progress_for
-
-            stats = run_filter(started.ruleset, started.settings, sys.stdin.buffer, sys.stdout.buffer, log,
-                               started.exceptions, metrics, progress_for(sys.stdin.buffer, sys.stderr),
-                               reloading.start(started), reloading.latch)
-            return EXIT_CODES[stats.stop_reason]
+            return go(started, metrics, reloading.start(started), reloading.latch)
         finally:
             if server is not None:
                 server.close()
@@ -559,6 +613,35 @@ def _serve(args: argparse.Namespace) -> int:
                 metrics_sock.close()
 
 
+def _consume(args: argparse.Namespace) -> int:
+    logmod.configure(args.log_level)
+    log = logmod.get_logger()
+    try:
+        from shellsieve.consume.worker import consume
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("nats"):
+            raise
+        log.error("startup_failed", reason="the NATS client is not installed: pip install 'shellsieve[nats]'",
+                  missing=exc.name)
+        return 2
+    import asyncio
+
+    from shellsieve.consume.options import OptionError, resolve
+
+    try:
+        opts = resolve(args.nats_url, args.stream, args.consumer, args.subject, args.partition, args.partitions,
+                       args.output_subject, args.alerts_subject, args.batch, args.ack_wait, args.create)
+    except OptionError as exc:
+        log.error("startup_failed", reason=str(exc), option=exc.option)
+        return 2
+
+    def work(started: _Started, metrics: Any, reloads: Any, latch: Any) -> int:
+        return asyncio.run(consume(opts, started.ruleset, started.settings, log, started.exceptions, metrics,
+                                   reloads, latch))
+
+    return _filtering(args, log, work)
+
+
 def _explain(args: argparse.Namespace) -> int:
     from shellsieve.explain.command import ExplainError, choose, explain, read_event
 
@@ -601,10 +684,10 @@ def main(argv: list[str] | None = None) -> int:
         print(render_versions())
         return 0
     if args.command is None:
-        p.error("a command is required (run, serve, check, rules, explain) or --version")
+        p.error("a command is required (run, serve, consume, check, rules, explain) or --version")
     try:
-        commands = {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules}
-        return commands[args.command](args)
+        return {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules,
+                "consume": _consume}[args.command](args)
     except KeyboardInterrupt:  # before filtering began (rule compile): nothing was read
         return 130
 

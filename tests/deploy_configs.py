@@ -58,6 +58,14 @@ VECTOR_KEYS: dict[tuple[str, str], set[str]] = {
         "request.retry_max_duration_secs", "request.retry_jitter_mode", "retry_strategy.type"},
     # src/sinks/socket.rs (Mode, tag `mode`), src/sinks/util/tcp.rs (TcpSinkConfig.address)
     ("sinks", "socket"): VECTOR_SINK_COMMON | {"mode", "address", "encoding.codec", "framing.method"},
+    # src/sinks/nats/config.rs (NatsSinkConfig: jetstream publishes wait for the acknowledgement);
+    # except_fields: lib/codecs/src/encoding/transformer.rs (Transformer)
+    ("sinks", "nats"): VECTOR_SINK_COMMON | {"url", "subject", "jetstream", "connection_name", "encoding.codec",
+                                             "encoding.except_fields"},
+    # src/sources/nats/config.rs (NatsSourceConfig, JetStreamConfig, BatchConfig)
+    ("sources", "nats"): {"type", "url", "connection_name", "subject", "queue", "decoding.codec", "framing.method",
+                          "subject_key_field", "subscriber_capacity", "jetstream.stream", "jetstream.consumer",
+                          "jetstream.batch_config.batch", "jetstream.batch_config.max_bytes"},
     # src/sinks/file/mod.rs (FileSinkConfig)
     ("sinks", "file"): VECTOR_SINK_COMMON | {"path", "encoding.codec", "framing.method",
                                              "idle_timeout_secs"},
@@ -101,6 +109,8 @@ FB_KEYS: dict[tuple[str, str], set[str]] = {
     # plugins/out_forward/forward.c (config_map)
     ("output", "forward"): FB_OUTPUT_COMMON | {"require_ack_response", "send_options", "tag",
                                                "compress", "time_as_integer"},
+    # plugins/out_nats (host and port only, from src/flb_output.c; the tag is the subject)
+    ("output", "nats"): FB_OUTPUT_COMMON,
     # plugins/out_file/file.c (config_map)
     ("output", "file"): FB_OUTPUT_COMMON | {"path", "file", "format", "mkdir"},
 }
