@@ -383,17 +383,34 @@ class BlockMatcher:
             if marker in pids:  # an escape could spell any literal: every rule, every step
                 spans[start] = (end, self.all_rules, None, ())
                 continue
-            if not requires.keys().isdisjoint(pids):  # a join counts where each keyed set passes
-                pids = {pid for pid in pids if pid not in requires or requires[pid].passes(block, start, end)}
             rules: set[int] = set(self.always)
             late: list[tuple[int, int]] = []
+            joins = None
             for pid in pids:
+                if pid in requires:
+                    joins = [pid] if joins is None else [*joins, pid]
+                    continue
                 r = raw_rules.get(pid)
                 if r is not None:
                     rules.update(r)
                 lr = late_rules.get(pid)
                 if lr is not None:
                     late.extend(lr)
+            if joins is not None:
+                # A join counts where each keyed set passes. Its check is skipped where it would add no
+                # rule: under a web server every line is a candidate of those rules by another pattern.
+                # The join's id stays in `pids` then, which only lets a sequence look at one more step.
+                for pid in joins:
+                    r = raw_rules.get(pid)
+                    if (pid not in late_rules and (r is None or rules.issuperset(r))) \
+                            or requires[pid].passes(block, start, end):
+                        if r is not None:
+                            rules.update(r)
+                        lr = late_rules.get(pid)
+                        if lr is not None:
+                            late.extend(lr)
+                    else:
+                        pids = pids - {pid}
             if rules or late or self._reserved in pids:  # else only joins whose keyed set failed
                 spans[start] = (end, rules, pids, late)
         return spans
