@@ -227,7 +227,13 @@ class JoinCheck:
     """A join's keyed sets (compile/lines.py): it counts on a line where each of them passes."""
 
     def __init__(self, per_join: tuple[tuple[Need, ...], ...]) -> None:
-        self.sets = tuple(KeyedSet(needs) for needs in per_join)
+        self.sets = [KeyedSet(needs) for needs in per_join]
 
     def passes(self, block: bytes, start: int, end: int) -> bool:
-        return all(ks.passes(block, start, end) for ks in self.sets)
+        sets = self.sets
+        for i, ks in enumerate(sets):
+            if not ks.passes(block, start, end):
+                if i:  # the set that failed is tried first next time: on a host, the same one fails again
+                    sets.insert(0, sets.pop(i))
+                return False
+        return True
