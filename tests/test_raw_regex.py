@@ -126,3 +126,26 @@ def test_no_raw_form() -> None:
     """A backreference has no raw-line form; an empty pattern anchors nothing."""
     assert raw_regex(parse(r"(a)x\1"), False) is None  # type: ignore[arg-type]
     assert raw_regex(parse(r"\b"), False) is None  # type: ignore[arg-type]
+
+
+def test_selective_width_ranks_an_address_below_a_name() -> None:
+    """An address regex (every process event holds host.ip) is 3 nearly fixed characters; a
+    conjunction with `process.name == "wget"` anchors on the name, and `(.){200,}` on nothing."""
+    from shellsieve.compile.anchors import anchor_clauses
+    from shellsieve.compile.lines import joins
+    from shellsieve.compile.raw_regex import selective_width
+    from shellsieve.model.expr import AllOf, Op, Predicate
+
+    ip = r"(?s)\A(?:.*[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}.*)\Z"
+    parsed = parse(ip)
+    assert parsed is not None and selective_width(parsed.items) == 3
+    raw = raw_regex(parsed, False)
+    assert raw is not None and not raw[0].startswith(b"(?:(?:")  # the `.*` runs are left out
+    query = AllOf((Predicate("process.name", Op.EQ, ("wget",), True),
+                   Predicate("process.command_line", Op.REGEX, (ip,), True)))
+    clauses = anchor_clauses(query, joins=joins)
+    assert clauses is not None and [lit.text for lit in clauses[0][0]] == [b'"wget"']
+    long_line = AllOf((Predicate("process.executable", Op.ENDSWITH, ("/file",), True),
+                       Predicate("process.command_line", Op.REGEX, ("(.){200,}",), True)))
+    clauses = anchor_clauses(long_line, joins=joins)
+    assert clauses is not None and all(not lit.regex for s in clauses[0] for lit in s)

@@ -178,6 +178,7 @@ def _rank(spellings: list[str]) -> tuple[int, int]:
 _SAFE = frozenset(range(0x20, 0x7F)) - {0x22, 0x5C}
 _LETTERS = frozenset(range(0x41, 0x5B)) | frozenset(range(0x61, 0x7B))
 MIN_REGEX_WIDTH = 4  # shortest match of a regex anchor: shorter ones fire on too many lines
+MIN_SELECTIVE = 2  # a raw regex with fewer nearly fixed characters than this anchors nothing
 
 
 def _safe_regex(pattern: str) -> tuple[bytes, int] | None:
@@ -385,10 +386,12 @@ def predicate_literals(pred: Predicate, raw: bool = True) -> list[Literal] | Non
             lits = _regex_literal(str(v), caseless)
             parsed = _parse(str(v)) if raw else None
             whole = raw_regex(parsed, caseless) if parsed is not None else None
-            if whole is not None and whole[1] >= MIN_REGEX_WIDTH:
+            weak = lits is None or min(len(x.text) for x in lits) < MIN_REGEX_WIDTH
+            if whole is not None and (whole[1] >= MIN_REGEX_WIDTH or (weak and whole[1] >= MIN_SELECTIVE)):
                 # `\bnc\b[^|;&\n]*\s(-e|-c)...` holds no literal better than `nc`, which every
                 # `nc -z host port` holds: the whole regex, written over raw lines, anchors as
-                # selectively as the rule reads
+                # selectively as the rule reads. Its weight is its selective width: an address
+                # regex ranks below `"wget"` in the same conjunction.
                 lits = [Literal(b"", caseless, regex=whole[0], size=whole[1])]
             elif lits is None or min(len(x.text) for x in lits) < MIN_REGEX_WIDTH:
                 # `[0-9]{1,3}\.[0-9]{1,3}...:` holds no literal worth the name, but is itself one

@@ -20,9 +20,9 @@ weakens the regex, so the anchor stays a necessary condition:
 from __future__ import annotations
 
 from shellsieve.compile.regex_tree import (AnyChar, Assert, At, Atomic, Branch, Category, Char, Flag, Group,
-                                           Node, NotChar, Parsed, Range, Repeat, Set, SetItem, min_width)
+                                           Node, NotChar, Parsed, Range, Repeat, Set, SetItem)
 
-__all__ = ["raw_regex"]
+__all__ = ["raw_regex", "selective_width"]
 
 # The two-byte escapes canonical JSON writes for these code points; the other control characters
 # are written \u00XX, which fires the escape marker.
@@ -141,10 +141,54 @@ def _seq(items: tuple[Node, ...] | list[Node], flags: Flag) -> bytes | None:
     return b"".join(out)
 
 
+# A class this small narrows like a character (`['"]`, `[xX]`); a larger one (`\d`, `.`) barely does.
+NARROW_SET = 4
+
+
+def selective_width(items: tuple[Node, ...] | list[Node]) -> int:
+    r"""How many characters of every match are nearly fixed: characters and small classes, in
+    sequence; `.`, `\d`, `\S` and negated classes count nothing. `[0-9]{1,3}\.` four times is 3:
+    an address, which nearly every process event holds (host.ip); `(.){200,}` is 0."""
+    n = 0
+    for node in items:
+        if isinstance(node, Char):
+            n += 1
+        elif isinstance(node, Set) and not node.negate and len(node.members) <= NARROW_SET \
+                and all(isinstance(m, Char) for m in node.members):
+            n += 1
+        elif isinstance(node, Branch):
+            n += min(selective_width(alt) for alt in node.alternatives)
+        elif isinstance(node, (Group, Atomic)):
+            n += selective_width(node.items)
+        elif isinstance(node, Repeat):
+            n += selective_width(node.items) * min(node.lo, MAX_COUNT)
+    return n
+
+
+def _trimmed(items: tuple[Node, ...]) -> tuple[Node, ...]:
+    r"""Without the anchors and `.*` runs at either end (EQL's `\A(?:.*x.*)\z`): they cost a scan
+    state that every byte keeps alive, and only widen what matches."""
+    while True:
+        before = items
+        while items and (isinstance(items[0], At) or _any_run(items[0])):
+            items = items[1:]
+        while items and (isinstance(items[-1], At) or _any_run(items[-1])):
+            items = items[:-1]
+        if len(items) == 1 and isinstance(items[0], Group) and not items[0].add_flags and not items[0].del_flags:
+            items = items[0].items
+        if items == before:
+            return items
+
+
+def _any_run(node: Node) -> bool:
+    return isinstance(node, Repeat) and node.lo == 0 and node.hi is None and node.items == (AnyChar(),)
+
+
 def raw_regex(parsed: Parsed, caseless: bool) -> tuple[bytes, int] | None:
-    """(A Hyperscan regex over raw lines, the value regex's shortest match) or None (no raw form)."""
+    """(A Hyperscan regex over raw lines, its selective width) or None (no raw form)."""
     flags = parsed.flags | (Flag.IGNORECASE if caseless else Flag(0))
-    out = _seq(parsed.items, flags)
+    items = _trimmed(parsed.items)
+    out = _seq(items, flags)
     if not out:
         return None
-    return out, min_width(parsed.items)
+    return out, selective_width(items)
