@@ -27,7 +27,6 @@ from shellsieve.events.hostos import HOST_OS
 from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.compile.cache import default_cache_dir
 from shellsieve.model.exceptions import RuleException
-from shellsieve.model.fields import known_fields
 from shellsieve.rules.discover import load_rules, seed_patterns, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
