@@ -1,11 +1,13 @@
 """Noise budget: benign alert rate and reverse-shell recall of `shellsieve run` under three rule sets.
 
-    python bench/noise.py [--count N] [--seed S] [--only a|b|c] [--top K]
+    python bench/noise.py [--count N] [--seed S] [--only a|b|c] [--top K] [--lookalikes] [--payloads]
 
 (a) the shipped rules, (b) shipped + the SigmaHQ and Elastic collections in ../shared/rulesets,
 (c) (b) with the recommended selection (tests/corpus/budget.py RECOMMENDED, justified in
 docs/noise.md). For each: benign events alerted / benign events, the rules responsible (top K with
-counts), and the reverse shells of the test corpora that no event alerted. Compiled databases are
+counts), and the reverse shells of the test corpora that no event alerted. `--lookalikes` adds issue
+24's look-alikes (tests/corpus/lookalikes.py: `nc -z`, `ssh -R`, socat proxies ...) to the benign
+events, `--payloads` its 508 reverse and bind shells (tests/corpus/payloads.py) to the shells. Compiled databases are
 cached as `shellsieve run` caches them (~/.cache/shellsieve), so only the first run is cold.
 """
 
@@ -47,8 +49,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=benign.SEED)
     ap.add_argument("--only", choices=sorted(CONFIGS), action="append")
     ap.add_argument("--top", type=int, default=10)
+    ap.add_argument("--lookalikes", action="store_true", help="add the look-alikes to the benign events")
+    ap.add_argument("--payloads", action="store_true", help="add the payload corpus to the reverse shells")
     args = ap.parse_args()
-    corpus = corpora(args.seed, args.count)
+    corpus = corpora(args.seed, args.count, args.lookalikes, args.payloads)
     print(f"benign events: {len(corpus[1])}, reverse shells: {len(corpus[0])} "
           f"({sum(len(s.events) for s in corpus[0])} events)")
     scores: dict[str, Score] = {}

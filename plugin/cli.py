@@ -27,7 +27,7 @@ from shellsieve.events.hostos import HOST_OS
 from shellsieve.model.selection import SEVERITIES, STATUSES, Selection, select
 from shellsieve.compile.cache import default_cache_dir
 from shellsieve.model.exceptions import RuleException
-from shellsieve.rules.discover import load_rules, shipped_patterns
+from shellsieve.rules.discover import load_rules, seed_patterns, shipped_patterns
 from shellsieve.serve.endpoints import Endpoint, EndpointError, parse_forward, parse_listen
 from shellsieve.settings import (ALERT_DOCS, ServeSettings, Settings, describe, parse_duration, parse_suppress_by,
                                  within)
@@ -202,7 +202,11 @@ def _explain_options(sub: Any) -> Parser:
 def _rules_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules", action="append", type=Path, metavar="PATH",
                    help="rule file or folder (Wazuh .xml, Elastic .toml, Sigma .yml); repeatable; "
-                        "default: the rules shipped with shellsieve")
+                        "default: the rules shipped with shellsieve (the seed rules and shellsieve's own ruleset, "
+                        "docs/ruleset.md)")
+    p.add_argument("--seed-rules-only", action="store_true",
+                   help="run the shipped seed rules alone, without shellsieve's own ruleset (patterns/shellsieve/); "
+                        "not with --rules")
 
 
 def _consume_parser(sub: Any) -> Parser:
@@ -685,6 +689,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command is None:
         p.error("a command is required (run, serve, consume, check, rules, explain) or --version")
+    if args.seed_rules_only:
+        # --rules replaces the shipped rules, so "the seed rules alone" of other rules means nothing
+        if args.rules:
+            p.error("--seed-rules-only runs the shipped seed rules; it cannot be combined with --rules")
+        args.rules = seed_patterns()
     try:
         return {"check": _check, "run": _run, "serve": _serve, "explain": _explain, "rules": _list_rules,
                 "consume": _consume}[args.command](args)

@@ -237,10 +237,10 @@ def _sysmon_xml(event_id: int, data: dict[str, str], t: float) -> str:
         f"</System><EventData>{body}</EventData></Event>")
 
 
-def sysmon_syslog(e: Exec) -> list[bytes]:
-    out = []
-    for x in chain(e):
-        out.append(f"Nov 22 10:00:00 {HOST} sysmon: " + _sysmon_xml(1, sysmon_data(x), x.time))
+def _sysmon_linux_events(e: Exec) -> list[tuple[int, dict[str, str], float]]:
+    """(event id, EventData, time) of Sysmon for Linux's events for `e`: its ancestors' and its own process
+    creations (1), then its connection (3)."""
+    out = [(1, sysmon_data(x), x.time) for x in chain(e)]
     if e.connect:
         ip, port = e.connect
         data = {"RuleName": "-", "UtcTime": _iso(e.time + 0.5).replace("T", " ").rstrip("Z"),
@@ -249,8 +249,26 @@ def sysmon_syslog(e: Exec) -> list[bytes]:
                 "SourceHostname": "-", "SourcePort": "51234", "SourcePortName": "-", "DestinationIsIpv6": "false",
                 "DestinationIp": ip, "DestinationHostname": "-", "DestinationPort": str(port),
                 "DestinationPortName": "-"}
-        out.append(f"Nov 22 10:00:01 {HOST} sysmon: " + _sysmon_xml(3, data, e.time + 0.5))
-    return [x.encode() for x in out]
+        out.append((3, data, e.time + 0.5))
+    return out
+
+
+def sysmon_syslog(e: Exec) -> list[bytes]:
+    return [f"Nov 22 10:00:0{int(eid == 3)} {HOST} sysmon: {_sysmon_xml(eid, data, t)}".encode()
+            for eid, data, t in _sysmon_linux_events(e)]
+
+
+def sysmon_linux_json(e: Exec) -> list[bytes]:
+    """Sysmon for Linux's XML event as Vector's `parse_xml` turns it into JSON (attributes as `@Name`,
+    element text as `text`, numbers parsed), the shape a pipeline that parses the syslog line ships."""
+    return [_enc({"Event": {
+        "System": {"Provider": {"@Name": "Linux-Sysmon", "@Guid": "{ff032593-a8d3-4f13-b0d6-01fc615a0f97}"},
+                   "EventID": eid, "Version": 5, "Level": 4, "Task": eid, "Opcode": 0,
+                   "Keywords": "0x8000000000000000", "TimeCreated": {"@SystemTime": _iso(t).replace("Z", "000Z")},
+                   "EventRecordID": 4711, "Channel": "Linux-Sysmon/Operational", "Computer": HOST,
+                   "Security": {"@UserId": "0"}},
+        "EventData": {"Data": [{"@Name": k, "text": v} for k, v in data.items()]}}})
+        for eid, data, t in _sysmon_linux_events(e)]
 
 
 # -- Wazuh -----------------------------------------------------------------------------------------------
@@ -301,8 +319,9 @@ def cmdline(e: Exec) -> list[bytes]:
 
 WRITERS = {
     "ecs": ecs, "auditd": auditd, "sysmon-syslog": sysmon_syslog, "sysmon-winlogbeat": sysmon_winlogbeat,
-    "sysmon-evtx": sysmon_evtx, "wazuh-audit": wazuh_audit, "wazuh-cmdline": wazuh_cmdline,
-    "wazuh-command": wazuh_command, "cmdline": cmdline,
+    "sysmon-evtx": sysmon_evtx, "sysmon-linux-json": sysmon_linux_json, "wazuh-audit": wazuh_audit,
+    "wazuh-cmdline": wazuh_cmdline, "wazuh-command": wazuh_command, "cmdline": cmdline,
 }
-LINUX_FORMATS = ("ecs", "auditd", "sysmon-syslog", "wazuh-audit", "wazuh-cmdline", "wazuh-command", "cmdline")
+LINUX_FORMATS = ("ecs", "auditd", "sysmon-syslog", "sysmon-linux-json", "wazuh-audit", "wazuh-cmdline",
+                 "wazuh-command", "cmdline")
 WINDOWS_FORMATS = ("ecs", "sysmon-winlogbeat", "sysmon-evtx", "wazuh-cmdline", "cmdline")

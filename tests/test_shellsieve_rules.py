@@ -26,9 +26,9 @@ from shellsieve.compile.ruleset import Ruleset
 TLS, TELNET = TLS_CLIENT_SHELL, TELNET_PIPE_SHELL
 RULES = {TLS, TELNET}
 OWN = PATTERNS / "shellsieve"
-# The formats whose events are process starts, where Sigma `process_creation` rules run; Wazuh's
-# command-log and command-decoder documents carry no event.category (only Wazuh rules read them).
-PROCESS_FORMATS = tuple(f for f in LINUX_FORMATS if f not in ("wazuh-cmdline", "wazuh-command"))
+# The formats whose events are process starts, where Sigma `process_creation` rules run: every Linux
+# one (a Wazuh command log's or command decoder's document is a process start, plugin/events/wazuh.py).
+PROCESS_FORMATS = LINUX_FORMATS
 
 BASH = Exec(("bash",), "/usr/bin/bash", pid=4000, ppid=3900, serial=1000, time=1777800000.0)
 SSHD = Exec(("sshd: alice@pts/0",), "/usr/sbin/sshd", pid=3900, ppid=1, serial=999, time=1777799999.0)

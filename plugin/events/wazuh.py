@@ -4,6 +4,12 @@ Wazuh's `audit` log format joins the records of one audit event into `full_log`;
 records they are decoded exactly like raw auditd (arguments un-hexed, parent from the pid table).
 Otherwise the decoded `data.audit.*` fields are used, then `data.command` (Wazuh's command
 decoder), then `full_log` itself, the text a Wazuh rule on `full_log` reads.
+
+A document that holds a command and no audit records is a process start, as a plain command line
+is: `data.command` (the sudo and shell-logger decoders extract the command run), or a `full_log`
+that no decoder read (a command log, as seed 000's /var/log/cmdline). Its arguments are split as a
+shell would and it gets `event.category: process`, so Sigma `process_creation` rules and Elastic
+process rules read it. A `full_log` a decoder read (sshd, a web access log ...) is not a command.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import re
 from typing import Any
 
 from shellsieve.events.auditd import Record, looks_like_audit, parse_record, to_ecs
+from shellsieve.events.cmdline import from_cmdline
 from shellsieve.events.ecs import to_int
 from shellsieve.events.pids import PidTable
 from shellsieve.model.fields import WAZUH_FIELDS
 
-__all__ = ["from_wazuh", "is_wazuh"]
+__all__ = ["from_wazuh", "is_command", "is_wazuh"]
 
 _RECORD_START = re.compile(r"(?=(?:node=\S+\s+)?type=[A-Za-z0-9_]+\s+msg=audit\()")
 _HEX = re.compile(r"(?:[0-9A-F]{2})+")
@@ -34,6 +41,19 @@ def _get(doc: dict[str, Any], dotted: str) -> Any:
             return None
         cur = cur.get(part)
     return cur
+
+
+def _undecoded(doc: dict[str, Any]) -> bool:
+    """No Wazuh decoder read the line: `decoder` absent, empty, or without a name (archives write `{}`)."""
+    decoder = doc.get("decoder")
+    return not decoder or (isinstance(decoder, dict) and not decoder.get("name"))
+
+
+def is_command(flat: dict[str, Any]) -> bool:
+    """Is the decoded Wazuh document a command line with no OS of its own (the router gives it one, as it
+    gives a plain command line)?"""
+    return flat.get("event.module") == "wazuh" and flat.get("event.category") == ["process"] and (
+        "host.os.type" not in flat)
 
 
 def _arg_token(value: str) -> str:
@@ -92,7 +112,11 @@ def from_wazuh(doc: dict[str, Any], pids: PidTable, passwd: dict[str, str]) -> d
             flat.pop("@timestamp", None)  # rebuilt records carry no time of their own
     if "process.command_line" not in flat:
         cmd = _get(doc, "data.command")
-        flat["process.command_line"] = cmd if isinstance(cmd, str) else full_log
+        if isinstance(cmd, str) or (isinstance(full_log, str) and _undecoded(doc)):
+            command = cmd if isinstance(cmd, str) else str(full_log)
+            flat.update((k, v) for k, v in from_cmdline(command).items() if k not in flat)
+        else:
+            flat["process.command_line"] = full_log
     for wazuh in ("data.srcuser", "data.dstuser"):
         if isinstance(v := _get(doc, wazuh), str):
             flat.setdefault(WAZUH_FIELDS[wazuh], v)

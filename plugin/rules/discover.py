@@ -12,7 +12,7 @@ from shellsieve.rules.identity import RuleIds
 from shellsieve.rules.loaded_cache import LoadedCache
 from shellsieve.rules.source import RuleFileError, read_rule_file
 
-__all__ = ["load_rules", "rule_files", "shipped_patterns"]
+__all__ = ["OWN_RULESET", "load_rules", "rule_files", "seed_patterns", "shipped_patterns"]
 
 # (path, its bytes as read_rule_file read them) -> rules and diagnostics
 Loader = Callable[[Path, bytes], tuple[list[Rule], list[Diagnostic]]]
@@ -41,6 +41,15 @@ def shipped_patterns() -> Path:
     from importlib.resources import files
 
     return Path(str(files("shellsieve.patterns")))
+
+
+OWN_RULESET = "shellsieve"  # the folder of patterns/ holding shellsieve's own rules (docs/ruleset.md)
+
+
+def seed_patterns() -> list[Path]:
+    """The shipped rules without shellsieve's own ruleset: every folder of patterns/ but `shellsieve`."""
+    root = shipped_patterns()
+    return [p for p in sorted(root.iterdir()) if p.is_dir() and p.name != OWN_RULESET and not p.name.startswith("_")]
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:

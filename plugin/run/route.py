@@ -24,7 +24,7 @@ from shellsieve.events.hostos import os_of_command
 from shellsieve.events.pids import PidTable
 from shellsieve.events.sysmon import from_evtx_json, from_syslog_xml, from_winlogbeat
 from shellsieve.events.tolerant import NOT_JSON, first_reason, read
-from shellsieve.events.wazuh import from_wazuh
+from shellsieve.events.wazuh import from_wazuh, is_command
 from shellsieve.run.enrich import Hit, alert_line, disown, enrich, json_line, message_line, put
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
@@ -300,6 +300,10 @@ class Router:
         if fmt == "wazuh":
             doc = payload
             flat = from_wazuh(payload, self.pids, self.passwd)
+            if is_command(flat):  # a command log's or command decoder's command: an OS as a command line's
+                os_type = own_os or os_of_command(self.host_os, flat["process.command_line"])
+                if os_type is not None:
+                    flat["host.os.type"] = os_type
         elif fmt == "sysmon":
             doc = payload
             flat = (from_evtx_json(payload) if "Event" in payload and "winlog" not in payload

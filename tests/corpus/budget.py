@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 import msgspec
 
 from corpus import benign
+from corpus.lookalikes import events as lookalike_events
+from corpus.payloads import execs
 from corpus.shells import Shell, shells
 
 __all__ = ["BUDGET", "COLLECTIONS", "RECOMMENDED", "SELECTION", "Score", "alert_ids", "corpora", "measure",
@@ -63,9 +65,22 @@ def alert_ids(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return [(a["rule"]["id"], a["rule"].get("name", "")) for a in alerts]
 
 
-def corpora(seed: int = benign.SEED, count: int = benign.COUNT) -> tuple[list[Shell], list[dict[str, Any]]]:
-    """The reverse shells and the benign events, in the order they are fed."""
-    return shells(), benign.events(seed, count)
+def payload_shells() -> list[Shell]:
+    """The reverse and bind shells of issue 24's payload corpus (tests/corpus/payloads.py) as ECS process
+    starts (May 2026, before the other shells), labelled `family:command line`."""
+    from format_samples import WRITERS  # tests/ is on the path of every caller
+
+    return [Shell(f"{pl.family}:{ex.command_line}", [msgspec.json.decode(x) for x in WRITERS["ecs"](ex)])
+            for pl, ex in execs()]
+
+
+def corpora(seed: int = benign.SEED, count: int = benign.COUNT, lookalikes: bool = False,
+            payloads: bool = False) -> tuple[list[Shell], list[dict[str, Any]]]:
+    """The reverse shells and the benign events, in the order they are fed (and in time order): with
+    `payloads`, issue 24's payload corpus before the other shells; with `lookalikes`, the look-alikes
+    (tests/corpus/lookalikes.py, a day before) before the benign events."""
+    shell_list = (payload_shells() if payloads else []) + shells()
+    return shell_list, (lookalike_events() if lookalikes else []) + benign.events(seed, count)
 
 
 def score(out: list[dict[str, Any]], shell_list: list[Shell], n_benign: int) -> Score:
