@@ -200,7 +200,7 @@ class TestOverLongLines:
     def test_stopped_counts_the_candidates_and_rescans(self, shipped: Ruleset) -> None:
         """The operator sees over-long lines with candidates, and blocks rescanned past their bound."""
         log = _Log()
-        hostile = b'{"process":{"command_line":"' + b"socket.socket " * 20_000 + b'"}}\n'
+        hostile = b'{"process":{"command_line":"' + b"socket.socket() " * 20_000 + b'"}}\n'
         run_filter(shipped, Settings(stats_interval_s=0), io.BytesIO(_padded(1_100_000) + hostile),
                    io.BytesIO(), log)
         stopped = dict(log.events)["stopped"]
