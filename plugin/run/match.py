@@ -19,7 +19,7 @@ from shellsieve.events.tolerant import NOT_JSON, first_reason, may_hide_duplicat
 from shellsieve.run.correlate import SequenceState
 from shellsieve.run.enrich import Gate, Hit, alert_line, disown, enrich, json_line, message_line, put
 from shellsieve.run.eventtime import event_time
-from shellsieve.run.keys import JoinCheck, under_key
+from shellsieve.run.keys import join_checks, under_key
 from shellsieve.run.stats import Stats
 
 __all__ = ["BlockMatcher"]
@@ -186,9 +186,7 @@ class BlockMatcher:
         self._now = 0.0  # latest event time seen by a sequence rule: expiry runs on event time
         self.all_rules = frozenset(range(len(ruleset.rules)))
         self.always = frozenset(ruleset.always)
-        # one check per distinct list of keyed sets: joins sharing it share its regexes
-        checks = {per_join: JoinCheck(per_join) for per_join in set(ruleset.requires.values())}
-        self._requires = {pid: checks[per_join] for pid, per_join in ruleset.requires.items()}
+        self._requires = join_checks(ruleset.requires)
         self.sequences: dict[int, SequenceState] = {
             cr.index: SequenceState(len(cr.sequence.steps), cr.sequence.maxspan, max_open)
             for cr in ruleset.rules if cr.sequence is not None
