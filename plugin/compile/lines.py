@@ -190,7 +190,7 @@ def _needs(lits: tuple[Literal, ...]) -> tuple[Need, ...] | None:
 
 
 class Need(NamedTuple):
-    """One literal of a join's keyed first set, as run/keys.py finds it in a line."""
+    """One literal of a join's keyed set, as run/keys.py finds it in a line."""
 
     regex: bytes  # a number's regex (Python's `re` reads it too), else b""
     text: bytes
