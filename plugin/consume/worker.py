@@ -1,7 +1,8 @@
 """The worker loop: fetch a batch, feed it in order, publish the output, then ack.
 
-Per batch: every fetched message is fed to one engine stream in stream order (one event per message;
-a payload of several NDJSON lines works too); the output is published in order with message ids
+Per batch: the fetched messages are fed to one engine stream in stream order, as one block when each
+output line can be told to be its input line's (one event per message; a payload of several NDJSON
+lines works too); the output is published in order with message ids
 (publishes.py); the inputs whose lines were all released are acked in order only once JetStream
 acknowledged every publish made so far. A publish that fails (the output stream is full, the server
 is gone) is retried from the first one not acknowledged, with backoff, while the inputs are kept
