@@ -9,9 +9,12 @@ import subprocess
 import sys
 
 import pytest
+import structlog
+from nats.aio.msg import Msg
 from shellsieve.consume.options import OptionError, partition_from_hostname, partitions_of_transform, resolve
 from shellsieve.consume.payload import lines_of
 from shellsieve.compile.ruleset import Ruleset
+from shellsieve.consume.worker import _Worker
 from shellsieve.consume.publishes import Labeller, Publish, is_alert
 from shellsieve.run.doclines import DOC_START
 from shellsieve.run.engine import Engine
@@ -113,6 +116,24 @@ class TestPublishes:
         assert publishes(joined) == publishes(apart)
         assert len(apart) == 9 and sum(p.copy for p in apart) == 1  # 8 lines, the alert's copy
         assert {p.msg_id for p in apart} >= {"EVENTS:12:1", "EVENTS:13:1", "EVENTS:20:0", "EVENTS:8:0:alert"}
+
+    def test_the_worker_feeds_auditd_message_by_message_and_json_as_blocks(self, shipped: Ruleset) -> None:
+        """A batch holding auditd records is fed per message (its event leaves with its EOE message);
+        the JSON batches around it go as blocks, each line labelled with its own message."""
+        opts = _resolve(partition=None, partitions=None)
+        worker = _Worker(opts, Engine(shipped, Settings()), None, None, structlog.get_logger(), True)  # type: ignore[arg-type]
+
+        def msgs(*items: tuple[int, bytes]) -> list[Msg]:
+            return [Msg(None, subject="events.h", reply=f"$JS.ACK.EVENTS.c.1.{seq}.{seq}.0.0", data=data)  # type: ignore[arg-type]
+                    for seq, data in items]
+
+        ids = [p.msg_id for p in worker.feed(msgs((1, b'{"a":1}'), (2, b'{"b":1}\n{"c":2}')))]
+        assert ids == ["EVENTS:1:0", "EVENTS:2:0", "EVENTS:2:1"]
+        audit = msgs((3, b'type=SYSCALL msg=audit(1700000000.000:1): arch=c000003e syscall=59 exe="/bin/ls"'),
+                     (4, b'{"d":1}'), (5, b"type=EOE msg=audit(1700000000.000:1):"))
+        assert [p.msg_id for p in worker.feed(audit)] == ["EVENTS:5:0", "EVENTS:5:1", "EVENTS:5:2"]
+        assert [p.msg_id for p in worker.feed(msgs((6, b'{"e":1}'), (7, b'{"f":1}')))] == ["EVENTS:6:0", "EVENTS:7:0"]
+        assert worker.blocks and [n for _, n in worker.unacked] == [1, 3, 4, 5, 6, 7, 8]
 
     def test_a_block_that_is_not_one_line_per_input_line_is_not_labelled(self) -> None:
         """Another line count, or an alert document among the lines: None (the worker then labels it as one)."""
