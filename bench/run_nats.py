@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -161,31 +163,38 @@ def consume_row(url: str, server_pid: int, name: str, partitions: int | None, wa
     return cpu, server, wall
 
 
+@contextlib.contextmanager
+def filled_server(tmp: Path, n: int) -> Iterator[tuple[str, int, Path]]:
+    """A nats-server on a free port storing in `tmp`, its EVENTS stream holding `n` corpus events:
+    (url, server pid, the corpus file)."""
+    corpus = tmp / "corpus.ndjson"
+    write_corpus(str(corpus), n)
+    port = _free_port()
+    url = f"nats://127.0.0.1:{port}"
+    server = subprocess.Popen([_binary(), "-c", str(DEPLOY / "nats-server.conf"), "-a", "127.0.0.1", "-p",
+                               str(port), "-sd", str(tmp / "store"), "-m", "0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        published = asyncio.run(_fill(url, corpus))
+        assert published == n
+        yield url, server.pid, corpus
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=50_000)
     n = ap.parse_args().events
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus.ndjson"
-        write_corpus(str(corpus), n)
-        port = _free_port()
-        url = f"nats://127.0.0.1:{port}"
-        server = subprocess.Popen([_binary(), "-c", str(DEPLOY / "nats-server.conf"), "-a", "127.0.0.1", "-p",
-                                   str(port), "-sd", str(Path(tmp) / "store"), "-m", "0"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(0.5)
-            published = asyncio.run(_fill(url, corpus))
-            assert published == n
-            # start-up: the least of three runs with nothing to do (the first also warms the caches)
-            pipe_start = min(run_pipe(None) for _ in range(3))
-            pipe = run_pipe(corpus) - pipe_start
-            one_start = min(_startup(url) for _ in range(3))
-            one_cpu, one_srv, one_wall = consume_row(url, server.pid, "one", None, n)
-            two_cpu, two_srv, two_wall = consume_row(url, server.pid, "two", 2, n)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(10)
+    with tempfile.TemporaryDirectory() as tmp, filled_server(Path(tmp), n) as (url, server_pid, corpus):
+        # start-up: the least of three runs with nothing to do (the first also warms the caches)
+        pipe_start = min(run_pipe(None) for _ in range(3))
+        pipe = run_pipe(corpus) - pipe_start
+        one_start = min(_startup(url) for _ in range(3))
+        one_cpu, one_srv, one_wall = consume_row(url, server_pid, "one", None, n)
+        two_cpu, two_srv, two_wall = consume_row(url, server_pid, "two", 2, n)
     one = one_cpu - one_start
     two = two_cpu - 2 * one_start
     rows: list[tuple[str, float, float, float | None, float | None]] = [

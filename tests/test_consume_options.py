@@ -9,10 +9,17 @@ import subprocess
 import sys
 
 import pytest
+import structlog
+from nats.aio.msg import Msg
 from shellsieve.consume.options import OptionError, partition_from_hostname, partitions_of_transform, resolve
 from shellsieve.consume.payload import lines_of
-from shellsieve.consume.publishes import Labeller, is_alert
+from shellsieve.compile.ruleset import Ruleset
+from shellsieve.consume.worker import _Worker
+from shellsieve.consume.publishes import Labeller, Publish, is_alert
 from shellsieve.run.doclines import DOC_START
+from shellsieve.run.engine import Engine
+from shellsieve.settings import Settings
+from test_seeds import BRANCHES, exec_of
 
 
 def _resolve(**over: object) -> object:
@@ -84,6 +91,57 @@ class TestPublishes:
         lab.fed(42)
         assert [p.msg_id for p in lab.label(b"x\n")] == ["EVENTS:42:0"]
         assert lab.label(b"") == []
+
+    def test_a_batch_fed_as_one_block_gets_the_ids_of_one_feed_per_message(self, shipped: Ruleset) -> None:
+        """label_block: the same publishes (ids, subjects, lines, alert copies) as feeding each message
+        alone, over ECS events, an alert, a malformed line, a multi-line and a Fluent Bit payload."""
+        alert = exec_of(BRANCHES["ncat"], host__id="h")
+        payloads = [json.dumps({"host": {"id": "h"}, "process": {"command_line": "ls"}}).encode(),
+                    json.dumps(alert).encode(), b"\xff\xfe not json", b'{"a":1}\n{"b":2}\n',
+                    b'[[1.5,{"c":1}],[2,{"d":2}]]', b""]
+        seqs = [7, 8, 9, 12, 13, 20]
+        lines = [lines_of(p) for p in payloads]
+
+        def publishes(pubs: list[Publish] | None) -> list[tuple[str, str, bytes, bool]]:
+            assert pubs is not None
+            return [(p.subject, p.msg_id, p.payload, p.copy) for p in pubs]
+
+        one, each = Labeller("EVENTS", "out", "alerts"), Engine(shipped, Settings()).stream()
+        apart: list[Publish] = []
+        for seq, chunk in zip(seqs, lines, strict=True):
+            one.fed(seq)
+            apart += one.label(each.feed(chunk, 0.0))
+        block = Engine(shipped, Settings()).stream().feed(b"".join(lines), 0.0)
+        joined = Labeller("EVENTS", "out", "alerts").label_block(block, seqs, [c.count(b"\n") for c in lines])
+        assert publishes(joined) == publishes(apart)
+        assert len(apart) == 9 and sum(p.copy for p in apart) == 1  # 8 lines, the alert's copy
+        assert {p.msg_id for p in apart} >= {"EVENTS:12:1", "EVENTS:13:1", "EVENTS:20:0", "EVENTS:8:0:alert"}
+
+    def test_the_worker_feeds_auditd_message_by_message_and_json_as_blocks(self, shipped: Ruleset) -> None:
+        """A batch holding auditd records is fed per message (its event leaves with its EOE message);
+        the JSON batches around it go as blocks, each line labelled with its own message."""
+        opts = _resolve(partition=None, partitions=None)
+        worker = _Worker(opts, Engine(shipped, Settings()), None, None, structlog.get_logger(), True)  # type: ignore[arg-type]
+
+        def msgs(*items: tuple[int, bytes]) -> list[Msg]:
+            return [Msg(None, subject="events.h", reply=f"$JS.ACK.EVENTS.c.1.{seq}.{seq}.0.0", data=data)  # type: ignore[arg-type]
+                    for seq, data in items]
+
+        ids = [p.msg_id for p in worker.feed(msgs((1, b'{"a":1}'), (2, b'{"b":1}\n{"c":2}')))]
+        assert ids == ["EVENTS:1:0", "EVENTS:2:0", "EVENTS:2:1"]
+        audit = msgs((3, b'type=SYSCALL msg=audit(1700000000.000:1): arch=c000003e syscall=59 exe="/bin/ls"'),
+                     (4, b'{"d":1}'), (5, b"type=EOE msg=audit(1700000000.000:1):"))
+        assert [p.msg_id for p in worker.feed(audit)] == ["EVENTS:5:0", "EVENTS:5:1", "EVENTS:5:2"]
+        assert [p.msg_id for p in worker.feed(msgs((6, b'{"e":1}'), (7, b'{"f":1}')))] == ["EVENTS:6:0", "EVENTS:7:0"]
+        assert worker.blocks and [n for _, n in worker.unacked] == [1, 3, 4, 5, 6, 7, 8]
+
+    def test_a_block_that_is_not_one_line_per_input_line_is_not_labelled(self) -> None:
+        """Another line count, or an alert document among the lines: None (the worker then labels it as one)."""
+        lab = Labeller("EVENTS", "out", "")
+        assert lab.label_block(b"a\nb\n", [1, 2], [1, 2]) is None
+        assert lab.label_block(b"a\n" + DOC_START + b'"x":1}}\n', [1, 2], [1, 1]) is None
+        assert [p.msg_id for p in lab.label_block(b"a\nb\nc\n", [1, 2], [1, 2]) or []] == [
+            "EVENTS:1:0", "EVENTS:2:0", "EVENTS:2:1"]
 
     def test_what_is_an_alert(self) -> None:
         """Our alerts and alert documents are; an input's own `shellsieve` (moved to shellsieve.input) is not."""

@@ -7,6 +7,7 @@ publish: at-least-once in, each output once within the window."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import msgspec
@@ -64,11 +65,36 @@ class Labeller:
         pubs: list[Publish] = []
         if not out:
             return pubs
-        for line in out[:-1].split(b"\n") if out.endswith(b"\n") else out.split(b"\n"):
-            msg_id = f"{self.stream}:{self._seq}:{self._part}"
-            self._part += 1
-            doc = is_doc(line)
-            pubs.append(Publish(self.output_subject, line, msg_id, doc, False))
-            if self.alerts_subject and is_alert(line):
-                pubs.append(Publish(self.alerts_subject, line, msg_id + ":alert", doc, True))
+        for line in _lines(out):
+            self._add(pubs, line, is_doc(line))
         return pubs
+
+    def label_block(self, out: bytes, seqs: Sequence[int], counts: Sequence[int]) -> list[Publish] | None:
+        """The publishes for the output of one feed of several input messages (sequences `seqs`,
+        `counts` lines each), when it is one line per input line: line i is then labelled as if its
+        own message had been fed alone, the same ids a redelivery fed message by message gets.
+        None when it is not (an alert document among the lines, or another line count)."""
+        lines = _lines(out) if out else []
+        if len(lines) != sum(counts):
+            return None
+        pubs: list[Publish] = []
+        at = 0
+        for seq, count in zip(seqs, counts, strict=True):
+            self.fed(seq)
+            for line in lines[at:at + count]:
+                if is_doc(line):
+                    return None
+                self._add(pubs, line, False)
+            at += count
+        return pubs
+
+    def _add(self, pubs: list[Publish], line: bytes, doc: bool) -> None:
+        msg_id = f"{self.stream}:{self._seq}:{self._part}"
+        self._part += 1
+        pubs.append(Publish(self.output_subject, line, msg_id, doc, False))
+        if self.alerts_subject and is_alert(line):
+            pubs.append(Publish(self.alerts_subject, line, msg_id + ":alert", doc, True))
+
+
+def _lines(out: bytes) -> list[bytes]:
+    return out[:-1].split(b"\n") if out.endswith(b"\n") else out.split(b"\n")

@@ -15,9 +15,21 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-__all__ = ["Puller"]
+__all__ = ["Puller", "delivery"]
 
 _HEARTBEAT = "100"  # an idle heartbeat or flow control: not the end of a request
+
+
+def delivery(reply: str) -> tuple[int, int]:
+    """(times delivered, stream sequence) from a JetStream message's reply subject, without building
+    nats-py's metadata object per message: `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.
+    <pending>`, or the newer form with a domain and an account hash in front (11 tokens or more)."""
+    tokens = reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[4]), int(tokens[5])
+    if len(tokens) >= 11:
+        return int(tokens[6]), int(tokens[7])
+    raise ValueError(f"not a JetStream ack subject: {reply!r}")
 
 
 class Puller:
