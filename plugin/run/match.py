@@ -383,10 +383,10 @@ class BlockMatcher:
                 continue
             rules: set[int] = set(self.always)
             late: list[tuple[int, int]] = []
-            joins = None
+            joins: list[int] = []
             for pid in pids:
                 if pid in requires:
-                    joins = [pid] if joins is None else [*joins, pid]
+                    joins.append(pid)
                     continue
                 r = raw_rules.get(pid)
                 if r is not None:
@@ -394,7 +394,7 @@ class BlockMatcher:
                 lr = late_rules.get(pid)
                 if lr is not None:
                     late.extend(lr)
-            if joins is not None:
+            if joins:
                 # A join counts where each keyed set passes. Its check is skipped where it would add no
                 # rule: under a web server every line is a candidate of those rules by another pattern.
                 # The join's id stays in `pids` then, which only lets a sequence look at one more step.
