@@ -185,6 +185,20 @@ class TestSingleMatchTwin:
         second.single_database.scan(line, match_event_handler=lambda pid, *_: again.append(pid))
         assert not second.single_database.compiled and sorted(again) == sorted(hits)
 
+    def test_check_stores_the_twin_a_run_then_loads(self, rules_dir: Path, tmp_path: Path) -> None:
+        """`check` leaves the cache ready for `run`: the entry and its twin, so a run shorter than the
+        twin's compile does not compile it again in the background (with --no-cache it writes nothing)."""
+        cache = tmp_path / "cache"
+        args = [str(Path(sys.executable).parent / "shellsieve"), "check", "--quiet", "--format", "json",
+                "--rules", str(rules_dir)]
+        subprocess.run([*args, "--no-cache"], capture_output=True, check=True)
+        subprocess.run([*args, "--cache-dir", str(cache)], capture_output=True, check=True)
+        assert len(list(cache.glob("*.single.hsdb"))) == 1
+        _, warm, _ = build([rules_dir], cache)
+        assert warm.cache_status == "warm" and warm.single_database is not None
+        warm.single_database.database()
+        assert not warm.single_database.compiled
+
     def test_damaged_twin_is_compiled_again(self, rules_dir: Path, tmp_path: Path) -> None:
         cache = tmp_path / "cache"
         _, first, _ = build([rules_dir], cache)
