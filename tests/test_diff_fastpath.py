@@ -19,6 +19,7 @@ import pytest
 
 from conftest import PATTERNS, RULESETS, ROOT
 from shellsieve.cli import build
+from shellsieve.compile import lines as lines_module
 from shellsieve.compile.ruleset import Ruleset
 from shellsieve.run.match import BlockMatcher
 from shellsieve.run.stats import Stats
@@ -124,17 +125,22 @@ def _seed_events() -> list[dict[str, Any]]:
     return docs
 
 
-def test_seed_rules_fast_path_equals_decode_everything() -> None:
-    _, ruleset, _ = build([PATTERNS])
+def _seed_lines() -> list[bytes]:
     rng = random.Random(20261123)
     lines = [line for doc in _seed_events() for line in spellings(doc, rng)]
-    lines += [b'{"process":{"command_line":"\\u0070hp -r \'$s=fsockopen(\\"10.1.1.1\\",80);\'"}}',
+    return lines + [b'{"process":{"command_line":"\\u0070hp -r \'$s=fsockopen(\\"10.1.1.1\\",80);\'"}}',
               b'{"process":{"command_line":"php -r \\u0027$s=fsockopen(\\u002210.1.1.1\\u0022,80);\'"}}',
               b'{ "process" : { "parent" : { "name" : "apache2" } , "name" : "bash" } ,'
               b' "event":{"category":"process","type":"start"},"host":{"os":{"type":"linux"}}}',
               b'{"process.name":"bash","process.parent.name":"nginx","event.category":["process"],'
               b'"event.type":["start"],"host.os.type":"linux"}',
               b'not json', b'{"process":{"name":"bash"', b'[1,2]', b'{"a":"\xff"}']
+
+
+def test_seed_rules_fast_path_equals_decode_everything() -> None:
+    _, ruleset, _ = build([PATTERNS])
+    assert not ruleset.per_line  # few joins: the block is scanned whole
+    lines = _seed_lines()
     alerts, _ = assert_identical(ruleset, lines)
     assert alerts >= 60  # the comparison is not vacuous: many lines do match
     # Escaped lines are decoded whatever they hold (an escape may spell any literal); on canonical
@@ -142,6 +148,28 @@ def test_seed_rules_fast_path_equals_decode_everything() -> None:
     canonical = lines[::5]
     _, decoded = assert_identical(ruleset, canonical)
     assert decoded < len(canonical) // 10
+
+
+def test_seed_rules_scanned_a_line_at_a_time_equal_decode_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan a ruleset of many joins gets (compile/lines.py PER_LINE_JOINS: each line on its own,
+    all but keyed patterns once per line), forced on the seed rules: the reference's output, the
+    same hits as the whole-block scan; and a line whose keyed literal repeats past the callback
+    bound falls back to the single-match twin as a block does."""
+    _, whole, _ = build([PATTERNS], None)
+    monkeypatch.setattr(lines_module, "PER_LINE_JOINS", 0)
+    _, ruleset, _ = build([PATTERNS], None)
+    assert ruleset.per_line and not whole.per_line
+    lines = _seed_lines()
+    alerts, decoded = assert_identical(ruleset, lines)
+    assert alerts >= 60 and (alerts, decoded) == assert_identical(whole, lines)
+    block = b"".join(x + b"\n" for x in lines)
+    matcher = BlockMatcher(ruleset, Stats())
+    assert matcher.process(block) == BlockMatcher(whole, Stats()).process(block)
+    assert matcher.rescanned_blocks == 0  # the line scan gave these hits, not the single-match fallback
+    storm = b'{"process":{"name":"bash","args":[' + b'"nginx",' * 5000 + b'"x"],"parent":{"name":"apache2"}}}'
+    matcher = BlockMatcher(ruleset, Stats())
+    assert matcher.process(storm + b"\n") == BlockMatcher(ruleset, Stats(), prefilter=False).process(storm + b"\n")
+    assert matcher.rescanned_blocks == 1
 
 
 @pytest.mark.skipif(not (RULESETS / "sigma").is_dir(), reason="the shared public rulesets are not checked out")
@@ -155,7 +183,7 @@ def test_public_rules_fast_path_equals_decode_everything() -> None:
     from test_diff_eql import _elastic_eql_rules, parse_oracle
 
     _, ruleset, _ = build([RULESETS / "sigma", RULESETS / "elastic" / "linux"])
-    assert len(ruleset.rules) > 1500
+    assert len(ruleset.rules) > 1500 and ruleset.per_line  # thousands of joins: scanned a line at a time
     rng = random.Random(7)
     docs: list[dict[str, Any]] = []
     for _path, _rid, text in _elastic_eql_rules():

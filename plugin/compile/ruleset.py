@@ -112,6 +112,9 @@ class Ruleset:
     # hits pass their bound (run/match.py), so that one event makes at most one callback per pattern.
     # Compiled (or loaded from the cache) when first scanned.
     single_database: LazyDatabase | None = None
+    # `database` is scanned a line at a time, its patterns but the keyed ones reporting once per line
+    # (compile/lines.py PER_LINE_JOINS)
+    per_line: bool = False
     # id() of a text predicate of `rules` -> its field pattern ids: what `explain` evaluates one
     # condition with, exactly as the compiled check does (the predicates live as long as the rules)
     text_ids: dict[int, frozenset[int]] = field(default_factory=dict)
@@ -489,7 +492,7 @@ def compile_rules(rules: list[Rule], cache: DatabaseCache | None = None) -> tupl
         rules=tuple(compiled), database=line_db, field_database=field_db,
         raw_rules=raw_rules, late_rules=late_rules, keyed=layout.lines.keyed, requires=layout.lines.requires,
         marker_id=layout.lines.marker_id, reserved_id=layout.lines.reserved_id,
-        format_ids=layout.lines.format_ids, envelope_ids=layout.lines.envelope_ids,
+        format_ids=layout.lines.format_ids, envelope_ids=layout.lines.envelope_ids, per_line=layout.lines.per_line,
         always=tuple(layout.always), schema=schema, regex_confirm=regex_confirm,
         pattern_count=len(layout.fields) + len(layout.lines.patterns), compile_seconds=seconds,
         database_bytes=(field_db.size() if field_db else 0) + line_db.size(),

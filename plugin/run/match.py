@@ -44,12 +44,13 @@ class _Hits(list[tuple[int, int]]):
     ECS lines of the shipped rules; counting every block's newlines cost 13% of the fast path), up
     to the hit; the next count waits until the hits have doubled, so counting stays linear."""
 
-    __slots__ = ("budget", "block", "per_line")
+    __slots__ = ("budget", "block", "per_line", "base")
 
     def __init__(self, block: bytes, per_line: int) -> None:
         super().__init__()
         self.block = block
         self.per_line = self.budget = per_line
+        self.base = 0  # where the line being scanned starts, when the block is scanned a line at a time
 
     def over(self, end: int) -> bool:
         """Past the bound? Else the next bound."""
@@ -64,6 +65,15 @@ def _on_raw(pid: int, start: int, end: int, flags: int, hits: _Hits) -> bool | N
     hits.append((pid, end))
     if len(hits) > hits.budget and hits.over(end):
         return True  # a match explosion: stop; the block is scanned again line by line (_single_hits)
+    return None
+
+
+def _on_line(pid: int, start: int, end: int, flags: int, hits: _Hits) -> bool | None:
+    """`_on_raw` for a scan of one line of the block: the offset made the block's."""
+    end += hits.base
+    hits.append((pid, end))
+    if len(hits) > hits.budget and hits.over(end):
+        return True
     return None
 
 
@@ -421,12 +431,30 @@ class BlockMatcher:
         with the patterns in SINGLEMATCH mode, at most one callback per pattern per line."""
         hits = _Hits(block, self.line_patterns)
         try:
-            self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)  # type: ignore[arg-type]  # hyperscan's stub types the context as object; the handler gets `hits`
+            if self.rs.per_line:
+                self._scan_lines(block, hits)
+            else:
+                self.rs.database.scan(block, match_event_handler=_on_raw, context=hits)  # type: ignore[arg-type]  # hyperscan's stub types the context as object; the handler gets `hits`
             return hits, False
         except hs.ScanTerminated:
             pass
         self.rescanned_blocks += 1
         return self._single_hits(block), True
+
+    def _scan_lines(self, block: bytes, hits: _Hits) -> None:
+        """The line database over each line of `block` on its own (a ruleset of many joins,
+        compile/lines.py PER_LINE_JOINS), hits at the block's offsets."""
+        scan = self.rs.database.scan
+        find = block.find
+        start, n = 0, len(block)
+        while start < n:
+            stop = find(b"\n", start)
+            if stop < 0:
+                stop = n
+            if stop > start:
+                hits.base = start
+                scan(block[start:stop], match_event_handler=_on_line, context=hits)  # type: ignore[arg-type]  # as in _raw_hits
+            start = stop + 1
 
     def _single_hits(self, block: bytes) -> list[tuple[int, int]]:
         single = self.rs.single_database
