@@ -38,7 +38,7 @@ MAX_JOIN_WIDTH = 16
 # A line database of this many joins or more is scanned a line at a time (run/match.py), every pattern
 # but the keyed ones reporting once per line (HS_FLAG_SINGLEMATCH): a join's `[^\n]*` state, alive
 # from its first set to the line's end, stops at its first match. The public collections (2,790
-# joins, 20,000 events): 14% less CPU in the matcher, its scan 0.61 -> 0.41 CPU-s; the shipped rules
+# joins, 20,000 events): the scan 0.61 -> 0.41 CPU-s, the matcher ~10% less (docs/performance.md); the shipped rules
 # (few joins) lose 20% that way, a scan call per line costing more than their joins.
 PER_LINE_JOINS = 256
 
