@@ -20,6 +20,7 @@ from shellsieve.run.correlate import SequenceState
 from shellsieve.run.enrich import Gate, Hit, alert_line, disown, enrich, json_line, message_line, put
 from shellsieve.run.eventtime import event_time
 from shellsieve.run.keys import join_checks, under_key
+from shellsieve.run.respell import respelled
 from shellsieve.run.stats import Stats
 
 __all__ = ["BlockMatcher"]
@@ -336,14 +337,15 @@ class BlockMatcher:
         self.expire_sequences()
         return b"".join(out)
 
-    def _candidate_spans(self, block: bytes, probe: bool = False, envelope_ids: frozenset[int] = frozenset()
-                         ) -> dict[int, tuple[int, Any, set[int] | None, Any]] | None:
+    def _candidate_spans(self, block: bytes, probe: bool = False, envelope_ids: frozenset[int] = frozenset(),
+                         whole: bool = True) -> dict[int, tuple[int, Any, set[int] | None, Any]] | None:
         """Line start -> (line end, candidate rules, line pattern ids (None: every rule may hold),
         (sequence, query) pairs that are candidates while live) for the lines where a whole anchor
         clause occurs; under `probe`, None if a format marker fires, or one of `envelope_ids` on a
         line that is not a process event.
         A line-database hit is that already (compile/lines.py): found from the hit offsets alone,
-        with no work on lines without hits."""
+        with no work on lines without hits. `whole`: `block` is the input's, not one respelled line
+        (`_respelled_span`), whose late hits are kept as the block's sequences may open before it."""
         hits, single = self._raw_hits(block)
         if not hits:
             return {}
@@ -360,7 +362,7 @@ class BlockMatcher:
         # A single-match scan reports a keyed literal once per line: its first occurrence may lie
         # under another key while a later one is under its own, so the key check is left out there.
         keyed = {} if single else self.rs.keyed
-        idle = self._idle_late(hits)
+        idle = self._idle_late(hits) if whole else None
         if idle:
             hits = [h for h in hits if h[0] not in idle]
         # The line of each hit, found once per line and not by a search back per hit (quadratic on
@@ -388,8 +390,10 @@ class BlockMatcher:
         requires = self._requires
         for start, pids in per_line.items():
             end = find(b"\n", start)
-            if marker in pids:  # an escape could spell any literal: every rule, every step
-                spans[start] = (end, self.all_rules, None, ())
+            if marker in pids:  # an escape could spell any literal: the line respelled, scanned again
+                span = self._respelled_span(block, start, end) if whole else (end, self.all_rules, None, ())
+                if span is not None:
+                    spans[start] = span
                 continue
             rules: set[int] = set(self.always)
             late: list[tuple[int, int]] = []
@@ -422,6 +426,17 @@ class BlockMatcher:
             if rules or late or self._reserved in pids:  # else only joins whose keyed set failed
                 spans[start] = (end, rules, pids, late)
         return spans
+
+    def _respelled_span(self, block: bytes, start: int, end: int) -> tuple[int, Any, set[int] | None, Any] | None:
+        """The span of a line the escape marker fired on, from its escapes written as canonical JSON
+        writes them (run/respell.py) and scanned alone: None when no anchor holds there (the line
+        passes unread, as any other), every rule when the marker fires again (a fold character, a
+        control character's escape)."""
+        spans = self._candidate_spans(respelled(block[start:end]) + b"\n", whole=False)
+        if not spans:
+            return None
+        _, rules, pids, late = spans[0]
+        return end, rules, pids, late
 
     def _raw_hits(self, block: bytes) -> tuple[list[tuple[int, int]], bool]:
         """(pattern id, end offset) of the line patterns in `block`, and whether they came from the
