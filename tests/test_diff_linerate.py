@@ -118,3 +118,38 @@ def test_peers_corpus_fast_path_equals_reference(ruleset: Ruleset, tmp_path: Pat
     alerts, decoded = assert_identical(ruleset, lines)
     assert alerts >= 10
     assert decoded < len(lines) // 3  # the anchors do skip most lines
+
+
+def _web_line(rng: random.Random, i: int) -> dict:
+    """A process start near a web server: its names and ids under their own keys or under others."""
+    names = ["nginx", "apache2", "www-data", "33", "bash", "id", "curl", "php-fpm7.4", "sshd", "48"]
+    pick = lambda: rng.choice(names)  # noqa: E731
+    return {"@timestamp": f"2026-11-22T08:00:{i % 60:02d}.000Z",
+            "event": {"kind": "event", "category": ["process"], "type": ["start"]},
+            "host": {"name": pick(), "id": pick(), "os": {"type": "linux"}},
+            "process": {"name": pick(), "executable": f"/{rng.choice(['usr/bin', 'tmp', 'var/www'])}/{pick()}",
+                        "command_line": f"{pick()} {pick()}", "args": [pick(), pick()], "args_count": 2,
+                        "parent": {"name": pick(), "executable": f"/usr/sbin/{pick()}", "id": pick()}},
+            "user": {"name": pick(), "id": pick()}, "group": {"name": pick(), "id": pick()}}
+
+
+def test_keyed_checks_skipped_once_their_rules_are_candidates(ruleset: Ruleset) -> None:
+    """A keyed hit whose rules are candidates of its line already skips its key check: each line has
+    the same candidate rules as with every key checked, and the output of the reference."""
+    from shellsieve.run.match import BlockMatcher
+    from shellsieve.run.stats import Stats
+
+    rng = random.Random(23)
+    lines = [msgspec.json.encode(_web_line(rng, i)) for i in range(600)]
+    block = b"".join(x + b"\n" for x in lines)
+    fast = BlockMatcher(ruleset, Stats())
+    assert fast._keyed_rules  # the web-server rules' names and ids
+    every = BlockMatcher(ruleset, Stats())
+    every._keyed_rules = {}
+    spans, checked = fast._candidate_spans(block), every._candidate_spans(block)
+    assert spans is not None and checked is not None and spans.keys() == checked.keys()
+    for start, (end, rules, pids, late) in spans.items():
+        assert (end, rules, late) == checked[start][:2] + (checked[start][3],)
+        assert pids is not None and pids >= checked[start][2]  # the skipped ids stay
+    alerts, decoded = assert_identical(ruleset, lines)
+    assert alerts >= 50 and decoded < len(lines)

@@ -207,6 +207,7 @@ class BlockMatcher:
         self._starts = {pid: s for pid, rules in ruleset.raw_rules.items()
                         if (s := frozenset(ri for ri in rules if ri in self.sequences))}
         self._scan_field = _memoized(ruleset.scan_field)
+        self._keyed_rules = _redundant_keyed(ruleset, self._requires.keys())
         # `explain`'s window on the matcher: called with each decoded event (its view, the whole
         # event and its candidate rules) before they are confirmed; None on every real run
         self.observer: Callable[[Any, dict[str, Any], frozenset[int]], None] | None = None
@@ -367,18 +368,29 @@ class BlockMatcher:
         # a long line with many hits): hits come in order of end offset, so the search for the next
         # line starts where the current one ends.
         start, stop = 0, find(b"\n")
+        keyed_rules = self._keyed_rules
+        covered: set[int] = set()  # the rules of the line's keyed hits that passed so far
         for pid, end in hits:
             if not start <= end <= stop:
                 start = rfind(b"\n", stop if end > stop else 0, end) + 1
                 stop = find(b"\n", start)
                 if stop < 0:
                     stop = len(block)
+                covered = set()
             seen = per_line.get(start)
             if seen is not None and pid in seen:
                 continue  # a keyed pattern is checked until it passes once in a line
             k = keyed.get(pid)
-            if k is not None and not under_key(block, start, end, k):
-                continue
+            if k is not None:
+                # No key check where the pattern's rules are candidates of the line already (under a
+                # web server, 2-3 keyed names and ids of one rule a line): as for joins, its id in
+                # `pids` only lets a sequence look at one more step, whose check is exact.
+                r = keyed_rules.get(pid)
+                if r is None or not covered.issuperset(r):
+                    if not under_key(block, start, end, k):
+                        continue
+                    if r is not None:
+                        covered |= r
             if seen is None:
                 per_line[start] = {pid}
             else:
@@ -723,6 +735,14 @@ class BlockMatcher:
         if done is None:
             return None
         return Hit(cr.rule, {"first": {k: v for k, v in done.first.items() if v is not None}})
+
+
+def _redundant_keyed(rs: Ruleset, joins: Any) -> dict[int, frozenset[int]]:
+    """Keyed line patterns whose key check may be skipped on a line where their rules are candidates
+    already -> those rules: patterns of no sequence's later step, no join, nor a marker of ours."""
+    ours = {rs.marker_id, rs.reserved_id, *rs.format_ids, *rs.envelope_ids}
+    return {pid: frozenset(rules) for pid, rules in rs.raw_rules.items()
+            if pid in rs.keyed and rules and pid not in rs.late_rules and pid not in joins and pid not in ours}
 
 
 def _envelope_in(block: bytes, keys: tuple[bytes, ...]) -> bool:
