@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -118,6 +119,9 @@ def _walk_plain(value: Any, parts: list[str | int]) -> Any:
 
 def _make_accessor(typed: list[str], rest: list[str | int], flat_attr: str | None, field: str,
                    parts: list[str | int]) -> Accessor:
+    if not rest:
+        return _typed_accessor(typed, flat_attr, field, parts)
+
     def get(view: Any) -> Any:
         if type(view) is dict:  # the untyped fallback decode
             v = view.get(field) if flat_attr else None
@@ -132,5 +136,26 @@ def _make_accessor(typed: list[str], rest: list[str | int], flat_attr: str | Non
             if cur is None:
                 return None
         return _walk_plain(cur, rest) if rest else cur
+
+    return get
+
+
+def _typed_accessor(typed: list[str], flat_attr: str | None, field: str, parts: list[str | int]) -> Accessor:
+    """`_make_accessor` for a field the view holds whole: one C call down the attributes (a
+    missing object on the way is None, the one AttributeError)."""
+    chain = attrgetter(".".join(typed))
+
+    def get(view: Any) -> Any:
+        if type(view) is dict:  # the untyped fallback decode
+            v = view.get(field) if flat_attr else None
+            return v if v is not None else _walk_plain(view, parts)
+        if flat_attr is not None:
+            v = getattr(view, flat_attr)
+            if v is not None:
+                return v
+        try:
+            return chain(view)
+        except AttributeError:
+            return None
 
     return get
