@@ -144,11 +144,19 @@ def _typed_accessor(typed: list[str], flat_attr: str | None, field: str, parts: 
     """`_make_accessor` for a field the view holds whole: one C call down the attributes (a
     missing object on the way is None, the one AttributeError)."""
     chain = attrgetter(".".join(typed))
+    keys = [str(p) for p in parts]  # all keys: the view holds the field whole
 
     def get(view: Any) -> Any:
-        if type(view) is dict:  # the untyped fallback decode
-            v = view.get(field) if flat_attr else None
-            return v if v is not None else _walk_plain(view, parts)
+        if type(view) is dict:  # the untyped decode: `_walk_plain` over keys only
+            if flat_attr is not None:
+                v = view.get(field)
+                if v is not None:
+                    return v
+            for k in keys:
+                if not isinstance(view, dict):
+                    return None
+                view = view.get(k)
+            return view
         if flat_attr is not None:
             v = getattr(view, flat_attr)
             if v is not None:

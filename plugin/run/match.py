@@ -208,6 +208,10 @@ class BlockMatcher:
                         if (s := frozenset(ri for ri in rules if ri in self.sequences))}
         self._scan_field = _memoized(ruleset.scan_field)
         self._keyed_rules = _redundant_keyed(ruleset, self._requires.keys())
+        # Every field the rules read is a leaf (none holds another): the typed view then reads the
+        # values the untyped decode holds, which `_decoded` serves as the view, one decode a line.
+        fields = ruleset.schema.fields
+        self._plain_view = not any(g.startswith(f + ".") for f in fields for g in fields)
         # `explain`'s window on the matcher: called with each decoded event (its view, the whole
         # event and its candidate rules) before they are confirmed; None on every real run
         self.observer: Callable[[Any, dict[str, Any], frozenset[int]], None] | None = None
@@ -554,24 +558,39 @@ class BlockMatcher:
         strict decode is known to fail for, which skips it."""
         self.stats.candidates += 1
         if bad is None:
-            view, bad = self._decode(line)
-            if view is not None:
-                try:  # the whole event: what an alert is written from, and the duplicate-key test reads
-                    doc = view if type(view) is dict else _decode_plain(line)
-                except _PLAIN_ERRORS:  # a number out of range where no rule reads
-                    bad = "out_of_range"
-                else:
-                    # msgspec keeps the last of duplicate keys, which may hide a matching occurrence:
-                    # two C calls say whether one may be there, before the rules run once on the event
-                    if not may_hide_duplicates(line, doc):
-                        if rules is self.all_rules and self.prefilter:
-                            rules, pids = self._respelled(doc)
-                        return self._confirmed(line, view, doc, rules, pids)
-                    doc_read = read(line, merge_duplicates=True)
-                    if "duplicate_key" not in doc_read[1]:
-                        return self._confirmed(line, view, doc, rules, pids)
-                    return self._tolerant(line, rules, pids, None, doc_read)
+            view, doc, bad = self._decoded(line)
+            if doc is not None:
+                # msgspec keeps the last of duplicate keys, which may hide a matching occurrence:
+                # two C calls say whether one may be there, before the rules run once on the event
+                if not may_hide_duplicates(line, doc):
+                    if rules is self.all_rules and self.prefilter:
+                        rules, pids = self._respelled(doc)
+                    return self._confirmed(line, view, doc, rules, pids)
+                doc_read = read(line, merge_duplicates=True)
+                if "duplicate_key" not in doc_read[1]:
+                    return self._confirmed(line, view, doc, rules, pids)
+                return self._tolerant(line, rules, pids, None, doc_read)
         return self._tolerant(line, rules, pids, bad)
+
+    def _decoded(self, line: bytes) -> tuple[Any, dict[str, Any] | None, str | None]:
+        """(the view the rules read, the whole event, None), or (None, None, why not). The whole event
+        is what an alert is written from and the duplicate-key test reads. Where the rules read leaves
+        only, it is the view too: the typed decode (2.4 us of a web-server event) is made only where the
+        untyped one fails, which tells the reason as before."""
+        if self._plain_view:
+            try:
+                doc = _decode_plain(line)
+            except _PLAIN_ERRORS:
+                doc = None
+            if type(doc) is dict:
+                return doc, doc, None
+        view, bad = self._decode(line)
+        if view is None:
+            return None, None, bad
+        try:
+            return view, (view if type(view) is dict else _decode_plain(line)), None
+        except _PLAIN_ERRORS:  # a number out of range where no rule reads
+            return None, None, "out_of_range"
 
     def _respelled(self, doc: dict[str, Any]) -> tuple[Any, set[int] | None]:
         """The candidates of an event whose line holds an escape or a fold character (the marker:
