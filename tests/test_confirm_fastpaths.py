@@ -61,8 +61,8 @@ def test_adaptive_order_keeps_every_result(expr: Expr, events: list[dict[str, An
 
 
 _leaf = st.one_of(st.none(), st.sampled_from(VALUES), st.integers(-2, 2), st.lists(st.sampled_from(VALUES), max_size=2))
-_object = st.recursive(_leaf, lambda inner: st.dictionaries(st.sampled_from(("process", "parent", "name", "user", "id", "0")),
-                                                            inner, max_size=3), max_leaves=8)
+_keys = st.sampled_from(("process", "parent", "name", "user", "id", "0"))
+_object = st.recursive(_leaf, lambda inner: st.dictionaries(_keys, inner, max_size=3), max_leaves=8)
 
 
 @settings(max_examples=200, deadline=None)

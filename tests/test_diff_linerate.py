@@ -163,7 +163,8 @@ def _hostile(line: bytes) -> list[bytes]:
     deep = b"[" * 1100 + b"]" * 1100
     return [line, body + b',"process":{"name":"nc","parent":{"name":"nginx"}}}',
             b'{"process":{"name":"curl"},' + line[1:], body + b',"user":{"name":"www-data","id":"33"}}',
-            body + b',"n":1e400}', body + b',"n":' + b"9" * 5000 + b"}", line.replace(b'"args_count":2', b'"args_count":1e400'),
+            body + b',"n":1e400}', body + b',"n":' + b"9" * 5000 + b"}",
+            line.replace(b'"args_count":2', b'"args_count":1e400'),
             body + b',"x":' + deep + b"}", line.replace(b'"host":{', b'"host":"h","h":{'),
             body + b',"process.name":"whoami","user.name":"www-data"}', body + b',"b":"\xff"}',
             b"[" + line + b"]", body + b',"process":null}', body + b',"process":{"parent":"nginx"}}']

@@ -389,12 +389,12 @@ class BlockMatcher:
                 # No key check where the pattern's rules are candidates of the line already (under a
                 # web server, 2-3 keyed names and ids of one rule a line): as for joins, its id in
                 # `pids` only lets a sequence look at one more step, whose check is exact.
-                r = keyed_rules.get(pid)
-                if r is None or not covered.issuperset(r):
+                kr = keyed_rules.get(pid)
+                if kr is None or not covered.issuperset(kr):
                     if not under_key(block, start, end, k):
                         continue
-                    if r is not None:
-                        covered |= r
+                    if kr is not None:
+                        covered |= kr
             if seen is None:
                 per_line[start] = {pid}
             else:
