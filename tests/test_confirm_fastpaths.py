@@ -60,18 +60,22 @@ def test_adaptive_order_keeps_every_result(expr: Expr, events: list[dict[str, An
         assert check(EventContext(view, lambda text: frozenset())) == _truth(expr, event), event
 
 
-_leaf = st.one_of(st.none(), st.sampled_from(VALUES), st.integers(-2, 2), st.lists(st.sampled_from(VALUES), max_size=2))
-_keys = st.sampled_from(("process", "parent", "name", "user", "id", "0"))
+_leaf = st.one_of(st.none(), st.sampled_from(VALUES), st.integers(-2, 2), st.lists(st.sampled_from(VALUES), max_size=2),
+                  st.lists(st.fixed_dictionaries({"name": st.sampled_from(VALUES)}), max_size=3))
+_keys = st.sampled_from(("process", "parent", "name", "user", "id", "0", "args"))
 _object = st.recursive(_leaf, lambda inner: st.dictionaries(_keys, inner, max_size=3), max_leaves=8)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(("process", "user", "process.name", "user.id", "process.parent.name")),
+@given(st.dictionaries(st.sampled_from(("process", "user", "process.name", "user.id", "process.parent.name",
+                                        "args", "process.args")),
                        _object, max_size=4))
 def test_typed_accessors_read_what_the_plain_event_holds(event: dict[str, Any]) -> None:
     """Each field read from the typed view (view.py `_typed_accessor`: one attrgetter, None where an
     object on the way is missing) is the value read from the same event decoded untyped."""
-    schema = ViewSchema((*FIELDS, "process.args.0"))
+    schema = ViewSchema((*FIELDS, "process.args", "process.args.0", "process.args.1.name"))
+    assert not schema.object_fields
+    assert ViewSchema((*FIELDS, "process.parent")).object_fields == ["process.parent"]
     line = msgspec.json.encode(event)
     try:
         view = schema.decoder.decode(line)

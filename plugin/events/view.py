@@ -52,6 +52,10 @@ class ViewSchema:
         # the view class is made at run time, so its instances are read through accessors, untyped
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.type)
         self.accessors: dict[str, Accessor] = {f: self._accessor(f) for f in self.fields}
+        # Fields the view holds as objects of its own (a rule reads `a` and `a.b`): read from the view,
+        # not the values the untyped decode holds. Fields past an index read the decoded value there.
+        self.object_fields = [f for f in self.fields if not any(p.isdigit() for p in f.split("."))
+                              and _subtree(tree, f)]
 
     def _attr(self) -> str:
         self._counter += 1
@@ -96,6 +100,13 @@ class ViewSchema:
         rest = parts[len(typed):]
         flat_attr = self._attrs[id(self.type)].get("\x00" + field) if "." in field else None
         return _make_accessor(typed, rest, flat_attr, field, parts)
+
+
+def _subtree(tree: dict[str, Any], field: str) -> dict[str, Any]:
+    node = tree
+    for part in field.split("."):
+        node = node.get(part, {})
+    return node
 
 
 def _walk_plain(value: Any, parts: list[str | int]) -> Any:

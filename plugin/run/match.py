@@ -208,10 +208,9 @@ class BlockMatcher:
                         if (s := frozenset(ri for ri in rules if ri in self.sequences))}
         self._scan_field = _memoized(ruleset.scan_field)
         self._keyed_rules = _redundant_keyed(ruleset, self._requires.keys())
-        # Every field the rules read is a leaf (none holds another): the typed view then reads the
-        # values the untyped decode holds, which `_decoded` serves as the view, one decode a line.
-        fields = ruleset.schema.fields
-        self._plain_view = not any(g.startswith(f + ".") for f in fields for g in fields)
+        # No field the rules read is an object of the view: the typed view then reads the values the
+        # untyped decode holds, which `_decoded` serves as the view, one decode a line.
+        self._plain_view = not ruleset.schema.object_fields
         # `explain`'s window on the matcher: called with each decoded event (its view, the whole
         # event and its candidate rules) before they are confirmed; None on every real run
         self.observer: Callable[[Any, dict[str, Any], frozenset[int]], None] | None = None
