@@ -118,3 +118,78 @@ def test_peers_corpus_fast_path_equals_reference(ruleset: Ruleset, tmp_path: Pat
     alerts, decoded = assert_identical(ruleset, lines)
     assert alerts >= 10
     assert decoded < len(lines) // 3  # the anchors do skip most lines
+
+
+def _web_line(rng: random.Random, i: int) -> dict:
+    """A process start near a web server: its names and ids under their own keys or under others."""
+    names = ["nginx", "apache2", "www-data", "33", "bash", "id", "curl", "php-fpm7.4", "sshd", "48"]
+    pick = lambda: rng.choice(names)  # noqa: E731
+    return {"@timestamp": f"2026-11-22T08:00:{i % 60:02d}.000Z",
+            "event": {"kind": "event", "category": ["process"], "type": ["start"]},
+            "host": {"name": pick(), "id": pick(), "os": {"type": "linux"}},
+            "process": {"name": pick(), "executable": f"/{rng.choice(['usr/bin', 'tmp', 'var/www'])}/{pick()}",
+                        "command_line": f"{pick()} {pick()}", "args": [pick(), pick()], "args_count": 2,
+                        "parent": {"name": pick(), "executable": f"/usr/sbin/{pick()}", "id": pick()}},
+            "user": {"name": pick(), "id": pick()}, "group": {"name": pick(), "id": pick()}}
+
+
+def test_keyed_checks_skipped_once_their_rules_are_candidates(ruleset: Ruleset) -> None:
+    """A keyed hit whose rules are candidates of its line already skips its key check: each line has
+    the same candidate rules as with every key checked, and the output of the reference."""
+    from shellsieve.run.match import BlockMatcher
+    from shellsieve.run.stats import Stats
+
+    rng = random.Random(23)
+    lines = [msgspec.json.encode(_web_line(rng, i)) for i in range(600)]
+    block = b"".join(x + b"\n" for x in lines)
+    fast = BlockMatcher(ruleset, Stats())
+    assert fast._keyed_rules  # the web-server rules' names and ids
+    every = BlockMatcher(ruleset, Stats())
+    every._keyed_rules = {}
+    spans, checked = fast._candidate_spans(block), every._candidate_spans(block)
+    assert spans is not None and checked is not None and spans.keys() == checked.keys()
+    for start, (end, rules, pids, late) in spans.items():
+        assert (end, rules, late) == checked[start][:2] + (checked[start][3],)
+        assert pids is not None and pids >= checked[start][2]  # the skipped ids stay
+    alerts, decoded = assert_identical(ruleset, lines)
+    assert alerts >= 50 and decoded < len(lines)
+
+
+def _hostile(line: bytes) -> list[bytes]:
+    """A web-server event and its hostile variants: duplicate keys hiding a name or not, numbers out
+    of range (read by a rule, or not), nesting past msgspec's limit where no rule reads, a rule's
+    object of another shape, flat keys, bad UTF-8, an array."""
+    body = line[:-1]
+    deep = b"[" * 1100 + b"]" * 1100
+    return [line, body + b',"process":{"name":"nc","parent":{"name":"nginx"}}}',
+            b'{"process":{"name":"curl"},' + line[1:], body + b',"user":{"name":"www-data","id":"33"}}',
+            body + b',"n":1e400}', body + b',"n":' + b"9" * 5000 + b"}",
+            line.replace(b'"args_count":2', b'"args_count":1e400'),
+            body + b',"x":' + deep + b"}", line.replace(b'"host":{', b'"host":"h","h":{'),
+            body + b',"process.name":"whoami","user.name":"www-data"}', body + b',"b":"\xff"}',
+            b"[" + line + b"]", body + b',"process":null}', body + b',"process":{"parent":"nginx"}}']
+
+
+def test_one_decode_reads_what_the_typed_view_reads(ruleset: Ruleset) -> None:
+    """Where the rules read leaves only, the untyped decode is the view (match.py `_decoded`): the
+    output and every counter equal the typed view's, on hostile lines too, on both paths."""
+    from shellsieve.run.match import BlockMatcher
+    from shellsieve.run.stats import Stats
+
+    rng = random.Random(7)
+    lines = [h for i in range(40) for h in _hostile(msgspec.json.encode(_web_line(rng, i)))]
+    lines += [s for i in range(20) for s in spellings(_web_line(rng, i), rng)]
+    block = b"".join(x + b"\n" for x in lines)
+    for prefilter in (True, False):
+        got = []
+        for plain_view in (True, False):
+            stats = Stats()
+            matcher = BlockMatcher(ruleset, stats, prefilter=prefilter)
+            assert matcher._plain_view  # the shipped rules read leaves only
+            matcher._plain_view = plain_view
+            out = matcher.process(block)
+            snap = {k: v for k, v in stats.snapshot().items() if k not in ("events_per_s", "uptime_s")}
+            got.append((out, snap, stats.malformed))
+        assert got[0] == got[1]
+    assert got[0][1]["alerts"] >= 40, got[0][1]
+    assert got[0][2]["duplicate_key"] >= 40 and got[0][2]["out_of_range"] >= 40, got[0][2]

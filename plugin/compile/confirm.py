@@ -275,7 +275,8 @@ def _build(expr: Expr, accessors: dict[str, Accessor], text_ids: Callable[[Predi
     # last made no measurable difference.)
     built = sorted((_build(t, accessors, text_ids, confirm) for t in expr.terms), key=lambda b: b[1])
     terms = tuple(check for check, _ in built)
-    return _combined(terms, isinstance(expr, AllOf)), any(s for _, s in built)
+    cheap = sum(1 for _, scans in built if not scans)
+    return _combined(terms, isinstance(expr, AllOf), cheap), any(s for _, s in built)
 
 
 def _predicate(expr: Predicate, accessors: dict[str, Accessor], text_ids: Callable[[Predicate], frozenset[int]],
@@ -301,13 +302,19 @@ def _predicate(expr: Predicate, accessors: dict[str, Accessor], text_ids: Callab
     return _length(expr, get), False
 
 
-def _combined(terms: tuple[Check, ...], all_of: bool) -> Check:
-    """All (or any) of `terms`, tested in their order; two terms without a loop."""
+def _combined(terms: tuple[Check, ...], all_of: bool, cheap: int = 0) -> Check:
+    """All (or any) of `terms`, tested in their order; two terms without a loop. Of the first
+    `cheap` terms (no field scan), the one that decided last (failed an AllOf, held for an AnyOf)
+    moves to the front: the terms are pure, so the order changes the cost, never the result. Under
+    a web server every line passes the first five terms of Elastic's web-server child rule and 71%
+    fail its sixth: that one is tested first from its first failure on."""
     if len(terms) == 2:
         a, b = terms
         if all_of:
             return lambda ctx: a(ctx) and b(ctx)
         return lambda ctx: a(ctx) or b(ctx)
+    if cheap > 1:
+        return _adaptive(terms, all_of, cheap)
     if all_of:
         def all_hold(ctx: EventContext) -> bool:
             for t in terms:
@@ -320,6 +327,38 @@ def _combined(terms: tuple[Check, ...], all_of: bool) -> Check:
     def any_holds(ctx: EventContext) -> bool:
         for t in terms:
             if t(ctx):
+                return True
+        return False
+
+    return any_holds
+
+
+def _adaptive(terms: tuple[Check, ...], all_of: bool, cheap: int) -> Check:
+    """`_combined` whose deciding cheap term moves to the front. The order is swapped whole (a new
+    tuple), never changed in place: a check running in another thread keeps the tuple it began with."""
+    order = [terms]
+    decider = set(terms[:cheap])
+
+    def promote(ts: tuple[Check, ...], t: Check) -> None:
+        if t is not ts[0] and t in decider:
+            order[0] = (t, *[x for x in ts if x is not t])
+
+    if all_of:
+        def all_hold(ctx: EventContext) -> bool:
+            ts = order[0]
+            for t in ts:
+                if not t(ctx):
+                    promote(ts, t)
+                    return False
+            return True
+
+        return all_hold
+
+    def any_holds(ctx: EventContext) -> bool:
+        ts = order[0]
+        for t in ts:
+            if t(ctx):
+                promote(ts, t)
                 return True
         return False
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -51,6 +52,10 @@ class ViewSchema:
         # the view class is made at run time, so its instances are read through accessors, untyped
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.type)
         self.accessors: dict[str, Accessor] = {f: self._accessor(f) for f in self.fields}
+        # Fields the view holds as objects of its own (a rule reads `a` and `a.b`): read from the view,
+        # not the values the untyped decode holds. Fields past an index read the decoded value there.
+        self.object_fields = [f for f in self.fields if not any(p.isdigit() for p in f.split("."))
+                              and _subtree(tree, f)]
 
     def _attr(self) -> str:
         self._counter += 1
@@ -97,6 +102,13 @@ class ViewSchema:
         return _make_accessor(typed, rest, flat_attr, field, parts)
 
 
+def _subtree(tree: dict[str, Any], field: str) -> dict[str, Any]:
+    node = tree
+    for part in field.split("."):
+        node = node.get(part, {})
+    return node
+
+
 def _walk_plain(value: Any, parts: list[str | int]) -> Any:
     """Follow path parts through plain dicts and lists (untyped JSON)."""
     for p in parts:
@@ -118,6 +130,9 @@ def _walk_plain(value: Any, parts: list[str | int]) -> Any:
 
 def _make_accessor(typed: list[str], rest: list[str | int], flat_attr: str | None, field: str,
                    parts: list[str | int]) -> Accessor:
+    if not rest:
+        return _typed_accessor(typed, flat_attr, field, parts)
+
     def get(view: Any) -> Any:
         if type(view) is dict:  # the untyped fallback decode
             v = view.get(field) if flat_attr else None
@@ -132,5 +147,34 @@ def _make_accessor(typed: list[str], rest: list[str | int], flat_attr: str | Non
             if cur is None:
                 return None
         return _walk_plain(cur, rest) if rest else cur
+
+    return get
+
+
+def _typed_accessor(typed: list[str], flat_attr: str | None, field: str, parts: list[str | int]) -> Accessor:
+    """`_make_accessor` for a field the view holds whole: one C call down the attributes (a
+    missing object on the way is None, the one AttributeError)."""
+    chain = attrgetter(".".join(typed))
+    keys = [str(p) for p in parts]  # all keys: the view holds the field whole
+
+    def get(view: Any) -> Any:
+        if type(view) is dict:  # the untyped decode: `_walk_plain` over keys only
+            if flat_attr is not None:
+                v = view.get(field)
+                if v is not None:
+                    return v
+            for k in keys:
+                if not isinstance(view, dict):
+                    return None
+                view = view.get(k)
+            return view
+        if flat_attr is not None:
+            v = getattr(view, flat_attr)
+            if v is not None:
+                return v
+        try:
+            return chain(view)
+        except AttributeError:
+            return None
 
     return get
