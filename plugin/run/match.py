@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate
 from operator import add, itemgetter
 from typing import Any
@@ -475,35 +475,21 @@ class BlockMatcher:
         """The line database over each line of `block` on its own (a ruleset of many joins,
         compile/lines.py PER_LINE_JOINS), hits at the block's offsets."""
         scan = self.rs.database.scan
-        find = block.find
-        start, n = 0, len(block)
-        while start < n:
-            stop = find(b"\n", start)
-            if stop < 0:
-                stop = n
-            if stop > start:
-                hits.base = start
-                scan(block[start:stop], match_event_handler=_on_line, context=hits)  # type: ignore[arg-type]  # as in _raw_hits
-            start = stop + 1
+        for start, stop in _lines(block):
+            hits.base = start
+            scan(block[start:stop], match_event_handler=_on_line, context=hits)  # type: ignore[arg-type]  # as in _raw_hits
 
     def _single_hits(self, block: bytes) -> list[tuple[int, int]]:
         single = self.rs.single_database
         assert single is not None  # compile_rules always builds it
         scan = single.scan
-        find = block.find
         hits: list[tuple[int, int]] = []
         line: list[tuple[int, int]] = []
-        start, n = 0, len(block)
-        while start < n:
-            stop = find(b"\n", start)
-            if stop < 0:
-                stop = n
-            if stop > start:
-                scan(block[start:stop], match_event_handler=_on_single, context=line)
-                if line:
-                    hits += [(pid, start + end) for pid, end in line]
-                    line.clear()
-            start = stop + 1
+        for start, stop in _lines(block):
+            scan(block[start:stop], match_event_handler=_on_single, context=line)
+            if line:
+                hits += [(pid, start + end) for pid, end in line]
+                line.clear()
         return hits
 
     def _idle_late(self, hits: list[tuple[int, int]]) -> set[int]:
@@ -768,6 +754,19 @@ class BlockMatcher:
         if done is None:
             return None
         return Hit(cr.rule, {"first": {k: v for k, v in done.first.items() if v is not None}})
+
+
+def _lines(block: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each non-empty line of `block`, its newline left out."""
+    find = block.find
+    start, n = 0, len(block)
+    while start < n:
+        stop = find(b"\n", start)
+        if stop < 0:
+            stop = n
+        if stop > start:
+            yield start, stop
+        start = stop + 1
 
 
 def _redundant_keyed(rs: Ruleset, joins: Any) -> dict[int, frozenset[int]]:
