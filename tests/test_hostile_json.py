@@ -166,6 +166,19 @@ class TestUnreadableEventsAreScanned:
         assert stats.malformed["invalid_utf8"] == 1 and stats.malformed["too_deep"] == 1
 
 
+def _object_text(pairs: list[Any], sep: bytes) -> str:
+    """`pairs` (key, value) as a JSON object in their order, a repeated key written again; a value
+    that is a list of pairs is an object."""
+    def value(v: Any) -> str:
+        return _object_text(v, sep) if isinstance(v, list) else json.dumps(v)
+    return "{" + sep.decode().join(f"{json.dumps(k)}:{value(v)}" for k, v in pairs) + "}"
+
+
+def _repeats(pairs: list[Any]) -> bool:
+    keys = [k for k, _ in pairs]
+    return len(set(keys)) < len(keys) or any(_repeats(v) for _, v in pairs if isinstance(v, list))
+
+
 class TestDuplicateKeys:
     """msgspec keeps the last of duplicate keys: an earlier occurrence of a field a rule reads was hidden."""
 
@@ -205,6 +218,21 @@ class TestDuplicateKeys:
         assert may_hide_duplicates(b'{"c" :"x","c":"y"}')
         assert may_hide_duplicates(b'{"a":{"c":1,"c":2}}')
         assert not may_hide_duplicates(b'{"a":{"c":1,"d":"\\":"}}')
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["", ":", "a:b", "x"]),
+                        lambda inner: st.lists(st.tuples(st.sampled_from(["a", "b", ":", "a:"]), inner), max_size=4),
+                        max_leaves=12).filter(lambda v: isinstance(v, list)),
+           st.booleans())
+    def test_no_false_negative_on_any_object(self, pairs: list[Any], spaced: bool) -> None:
+        """Objects written as their members come, duplicates kept, compact (the encoding itself where
+        no key repeats) or spaced: a repeated key anywhere always says maybe; the encoding of an object
+        without one never does."""
+        line = _object_text(pairs, b", " if spaced else b",").encode()
+        if _repeats(pairs):
+            assert may_hide_duplicates(line)
+        else:
+            assert not may_hide_duplicates(msgspec.json.encode(msgspec.json.decode(line)))
 
 
 class TestValuesOfAnyType:
