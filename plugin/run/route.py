@@ -110,6 +110,9 @@ class Router:
         self._queue: deque[_Slot] = deque()
         self._batch: list[_Pending] = []
         self.released = 0  # input lines whose output has left, in input order (engine.py)
+        # The last `process` went to the matcher whole (no line queued before or in it): its output
+        # is then one line per line the matcher counted out, and nothing of it waits
+        self.direct = False
 
     def use(self, matcher: BlockMatcher) -> None:
         """Route to `matcher` from now on (a reload swapped the rules; engine.py `swap`)."""
@@ -121,6 +124,7 @@ class Router:
         """`block` holds whole lines each ending in b"\\n"; returns what may leave now, in order."""
         out: bytes | None = None
         before = self.stats.lines_in
+        self.direct = False
         if self.fmt == "ecs":
             out = self.matcher.process(block)
         elif self.fmt == "auto" and not self._queue and block[:1] == b"{":
@@ -136,6 +140,7 @@ class Router:
         if out is not None:
             self.stats.formats["ecs"] += self.stats.lines_in - before
             self.released += self.stats.lines_in - before
+            self.direct = not self._queue
             return out
         lines = block.split(b"\n")
         lines.pop()
