@@ -175,7 +175,7 @@ PARTS = ("decode", "duplicates", "checks", "output", "c_floor")
 def table(rows: dict[str, dict[str, float]]) -> None:
     """Per event: every stage; per candidate: every part; and each shape's whole against the plain one's."""
     plain = rows[next(iter(rows))]["whole"] / rows[next(iter(rows))]["events"]
-    print("CPU-us per event (least of the runs):")
+    print("CPU-us per event (least of the runs):\n")
     print("| shape | events | candidates | alerts | " + " | ".join(STAGES) + " | rest | x plain |")
     print("|---|" + "---:|" * (len(STAGES) + 5))
     for name, r in rows.items():
@@ -183,7 +183,7 @@ def table(rows: dict[str, dict[str, float]]) -> None:
         rest = per["whole"] - per["spans"] - per["json"] - per["evaluate"]
         print(f"| {name} | {r['events']:,.0f} | {r['candidates']:,.0f} | {r['alerts']:,.0f} | "
               + " | ".join(f"{per[k]:.2f}" for k in STAGES) + f" | {rest:.2f} | {per['whole'] / (plain * 1e6):.2f} |")
-    print("\nCPU-us per candidate line (output: per alert line; C floor: decode, re-encode, the alert's encode):")
+    print("\nCPU-us per candidate line (output: per alert line; C floor: decode, re-encode, the alert's encode):\n")
     print("| shape | quiet line | alert line | " + " | ".join(PARTS) + " |")
     print("|---|" + "---:|" * (len(PARTS) + 2))
     for name, r in rows.items():
