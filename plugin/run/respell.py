@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["respelled"]
+import msgspec
+
+__all__ = ["LONG", "respelled"]
 
 # An escape, read from left to right so that `\\\\u0041` (an escaped backslash, then text) stays text;
 # a high surrogate's escape takes the low one after it.
 _ESCAPE = re.compile(rb"\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(.))",
                      re.DOTALL)
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
 _CONTROLS = {0x08: b"\\b", 0x09: b"\\t", 0x0A: b"\\n", 0x0C: b"\\f", 0x0D: b"\\r", 0x22: b'\\"', 0x5C: b"\\\\"}
 
 
@@ -40,6 +44,60 @@ def _canonical(m: re.Match[bytes]) -> bytes:
     return chr(cp).encode()
 
 
+# A run of `\\uXXXX` escapes (once every `\\\\` pair is set aside, each backslash left opens an
+# escape): at least this many are decoded and encoded again in two msgspec calls, not one callback each
+# A literal first: sre skips to it. Possessive: a greedy repeat keeps a backtrack mark per escape, and
+# 2 MiB of them took 7x the time of 1 MiB.
+_UNICODE_RUN = re.compile(rb"\\u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4})*+")
+_RUN_AT_ONCE = 8
+# Lines this long or longer take the passes in C: under it, their three searches cost more than the
+# callbacks (a 660-byte event with two `\\u002f`: 4.1 against 2.2 us)
+LONG = 4_096
+# Escapes and short runs spelled already (lines repeat a few): one dict lookup
+_SPELLED: dict[bytes, bytes] = {}
+_SPELLED_MAX = 4_096
+_PAIR = b"\\\\"  # an escaped backslash
+_ASIDE = b"\x00"  # never in a JSON line: a raw control byte stands nowhere in it
+
+
+def _spelled(m: re.Match[bytes]) -> bytes:
+    esc = m[0]
+    out = _SPELLED.get(esc)
+    if out is None:
+        out = _canonical(m)
+        if len(_SPELLED) < _SPELLED_MAX:
+            _SPELLED[esc] = out
+    return out
+
+
+def _run(m: re.Match[bytes]) -> bytes:
+    run = m[0]
+    out = _SPELLED.get(run)
+    if out is not None:
+        return out
+    if len(run) >= 6 * _RUN_AT_ONCE:
+        try:
+            return _encode(_decode(b'"' + run + b'"'))[1:-1]
+        except (msgspec.DecodeError, UnicodeEncodeError):
+            pass  # a lone surrogate: each escape on its own, which keeps it
+    out = _ESCAPE.sub(_canonical, run)
+    if len(run) <= 12 and len(_SPELLED) < _SPELLED_MAX:  # one escape or a surrogate pair
+        _SPELLED[run] = out
+    return out
+
+
 def respelled(line: bytes) -> bytes:
-    """`line` with its escapes as canonical JSON writes them."""
-    return _ESCAPE.sub(_canonical, line)
+    """`line` with its escapes as canonical JSON writes them: one pass, a callback per escape, on a
+    line of a usual size; on a longer one, C calls but for runs of a few `\\u` escapes (1 MiB of `\\/`
+    or of `\\u0061`, tests/reliability/test_long_lines.py, took 120 and 80 ms a callback each)."""
+    if len(line) < LONG:
+        return _ESCAPE.sub(_spelled, line)
+    aside = _PAIR in line
+    if aside:
+        if _ASIDE in line:  # not JSON: left to right, one escape at a time
+            return _ESCAPE.sub(_canonical, line)
+        line = line.replace(_PAIR, _ASIDE)  # left to right, as JSON pairs them
+    line = line.replace(b"\\/", b"/")
+    if b"\\u" in line:
+        line = _UNICODE_RUN.sub(_run, line)
+    return line.replace(_ASIDE, _PAIR) if aside else line
