@@ -92,3 +92,13 @@ def test_a_line_holding_a_raw_nul_is_read_one_escape_at_a_time() -> None:
     holds them itself, and is respelled as before."""
     tail = b',"' + b"x" * LONG + b'"]'
     assert respelled(b'["\\\\u0041\x00\\/","\\u0041"' + tail) == b'["\\\\u0041\x00/","A"' + tail
+
+
+def test_a_long_run_decoded_at_once_is_canonical() -> None:
+    """A run of escapes long enough to be decoded at once: slash, quote, backslash, the short-escaped
+    controls, a surrogate pair and plain letters, each as `\\uXXXX`, come out as msgspec writes them."""
+    text = 'a/"\\\b\f\n\r\tz\U0001F600/é' * 3
+    escaped = _escaped(text, random.Random(1), dense=True)
+    assert escaped.count(b"\\u") >= len(text)  # every character escaped: one long run
+    tail = b',"' + b"x" * LONG + b'"]'
+    assert respelled(b"[" + escaped + tail) == b"[" + msgspec.json.encode(text) + tail

@@ -14,6 +14,7 @@ too, and the caller decodes the line as before.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import msgspec
@@ -45,45 +46,35 @@ def _canonical(m: re.Match[bytes]) -> bytes:
 
 
 # A run of `\\uXXXX` escapes (once every `\\\\` pair is set aside, each backslash left opens an
-# escape): at least this many are decoded and encoded again in two msgspec calls, not one callback each
-# A literal first: sre skips to it. Possessive: a greedy repeat keeps a backtrack mark per escape, and
-# 2 MiB of them took 7x the time of 1 MiB.
+# escape). A literal first: sre skips to it. Possessive: a greedy repeat keeps a backtrack mark per
+# escape, and 2 MiB of them took 7x the time of 1 MiB.
 _UNICODE_RUN = re.compile(rb"\\u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4})*+")
-_RUN_AT_ONCE = 8
+_RUN_AT_ONCE = 8  # escapes of a run decoded and encoded again in two msgspec calls, not a callback each
 # Lines this long or longer take the passes in C: under it, their three searches cost more than the
 # callbacks (a 660-byte event with two `\\u002f`: 4.1 against 2.2 us)
 LONG = 4_096
-# Escapes and short runs spelled already (lines repeat a few): one dict lookup
-_SPELLED: dict[bytes, bytes] = {}
-_SPELLED_MAX = 4_096
 _PAIR = b"\\\\"  # an escaped backslash
 _ASIDE = b"\x00"  # never in a JSON line: a raw control byte stands nowhere in it
 
 
+@functools.lru_cache(maxsize=4_096)
+def _spelling(escapes: bytes) -> bytes:
+    """One escape, or a short run of `\\u` ones, as canonical JSON writes it: lines repeat a few."""
+    return _ESCAPE.sub(_canonical, escapes)
+
+
 def _spelled(m: re.Match[bytes]) -> bytes:
-    esc = m[0]
-    out = _SPELLED.get(esc)
-    if out is None:
-        out = _canonical(m)
-        if len(_SPELLED) < _SPELLED_MAX:
-            _SPELLED[esc] = out
-    return out
+    return _spelling(m[0])
 
 
 def _run(m: re.Match[bytes]) -> bytes:
     run = m[0]
-    out = _SPELLED.get(run)
-    if out is not None:
-        return out
     if len(run) >= 6 * _RUN_AT_ONCE:
         try:
             return _encode(_decode(b'"' + run + b'"'))[1:-1]
         except (msgspec.DecodeError, UnicodeEncodeError):
-            pass  # a lone surrogate: each escape on its own, which keeps it
-    out = _ESCAPE.sub(_canonical, run)
-    if len(run) <= 12 and len(_SPELLED) < _SPELLED_MAX:  # one escape or a surrogate pair
-        _SPELLED[run] = out
-    return out
+            return _ESCAPE.sub(_canonical, run)  # a lone surrogate: each escape on its own, which keeps it
+    return _spelling(run)
 
 
 def respelled(line: bytes) -> bytes:
