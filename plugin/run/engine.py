@@ -212,6 +212,7 @@ class Stream:
 
     def feed(self, chunk: bytes, now: float) -> bytes:
         if not chunk:
+            self.lines_out = 0
             return b""
         engine = self.engine
         stats, router, only_alerts = engine.stats, engine.router, engine.settings.only_alerts
